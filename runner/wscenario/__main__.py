@@ -1,0 +1,7 @@
+"""``python -m wscenario``."""
+
+import sys
+
+from wscenario.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""The command line: parse arguments, dispatch to a command module, map errors to exit codes.
+
+Each command lives in ``wscenario.commands.<name>`` and is imported only when it runs, so
+``wscenario --version`` and ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from wscenario._version import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 3
+EXIT_INTERRUPTED = 130
+
+EPILOG = """exit codes: 0 all passed, 1 a scenario failed, 2 bad usage or invalid file,
+3 could not run, 130 interrupted"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="wscenario",
+        description="Run, serve, record and replay WebSocket scenarios written in YAML.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"wscenario {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback for unexpected errors"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check scenario files against the schema and the language's rules",
+        description="Check scenario files (and the files under folders) without running them.",
+        epilog=EPILOG,
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    validate.add_argument(
+        "--max-errors",
+        type=int,
+        default=20,
+        metavar="N",
+        help="errors shown per file before the rest are counted (default 20)",
+    )
+    validate.add_argument(
+        "--list", action="store_true", help="also list each valid scenario with its side"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from wscenario.errors import WScenarioError
+
+    try:
+        module = importlib.import_module(f"wscenario.commands.{args.command}")
+        code: int = module.run(args)
+        return code
+    except WScenarioError as exc:
+        if args.debug:
+            raise
+        print(f"wscenario: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wscenario: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
