@@ -473,7 +473,7 @@ def test_peer_close_is_echoed_and_reported_without_error(
 # ----------------------------------------------------------------------------- link down
 
 
-@pytest.mark.parametrize("kind", ["eof", "reset", "timeout", "tls"])
+@pytest.mark.parametrize("kind", ["eof", "reset", "timeout", "tls", "protocol"])
 def test_abnormal_drop_is_error_then_close_zero(kind: str) -> None:
     sock = opened()
     sock.receive(ConnectionLost(kind), 1.0)  # type: ignore[arg-type]
@@ -482,16 +482,10 @@ def test_abnormal_drop_is_error_then_close_zero(kind: str) -> None:
     assert state(sock) is State.IDLE
 
 
-def test_protocol_violation_sends_the_engines_close_code_then_links_down() -> None:
+def test_protocol_violation_links_down_like_a_drop() -> None:
     sock = opened()
     sock.receive(ConnectionLost("protocol", "bad opcode", 1002), 1.0)
     assert pairs(sock.take_events()) == LINK_DOWN_PAIR
-    assert sock.take_actions() == [SendClose(1002, ""), CloseTransport(abort=True)]
-
-
-def test_protocol_violation_without_code_just_links_down() -> None:
-    sock = opened()
-    sock.receive(ConnectionLost("protocol", "bad"), 1.0)
     assert sock.take_actions() == [CloseTransport(abort=True)]
 
 

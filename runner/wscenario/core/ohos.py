@@ -246,7 +246,7 @@ class OhosSocket:
         elif isinstance(event, CloseReceived):
             self._receive_close(event, now)
         elif isinstance(event, ConnectionLost):
-            self._lost(event, now)
+            self._lost(now)
 
     def _receive_handshake(self, event: WireEvent, now: float) -> None:
         if isinstance(event, HandshakeFailed):
@@ -309,12 +309,10 @@ class OhosSocket:
         self._actions.append(CloseTransport())
         self._reset()
 
-    def _lost(self, event: ConnectionLost, now: float) -> None:
+    def _lost(self, now: float) -> None:
         if self._close is not None:
             self._finish_client_close(now)
             return
-        if event.kind == "protocol" and event.code is not None:
-            self._actions.append(SendClose(event.code, ""))
         self._link_down(now)
 
     def _link_down(self, now: float) -> None:
