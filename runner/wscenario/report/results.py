@@ -1,0 +1,133 @@
+"""What a run produced: step outcomes, the events seen, per session and per scenario.
+
+These records are role-neutral: a client run (``wscenario run``) and each connection of the
+fake server (``wscenario serve``) produce the same shapes, and every report reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wscenario.core.diagnostics import Position
+from wscenario.core.events import EventValue
+from wscenario.core.model import JSON
+
+Outcome = Literal["passed", "failed"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a step failed.
+
+    ``message`` is one line (``no event within 5s``); ``expected`` and ``received`` are
+    printable descriptions; ``diff`` holds unified-diff lines when both sides are JSON;
+    ``variables`` are the variables in play when the step failed.
+    """
+
+    message: str
+    expected: str | None = None
+    received: str | None = None
+    diff: tuple[str, ...] = ()
+    variables: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step's outcome.
+
+    ``kind`` is the step's key (``send``, ``expect``, ``rule``...), ``label`` a short
+    description, ``started`` seconds since the session started, ``duration`` in seconds.
+    """
+
+    index: int
+    kind: str
+    label: str
+    position: Position
+    pointer: str
+    started: float
+    duration: float
+    failure: Failure | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """``passed`` or ``failed``."""
+        return "failed" if self.failure else "passed"
+
+
+Disposition = Literal["step", "rule", "ignored", "unconsumed"]
+
+
+@dataclass(frozen=True)
+class SeenEvent:
+    """One event observed during a session, and what took it.
+
+    ``by`` is the JSON Pointer of the step or rule that consumed it (empty when ignored or
+    never consumed).
+    """
+
+    t: float
+    name: str
+    value: EventValue
+    disposition: Disposition = "unconsumed"
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """The outcome of running a script of steps over one connection.
+
+    ``error`` is set when the session could not run at all (not a mismatch: an I/O error or
+    a missing file), which commands report with exit code 3.
+    """
+
+    steps: tuple[StepResult, ...]
+    events: tuple[SeenEvent, ...]
+    variables: Mapping[str, JSON]
+    duration: float
+    total_steps: int
+    error: str | None = None
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        """The first failing step, if any."""
+        return next((s for s in self.steps if s.failure), None)
+
+    @property
+    def passed(self) -> bool:
+        """No step failed, every step ran, and nothing prevented the session from running."""
+        return (
+            self.error is None
+            and self.failed_step is None
+            and sum(1 for s in self.steps if s.kind != "rule") >= self.total_steps
+        )
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """One scenario (or one fake-server connection) and its session.
+
+    ``name`` is what reports show (for a server connection it may name the peer too).
+    """
+
+    name: str
+    path: str
+    side: Literal["client", "server"]
+    session: SessionResult
+
+    @property
+    def outcome(self) -> Literal["passed", "failed", "error"]:
+        """``error`` when the session could not run, else ``passed`` or ``failed``."""
+        if self.session.error is not None:
+            return "error"
+        return "passed" if self.session.passed else "failed"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as a person writes it: ``250ms``, ``5s``, ``1.5s``, ``2m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
