@@ -1,0 +1,78 @@
+"""Independent peers for the engine's tests: a websockets server, and raw TCP servers.
+
+A raw server gets the accepted stream and writes whatever bytes a hostile or odd peer would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from websockets.asyncio.server import ServerConnection, serve
+
+RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
+
+
+@asynccontextmanager
+async def websockets_server(
+    handler: Callable[[ServerConnection], Awaitable[None]], **options: Any
+) -> AsyncIterator[int]:
+    """Run a websockets server (compression off) on 127.0.0.1; yields its port."""
+    options.setdefault("compression", None)
+    async with serve(handler, "127.0.0.1", 0, **options) as server:
+        port: int = next(iter(server.sockets)).getsockname()[1]
+        yield port
+
+
+@asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[int]:
+    """Serve every TCP connection on 127.0.0.1 with ``handler``; yields the port."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(SocketAttribute.local_port)
+
+    async def contained(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            with suppress(anyio.BrokenResourceError, anyio.EndOfStream, OSError):
+                await handler(stream)
+
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, contained)
+        yield port
+        group.cancel_scope.cancel()
+
+
+async def read_head(stream: anyio.abc.ByteStream) -> bytes:
+    """Read bytes until the end of an HTTP head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive()
+    return data
+
+
+def accept_for(request: bytes) -> str:
+    """The Sec-WebSocket-Accept value that answers ``request``."""
+    found = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request)
+    assert found is not None
+    digest = hashlib.sha1(found.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    return base64.b64encode(digest).decode()
+
+
+def upgrade_response(request: bytes, *extra: str, reason: str = "Switching Protocols") -> bytes:
+    """A valid 101 for ``request`` with ``extra`` header lines."""
+    lines = [
+        f"HTTP/1.1 101 {reason}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept_for(request)}",
+        *extra,
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
