@@ -1,0 +1,108 @@
+"""Load a scenario file: read, parse, validate, check and build it, or say everything wrong.
+
+``load_scenario`` is what commands call to run a scenario; ``inspect_scenario`` and
+``check_scenario`` report every problem of a file (errors and warnings) without raising.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from wscenario.core.build import BuildError, build_scenario
+from wscenario.core.checks import check_data
+from wscenario.core.diagnostics import Diagnostic
+from wscenario.core.model import JSON, Scenario
+from wscenario.core.schema import validate_data
+from wscenario.core.source import Document, SourceError, load_yaml_file
+from wscenario.core.templating import suggest
+from wscenario.errors import ScenarioLoadError, UsageError
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def load_scenario(path: Path, *, overrides: Mapping[str, str] | None = None) -> Scenario:
+    """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars``.
+
+    Raises:
+        ScenarioLoadError: the file is not a valid scenario (every error is in it).
+        UsageError: an override names a variable the scenario does not declare, or gives
+            a value of the wrong type.
+    """
+    diagnostics, scenario = _inspect(path, overrides or {})
+    if scenario is None:
+        raise ScenarioLoadError([d for d in diagnostics if d.severity == "error"])
+    return scenario
+
+
+def check_scenario(path: Path) -> list[Diagnostic]:
+    """Every problem of the scenario in ``path``, errors and warnings; never raises."""
+    return inspect_scenario(path)[0]
+
+
+def inspect_scenario(path: Path) -> tuple[list[Diagnostic], Scenario | None]:
+    """Every problem of ``path`` and, when it has no errors, the scenario it holds."""
+    return _inspect(path, {})
+
+
+def find_scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; for folders, their ``*.yaml`` and ``*.yml`` files, recursively, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.suffix in SCENARIO_SUFFIXES and p.is_file())
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _inspect(path: Path, overrides: Mapping[str, str]) -> tuple[list[Diagnostic], Scenario | None]:
+    try:
+        doc = load_yaml_file(path)
+    except SourceError as exc:
+        return list(exc.diagnostics), None
+    diagnostics = validate_data(doc)
+    if diagnostics:
+        return diagnostics, None
+    diagnostics = check_data(doc, base_dir=path.parent)
+    if any(d.severity == "error" for d in diagnostics):
+        return diagnostics, None
+    variables = _apply_overrides(doc, overrides) if overrides else None
+    try:
+        scenario = build_scenario(doc, base_dir=path.parent, variables=variables)
+    except BuildError as exc:
+        return [*diagnostics, *exc.diagnostics], None
+    return diagnostics, scenario
+
+
+def _apply_overrides(doc: Document, overrides: Mapping[str, str]) -> dict[str, JSON]:
+    assert isinstance(doc.data, dict)
+    declared = doc.data.get("vars", {})
+    assert isinstance(declared, dict)
+    variables = dict(declared)
+    for name, text in overrides.items():
+        if name not in declared:
+            hint = suggest(name, declared)
+            message = f"--var {name}: {doc.path} declares no variable {name!r}"
+            raise UsageError(f"{message}; {hint}" if hint else message)
+        variables[name] = _typed(name, text, declared[name])
+    return variables
+
+
+def _typed(name: str, text: str, default: JSON) -> JSON:
+    """``text`` as the type of the variable's default (strings stay as given)."""
+    if isinstance(default, str) or default is None:
+        return text
+    try:
+        value: JSON = json.loads(text)
+    except ValueError:
+        value = text
+    same = type(value) is type(default) or (
+        isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+    )
+    if not same:
+        raise UsageError(f"--var {name}: expected {type(default).__name__}, got {text!r}")
+    return value

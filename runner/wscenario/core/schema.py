@@ -1,0 +1,219 @@
+"""The scenario JSON Schema, and its errors as diagnostics that point at the right place.
+
+One ``Draft202012Validator`` is built the first time it is needed and reused. Errors come out
+as :class:`~wscenario.core.diagnostics.Diagnostic` values: the headline is jsonschema's
+``best_match``, the others follow by relevance. Keys are pointed at where they were written
+("unknown key 'txet'", "did you mean 'text'?"), never parsed from jsonschema's messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match, relevance
+
+from wscenario.core.diagnostics import Diagnostic
+from wscenario.core.model import JSON
+from wscenario.core.source import Document, SourceMap
+from wscenario.core.templating import suggest
+
+SCHEMA_NAME = "scenario.schema.json"
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def schema_path() -> Path:
+    """Where ``scenario.schema.json`` is: inside the installed package, or in the checkout."""
+    packaged = resources.files("wscenario") / "schemas" / SCHEMA_NAME
+    if packaged.is_file():  # pragma: no cover - only in an installed wheel
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / "schemas" / SCHEMA_NAME
+
+
+@functools.cache
+def scenario_schema() -> Mapping[str, Any]:
+    """The scenario schema as loaded from ``schemas/scenario.schema.json``."""
+    loaded: Mapping[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return loaded
+
+
+@functools.cache
+def validator() -> Draft202012Validator:
+    """The one validator for scenarios, built (and its schema checked) on first use."""
+    schema = scenario_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validate_data(doc: Document) -> list[Diagnostic]:
+    """Every way ``doc.data`` breaks the schema; an empty list when it is valid."""
+    return diagnostics_for(validator().iter_errors(doc.data), doc.source_map)
+
+
+def diagnostics_for(errors: Iterable[ValidationError], source_map: SourceMap) -> list[Diagnostic]:
+    """Turn validation errors into diagnostics: ``best_match`` first, then by relevance.
+
+    The result does not depend on the order the errors come in; duplicates (the same message
+    at the same place) are shown once.
+    """
+    ordered = sorted(errors, key=_stable_key)
+    if not ordered:
+        return []
+    head = best_match(ordered)
+    rest = sorted((e for e in ordered if e is not head), key=relevance)
+    diagnostics: dict[tuple[str, str], Diagnostic] = {}
+    for error in [head, *rest]:
+        for diagnostic in _convert(error, source_map):
+            diagnostics.setdefault((diagnostic.pointer, diagnostic.message), diagnostic)
+    return list(diagnostics.values())
+
+
+def pointer_of(path: Iterable[str | int]) -> str:
+    """The RFC 6901 JSON Pointer for a path of keys and indexes."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def allowed_hint(value: str, allowed: Iterable[object]) -> str:
+    """``did you mean 'x'? allowed: a, b`` (the first part only when a value is close)."""
+    shown = sorted(_show(item) for item in allowed)
+    close = suggest(value, shown)
+    listed = f"allowed: {', '.join(shown)}"
+    return f"{close} {listed}" if close else listed
+
+
+def _rule(error: ValidationError) -> Any:
+    """The failed keyword's value in the schema (``validator_value``)."""
+    return cast(Any, error.validator_value)
+
+
+def _instance(error: ValidationError) -> Any:
+    return cast(Any, error.instance)
+
+
+def _schema(error: ValidationError) -> Mapping[str, Any]:
+    schema = error.schema
+    return schema if isinstance(schema, Mapping) else {}
+
+
+def _stable_key(error: ValidationError) -> tuple[str, str, str]:
+    return (pointer_of(error.absolute_path), pointer_of(error.schema_path), error.message)
+
+
+def _show(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _convert(error: ValidationError, source_map: SourceMap) -> Iterator[Diagnostic]:
+    pointer = pointer_of(error.absolute_path)
+    keyword = error.validator
+    schema_path = list(error.schema_path)
+    if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
+        yield _name_error(error, pointer, source_map)
+    elif keyword == "additionalProperties":
+        yield from _unknown_keys(error, pointer, source_map)
+    elif keyword == "required":
+        instance: Mapping[str, JSON] = _instance(error)
+        for key in _rule(error):
+            if key not in instance:
+                message = f"missing required key '{key}'"
+                yield Diagnostic(source_map.value_position(pointer), message, pointer)
+    elif keyword == "dependentRequired":
+        yield from _dependent_keys(error, pointer, source_map)
+    elif keyword == "type":
+        yield _type_error(error, pointer, source_map)
+    elif keyword == "enum":
+        shown = _show(_instance(error))
+        hint = allowed_hint(shown, _rule(error))
+        message = f"unexpected value {json.dumps(error.instance)}"
+        yield Diagnostic(source_map.value_position(pointer), message, pointer, hint)
+    elif keyword == "const":
+        message = f"expected {json.dumps(_rule(error))}, got {json.dumps(error.instance)}"
+        yield Diagnostic(source_map.value_position(pointer), message, pointer)
+    elif keyword == "pattern":
+        message = f"invalid value {json.dumps(error.instance)}"
+        about = _schema(error).get("description")
+        yield Diagnostic(source_map.value_position(pointer), message, pointer, about)
+    else:
+        message = error.message[:1].lower() + error.message[1:]
+        yield Diagnostic(source_map.value_position(pointer), message.rstrip("."), pointer)
+
+
+def _name_error(error: ValidationError, pointer: str, source_map: SourceMap) -> Diagnostic:
+    key = str(_instance(error))
+    key_pointer = f"{pointer}{pointer_of([key])}"
+    position = source_map.key_position(key_pointer)
+    if error.validator == "enum":
+        hint = allowed_hint(key, _rule(error))
+        return Diagnostic(position, f"unknown key '{key}'", key_pointer, hint)
+    hint = "names are letters, digits and _, not starting with a digit"
+    return Diagnostic(position, f"invalid name '{key}'", key_pointer, hint)
+
+
+def _unknown_keys(
+    error: ValidationError, pointer: str, source_map: SourceMap
+) -> Iterator[Diagnostic]:
+    known = _schema(error).get("properties", {})
+    for key in _instance(error):
+        if key not in known:
+            key_pointer = f"{pointer}{pointer_of([key])}"
+            yield Diagnostic(
+                source_map.key_position(key_pointer),
+                f"unknown key '{key}'",
+                key_pointer,
+                allowed_hint(key, known),
+            )
+
+
+def _dependent_keys(
+    error: ValidationError, pointer: str, source_map: SourceMap
+) -> Iterator[Diagnostic]:
+    instance: Mapping[str, JSON] = _instance(error)
+    for key, needed in _rule(error).items():
+        missing = [name for name in needed if key in instance and name not in instance]
+        for name in missing:
+            key_pointer = f"{pointer}{pointer_of([key])}"
+            message = f"'{key}' needs '{name}' next to it"
+            yield Diagnostic(source_map.key_position(key_pointer), message, key_pointer)
+
+
+def _type_error(error: ValidationError, pointer: str, source_map: SourceMap) -> Diagnostic:
+    expected = _rule(error)
+    types = [expected] if isinstance(expected, str) else list(expected)
+    names = [_TYPE_NAMES[name] for name in types]
+    wanted = names[-1] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    message = f"expected {wanted}, got {_type_of(error.instance)}"
+    hint = None
+    text = source_map.source_text(pointer)
+    if "string" in types and source_map.is_plain_scalar(pointer) and text is not None:
+        hint = f'quote this value: "{text}"'
+    return Diagnostic(source_map.value_position(pointer), message, pointer, hint)
+
+
+def _type_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "null"

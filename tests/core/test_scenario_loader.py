@@ -1,0 +1,116 @@
+"""Loading scenario files end to end: errors, warnings, --var overrides, unsafe files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wscenario.core.scenario_loader import (
+    check_scenario,
+    find_scenario_files,
+    inspect_scenario,
+    load_scenario,
+)
+from wscenario.errors import ScenarioLoadError, UsageError
+
+VALID = Path(__file__).resolve().parents[2] / "fixtures" / "valid"
+HEAD = 'wscenario: 1\nclient: {url: "ws://h/"}\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_files_load() -> None:
+    assert load_scenario(VALID / "client_full.yaml").side == "client"
+    assert check_scenario(VALID / "server_full.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("wscenario: [\n", "invalid YAML"),
+        ("wscenario: 1\nsteps: 1\n", "expected a list, got an integer"),
+        ("wscenario: 1\nsteps: []\n", "missing 'client' or 'server'"),
+        (HEAD + "steps:\n  - send: {binary: {hex: '0'}}\n", "invalid hex"),
+    ],
+)
+def test_invalid_files_raise_with_every_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioLoadError) as caught:
+        load_scenario(path)
+    assert message in caught.value.diagnostics[0].message
+    assert caught.value.exit_code == 2
+
+
+def test_warnings_do_not_stop_loading(tmp_path: Path) -> None:
+    path = write(tmp_path, "wscenario: 1\nserver: {listen: '0.0.0.0:1'}\nsteps: []\n")
+    diagnostics, scenario = inspect_scenario(path)
+    assert [d.severity for d in diagnostics] == ["warning"]
+    assert scenario is not None
+    assert load_scenario(path).server is not None
+
+
+def test_overrides_are_typed_like_their_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + "vars: {n: 1, f: 1.5, s: x, z: null, b: true}\nsteps: []\n")
+    loaded = load_scenario(path, overrides={"n": "7", "f": "2", "s": "12", "z": "q", "b": "false"})
+    assert loaded.vars == {"n": 7, "f": 2, "s": "12", "z": "q", "b": False}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"usr": "x"}, "declares no variable 'usr'; did you mean 'user'?"),
+        ({"zzz": "x"}, "declares no variable 'zzz'"),
+        ({"n": "seven"}, "--var n: expected int, got 'seven'"),
+        ({"n": "true"}, "--var n: expected int, got 'true'"),
+    ],
+)
+def test_bad_overrides(tmp_path: Path, overrides: dict[str, str], message: str) -> None:
+    path = write(tmp_path, HEAD + "vars: {user: a, n: 1}\nsteps: []\n")
+    with pytest.raises(UsageError, match=message.replace("?", r"\?")):
+        load_scenario(path, overrides=overrides)
+
+
+def test_a_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "f.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioLoadError, match="not a regular file"):
+        load_scenario(fifo)
+
+
+def test_a_device_and_a_folder_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioLoadError, match="not a regular file"):
+        load_scenario(Path("/dev/zero"))
+    with pytest.raises(ScenarioLoadError, match="not a regular file"):
+        load_scenario(tmp_path)
+
+
+def test_an_oversize_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + "steps: []\n" + "#" * (5 * 1024 * 1024) + "\n")
+    with pytest.raises(ScenarioLoadError, match="file is too large"):
+        load_scenario(path)
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    assert [d.message for d in check_scenario(tmp_path / "nope.yaml")] == [
+        f"file not found: {tmp_path / 'nope.yaml'}"
+    ]
+
+
+def test_find_scenario_files(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    for name in ("b/z.yml", "a.yaml", "b/c.yaml", "notes.txt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "dir.yaml").mkdir()
+    given = tmp_path / "given.txt"
+    assert find_scenario_files([tmp_path, given]) == [
+        tmp_path / "a.yaml",
+        tmp_path / "b" / "c.yaml",
+        tmp_path / "b" / "z.yml",
+        given,
+    ]

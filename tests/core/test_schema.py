@@ -1,0 +1,220 @@
+"""The scenario schema and how its errors become diagnostics."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from wscenario.core.diagnostics import Diagnostic
+from wscenario.core.schema import (
+    allowed_hint,
+    diagnostics_for,
+    pointer_of,
+    scenario_schema,
+    validate_data,
+    validator,
+)
+from wscenario.core.source import parse_yaml
+
+HEAD = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/"}\n'
+
+
+def check(text: str) -> list[Diagnostic]:
+    return validate_data(parse_yaml(text.encode(), "s.yaml"))
+
+
+def rendered(text: str) -> list[str]:
+    return [d.render() for d in check(text)]
+
+
+def _objects(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from _objects(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _objects(value, f"{where}/{index}")
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
+    schema = scenario_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+    assert validator() is validator()
+
+
+def test_every_property_has_a_description() -> None:
+    undocumented = [
+        f"{where}/{name}"
+        for where, node in _objects(scenario_schema(), "")
+        if isinstance(node.get("properties"), dict) and not where.endswith("/properties")
+        for name, prop in node["properties"].items()
+        if "description" not in prop and "then" not in where
+    ]
+    assert undocumented == []
+
+
+def test_every_object_with_properties_refuses_unknown_keys() -> None:
+    open_objects = [
+        where
+        for where, node in _objects(scenario_schema(), "")
+        if isinstance(node.get("properties"), dict)
+        and not where.endswith("/properties")
+        and "/then" not in where
+        and node.get("additionalProperties") is not False
+    ]
+    assert open_objects == []
+
+
+def test_no_one_of_anywhere() -> None:
+    assert [w for w, node in _objects(scenario_schema(), "") if "oneOf" in node] == []
+
+
+def test_valid_minimal_scenario() -> None:
+    assert check(HEAD + "steps: []\n") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            HEAD + "steps:\n  - sned: hi\n",
+            (
+                "s.yaml:4:5: error: /steps/0/sned: unknown key 'sned'\n"
+                "    hint: did you mean 'send'? allowed: close, connect, expect, result, send, "
+                "sleep, unordered"
+            ),
+        ),
+        (
+            HEAD + "steps:\n  - expect: {message: {txet: hi}}\n",
+            (
+                "s.yaml:4:24: error: /steps/0/expect/message/txet: unknown key 'txet'\n"
+                "    hint: did you mean 'text'? allowed: any, binary, ignore, json, match, regex, "
+                "schema, text"
+            ),
+        ),
+        (
+            HEAD + "limits: {maxHeadr: 1}\nsteps: []\n",
+            (
+                "s.yaml:3:10: error: /limits/maxHeadr: unknown key 'maxHeadr'\n"
+                "    hint: did you mean 'maxHeaders'? allowed: closeTimeout, handshakeTimeout, "
+                "maxConnections, maxFragments, maxHeadSize, maxHeaders, maxMessageSize"
+            ),
+        ),
+        (
+            HEAD + "vars: {1x: 2}\nsteps: []\n",
+            (
+                "s.yaml:3:8: error: /vars/1x: invalid name '1x'\n"
+                "    hint: names are letters, digits and _, not starting with a digit"
+            ),
+        ),
+        (
+            "wscenario: 1\nclient: {protocol: x}\nsteps: []\n",
+            (
+                "s.yaml:2:10: error: /client/protocol: unknown key 'protocol'\n"
+                "    hint: allowed: api, insecure, options, profile, url\n"
+                "s.yaml:2:9: error: /client: missing required key 'url'"
+            ),
+        ),
+        (
+            HEAD + "steps:\n  - connect: {options: {clientCert: {certPath: c}}}\n",
+            (
+                "s.yaml:4:37: error: /steps/0/connect/options/clientCert: "
+                "missing required key 'keyPath'"
+            ),
+        ),
+        (
+            HEAD + "steps:\n  - expect: {message: {match: subset}}\n",
+            "s.yaml:4:24: error: /steps/0/expect/message/match: 'match' needs 'json' next to it",
+        ),
+        (
+            HEAD + "steps:\n  - close: {reason: NO}\n",
+            (
+                "s.yaml:4:21: error: /steps/0/close/reason: expected a string, got a boolean\n"
+                '    hint: quote this value: "NO"'
+            ),
+        ),
+        (
+            HEAD + "steps:\n  - close: {reason: [1]}\n",
+            "s.yaml:4:21: error: /steps/0/close/reason: expected a string, got a list",
+        ),
+        (
+            HEAD + "steps:\n  - expect: {message: {any: false}}\n",
+            (
+                "s.yaml:4:29: error: /steps/0/expect/message/any: unexpected value false\n"
+                "    hint: allowed: binary, text, true"
+            ),
+        ),
+        (
+            "wscenario: 2\nserver: {}\nsteps: []\n",
+            "s.yaml:1:12: error: /wscenario: expected 1, got 2",
+        ),
+        (
+            HEAD + "timeout: 2 s\nsteps: []\n",
+            (
+                's.yaml:3:10: error: /timeout: invalid value "2 s"\n'
+                "    hint: a duration: 250ms, 2s, 1m, or a number of seconds"
+            ),
+        ),
+        (
+            "wscenario: 1\nserver: {}\nsteps:\n  - close: {code: 70000}\n",
+            "s.yaml:4:19: error: /steps/0/close/code: 70000 is greater than the maximum of 65535",
+        ),
+    ],
+)
+def test_diagnostics(text: str, expected: str) -> None:
+    assert "\n".join(rendered(text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("1", "an integer"),
+        ("1.5", "a number"),
+        ("{}", "a mapping"),
+        ("null", "null"),
+        ('"x"', "a string"),
+        ("true", "a boolean"),
+    ],
+)
+def test_type_names(value: str, kind: str) -> None:
+    found = check(HEAD + f"steps: []\nignorePointers: {value}\n")
+    assert [d.message for d in found] == [f"expected a list, got {kind}"]
+
+
+def test_headline_does_not_depend_on_error_order() -> None:
+    doc = parse_yaml(
+        (
+            HEAD + "timeout: x\nlimits: {maxHeaders: 0, bad: 1}\nsteps:\n  - sned: 1\n"
+            "  - close: {code: x}\n"
+        ).encode(),
+        "s.yaml",
+    )
+    errors = list(validator().iter_errors(doc.data))
+    assert len(errors) >= 4
+    first = diagnostics_for(errors, doc.source_map)
+    shuffler = random.Random(7)
+    for _ in range(20):
+        shuffler.shuffle(errors)
+        assert diagnostics_for(errors, doc.source_map) == first
+        assert diagnostics_for(reversed(errors), doc.source_map) == first
+
+
+def test_duplicate_errors_are_shown_once() -> None:
+    # propertyNames and additionalProperties both refuse 'sned'
+    found = check(HEAD + "steps:\n  - sned: 1\n")
+    assert [d.message for d in found] == ["unknown key 'sned'"]
+
+
+def test_pointer_escapes() -> None:
+    assert pointer_of(["a/b", "m~n", 0]) == "/a~1b/m~0n/0"
+    assert pointer_of([]) == ""
+
+
+def test_allowed_hint_without_a_close_value() -> None:
+    assert allowed_hint("zzz", ["b", "a", True]) == "allowed: a, b, true"
