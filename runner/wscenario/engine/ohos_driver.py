@@ -1,0 +1,170 @@
+"""The ``profile: ohos`` client as an ``engine.driver.Driver``: one emulated ohos WebSocket.
+
+Every event an ArkTS app can subscribe to has a listener that turns it into an ``Event``
+(``open {status, message}``, ``message`` text or bytes, ``dataEnd`` ``None``,
+``close {code, reason}``, ``error {code, data}``, ``headerReceive {name: value}``), in the
+order the app would see them. Calls map to ``connect``/``send``/``close`` of the emulation;
+a rejected call becomes the ``CallError`` the device reports. Server-only steps raise
+``ServerOnlyStep``.
+
+::
+
+    async with OhosDriver(api=scenario.client.api, limits=scenario.limits) as driver:
+        await run_steps(driver, ...)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from wscenario.core.events import CallError, Event, EventValue
+from wscenario.core.model import CLIENT_EVENTS_OHOS, ConnectOptions, Limits, RawFrame
+from wscenario.ohos import OhosError, Pending, WebSocket
+
+
+class ServerOnlyStep(AssertionError):
+    """A step only a fake server can perform was given to the ohos client."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"'{step}' is a fake-server step; an ohos client cannot do it")
+
+
+def options_object(options: ConnectOptions) -> dict[str, object]:
+    """``WebSocketRequestOptions`` as an ArkTS app would write them for ``options``."""
+    out: dict[str, object] = {}
+    if options.header:
+        out["header"] = dict(options.header)
+    if options.protocol is not None:
+        out["protocol"] = options.protocol
+    if options.ca_path is not None:
+        out["caPath"] = str(options.ca_path)
+    if options.client_cert is not None:
+        out["clientCert"] = {
+            "certPath": str(options.client_cert.cert_path),
+            "keyPath": str(options.client_cert.key_path),
+            "keyPassword": options.client_cert.key_password,
+        }
+    if options.ping_interval is not None:
+        out["pingInterval"] = options.ping_interval
+    if options.pong_timeout is not None:
+        out["pongTimeout"] = options.pong_timeout
+    if options.skip_server_cert_verification:
+        out["skipServerCertVerification"] = True
+    return out
+
+
+class OhosDriver:
+    """Drives one emulated ``@ohos.net.webSocket`` object for a client scenario."""
+
+    def __init__(
+        self,
+        *,
+        api: int | None = None,
+        limits: Limits | None = None,
+        internet_permission: bool = True,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.websocket = WebSocket(api=api, internet_permission=internet_permission, limits=limits)
+        self._clock = clock
+        self._started = 0.0
+        self._events_in: MemoryObjectSendStream[Event]
+        self._events: MemoryObjectReceiveStream[Event]
+        self._events_in, self._events = anyio.create_memory_object_stream[Event](math.inf)
+        for name in CLIENT_EVENTS_OHOS:
+            self.websocket.on(name, self._listener(name))
+
+    async def __aenter__(self) -> Self:
+        self._started = self._clock()
+        await self.websocket.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self.websocket.__aexit__(exc_type, exc, tb)
+        finally:
+            self._events_in.close()
+            self._events.close()
+
+    def _listener(self, name: str) -> Callable[..., None]:
+        def record(*args: object) -> None:
+            value: EventValue = args[-1] if args else None  # type: ignore[assignment]
+            self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+
+        return record
+
+    # -------------------------------------------------------------------------------- calls
+
+    async def connect(self, url: str, options: ConnectOptions) -> CallError | None:
+        """``connect(url, options)``: ``None`` once the attempt has started."""
+        return await _outcome(self.websocket.connect(url, options_object(options)))
+
+    async def send(
+        self,
+        data: str | bytes,
+        *,
+        fragments: int = 1,
+        fragment_delay: float = 0.0,
+        ping_between: bool = False,
+    ) -> CallError | None:
+        """``send(data)``: the device always writes one unfragmented frame."""
+        if fragments > 1 or ping_between:
+            raise ServerOnlyStep("send with fragments")
+        return await _outcome(self.websocket.send(data))
+
+    async def close(
+        self, code: int | None, reason: str | None, *, no_payload: bool = False
+    ) -> CallError | None:
+        """``close({code, reason})``; ``None`` leaves the device's default."""
+        if no_payload:
+            raise ServerOnlyStep("close with noPayload")
+        options: dict[str, object] = {}
+        if code is not None:
+            options["code"] = code
+        if reason is not None:
+            options["reason"] = reason
+        return await _outcome(self.websocket.close(options))
+
+    async def ping(self, data: bytes) -> None:
+        """Not available: the ohos API has no ping call."""
+        raise ServerOnlyStep("ping")
+
+    async def drop(self, *, rst: bool) -> None:
+        """Not available to an ohos app."""
+        raise ServerOnlyStep("drop")
+
+    async def write_frames(self, frames: tuple[RawFrame, ...]) -> None:
+        """Not available to an ohos app."""
+        raise ServerOnlyStep("frames")
+
+    async def stop_reading(self) -> None:
+        """Not available to an ohos app."""
+        raise ServerOnlyStep("stopReading")
+
+    async def next_event(self, within: float) -> Event | None:
+        """The next event the app saw, or ``None`` if none arrives within ``within`` seconds."""
+        with anyio.move_on_after(within):
+            try:
+                return await self._events.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return None
+        return None
+
+
+async def _outcome(call: Pending[bool] | None) -> CallError | None:
+    assert call is not None
+    try:
+        await call
+    except OhosError as error:
+        return CallError(error.code, error.message)
+    return None

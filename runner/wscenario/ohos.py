@@ -1,0 +1,320 @@
+"""``@ohos.net.webSocket`` for Python: a client that behaves as an OpenHarmony app sees it.
+
+::
+
+    from wscenario import ohos
+
+    async with ohos.create_websocket(api=20) as ws:
+        ws.on("open", lambda err, value: print("open", value))
+        ws.on("message", lambda err, data: print("got", data))
+        ws.on("close", lambda err, value: print("closed", value))
+        await ws.connect("ws://127.0.0.1:8765/")  # True once the attempt has started
+        await ws.send("hello")                    # True once queued
+        await ws.close({"code": 1000, "reason": "bye"})
+
+Calls follow the ArkTS overloads: pass a callable last and it is called as
+``callback(err, value)`` (``err`` an ``OhosError``, or ``None`` and ``value`` ``True``);
+otherwise the call returns an awaitable that gives ``True`` or raises ``OhosError`` with the
+device's ``code`` and ``message``. Failures never raise at the call itself, except ``on`` and
+``off``, which raise ``ListenerArgumentError`` (``code == "401"``) as ArkTS throws.
+
+Listeners are called as ArkTS calls them: ``open``, ``message``, ``close`` (and ``openInfo``)
+with ``(None, value)``; ``error`` and ``headerReceive`` with ``(value)``; ``dataEnd`` with no
+argument. Call results and events are delivered one at a time, in the device's order, by one
+task standing in for the app's JS thread. The rules themselves live in ``core.ohos``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, overload
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from wscenario.core.events import CallError, Event
+from wscenario.core.model import Limits
+from wscenario.core.ohos import CallResult, OhosAction, OhosSocket
+from wscenario.core.ohos_args import Parsed, parse_close, parse_connect, parse_send
+from wscenario.core.ohos_listeners import ListenerArgumentError
+from wscenario.core.wire import (
+    CloseTransport,
+    ConnectionLost,
+    ConnectRequest,
+    HandshakeFailed,
+    WireEvent,
+)
+from wscenario.engine import websocket
+from wscenario.engine.errors import TRANSPORT_ERRORS, ConnectionClosed, HandshakeError
+
+__all__ = ["ListenerArgumentError", "OhosError", "Pending", "WebSocket", "create_websocket"]
+
+Callback = Callable[..., object]
+Job = Callable[[], object]
+"""One thing the app's JS thread runs: settle a call or call a listener."""
+"""One thing the app's JS thread runs: settle a call or call a listener."""
+T = TypeVar("T")
+
+_CALLED_WITH_ERR = frozenset({"open", "message", "close", "openInfo"})
+"""Events whose listeners are AsyncCallbacks: ``(err, value)`` with ``err`` undefined."""
+
+
+_WRITE_ERRORS: tuple[type[Exception], ...] = (ConnectionClosed, *TRANSPORT_ERRORS)
+"""A write that fails like this is no news: the reader reports how the connection ended."""
+
+
+class OhosError(Exception):
+    """A rejected call: ``code`` and ``message`` as the device reports them."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Pending(Generic[T]):
+    """The promise a call returns: await it for the value, or the ``OhosError``."""
+
+    def __init__(self) -> None:
+        self._settled = anyio.Event()
+        self._value: T | None = None
+        self._error: OhosError | None = None
+
+    def _settle(self, value: T | None, error: OhosError | None) -> None:
+        self._value, self._error = value, error
+        self._settled.set()
+
+    async def _result(self) -> T:
+        await self._settled.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self._result().__await__()
+
+
+def create_websocket(
+    *, api: int | None = None, internet_permission: bool = True, limits: Limits | None = None
+) -> WebSocket:
+    """``webSocket.createWebSocket()``; use the result with ``async with``.
+
+    ``api`` is the API level to behave as (``None``: the newest); ``internet_permission``
+    ``False`` makes calls fail with 201; ``limits`` protect this process from the server.
+    """
+    return WebSocket(api=api, internet_permission=internet_permission, limits=limits)
+
+
+class WebSocket:
+    """One ``WebSocket`` object; its I/O runs while the ``async with`` block is open."""
+
+    def __init__(
+        self,
+        *,
+        api: int | None = None,
+        internet_permission: bool = True,
+        limits: Limits | None = None,
+    ) -> None:
+        self._core = OhosSocket(
+            api=api, internet_permission=internet_permission, path_exists=os.path.exists
+        )
+        self._limits = limits or Limits()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._jobs_in: MemoryObjectSendStream[Job]
+        self._jobs: MemoryObjectReceiveStream[Job]
+        self._actions_in: MemoryObjectSendStream[OhosAction]
+        self._actions: MemoryObjectReceiveStream[OhosAction]
+        self._connection: websocket.WebSocketConnection | None = None
+        self._generation = 0
+        self._wake: anyio.Event | None = None
+        self._armed: float | None = None
+
+    # ----------------------------------------------------------------------------- lifetime
+
+    async def __aenter__(self) -> Self:
+        if self._tasks is not None:
+            raise RuntimeError("this WebSocket is already in use")
+        self._jobs_in, self._jobs = anyio.create_memory_object_stream[Job](math.inf)
+        self._actions_in, self._actions = anyio.create_memory_object_stream[OhosAction](math.inf)
+        tasks = anyio.create_task_group()
+        await tasks.__aenter__()
+        self._tasks = tasks
+        self._wake = anyio.Event()
+        tasks.start_soon(self._deliver)
+        tasks.start_soon(self._write)
+        tasks.start_soon(self._run_timers)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tasks, self._tasks = self._tasks, None
+        assert tasks is not None, "WebSocket left without being entered"
+        tasks.cancel_scope.cancel()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with anyio.CancelScope(shield=True):
+                await connection.abort()
+        try:
+            return await tasks.__aexit__(exc_type, exc, tb)
+        finally:
+            for stream in (self._jobs_in, self._jobs, self._actions_in, self._actions):
+                stream.close()
+
+    # -------------------------------------------------------------------------------- calls
+
+    @overload
+    def connect(self, url: str, /) -> Pending[bool]: ...
+    @overload
+    def connect(self, url: str, options: Mapping[str, object], /) -> Pending[bool]: ...
+    @overload
+    def connect(self, url: str, callback: Callback, /) -> None: ...
+    @overload
+    def connect(self, url: str, options: Mapping[str, object], callback: Callback, /) -> None: ...
+
+    def connect(self, *args: Any) -> Pending[bool] | None:
+        """``connect(url[, options][, callback])``: resolves ``True`` once connecting starts."""
+        return self._call(parse_connect(args), self._core.connect)
+
+    @overload
+    def send(self, data: str | bytes, /) -> Pending[bool]: ...
+    @overload
+    def send(self, data: str | bytes, callback: Callback, /) -> None: ...
+
+    def send(self, *args: Any) -> Pending[bool] | None:
+        """``send(data[, callback])``: text or bytes, resolves ``True`` once queued."""
+        return self._call(parse_send(args), self._core.send)
+
+    @overload
+    def close(self, /) -> Pending[bool]: ...
+    @overload
+    def close(self, options: Mapping[str, object], /) -> Pending[bool]: ...
+    @overload
+    def close(self, callback: Callback, /) -> None: ...
+    @overload
+    def close(self, options: Mapping[str, object], callback: Callback, /) -> None: ...
+
+    def close(self, *args: Any) -> Pending[bool] | None:
+        """``close([options][, callback])``: ``{code, reason}``, resolves ``True`` at once."""
+        return self._call(parse_close(args), self._core.close)
+
+    def on(self, *args: Any) -> None:
+        """``on(type, callback)``: the only listener of ``type`` from now on."""
+        self._core.listeners.on(*args)
+
+    def off(self, *args: Any) -> None:
+        """``off(type[, callback])``: remove the listener (only ``callback``, if given)."""
+        self._core.listeners.off(*args)
+
+    def _call(
+        self, parsed: Parsed[T], run: Callable[[T, float], CallResult]
+    ) -> Pending[bool] | None:
+        if self._tasks is None:
+            raise RuntimeError("use the WebSocket inside 'async with' to make calls")
+        params = parsed.params
+        result = params if isinstance(params, CallError) else run(params, anyio.current_time())
+        error = OhosError(result.code, result.message) if isinstance(result, CallError) else None
+        callback = parsed.callback
+        pending: Pending[bool] | None = None
+        value = None if error else True
+        if callback is None:
+            pending = Pending()
+            settle = pending._settle
+            self._jobs_in.send_nowait(lambda: settle(value, error))
+        else:
+            self._jobs_in.send_nowait(lambda: callback(error, value))
+        self._pump()
+        return pending
+
+    # ------------------------------------------------------------------------ the JS thread
+
+    async def _deliver(self) -> None:
+        async for job in self._jobs:
+            job()
+
+    def _pump(self) -> None:
+        """Queue what the core produced: events for the app, actions for the writer."""
+        for event in self._core.take_events():
+            self._jobs_in.send_nowait(self._delivery(event))
+        for action in self._core.take_actions():
+            self._actions_in.send_nowait(action)
+        if self._wake is not None and self._core.next_deadline() != self._armed:
+            self._wake.set()
+
+    def _delivery(self, event: Event) -> Callable[[], None]:
+        def deliver() -> None:
+            listener = self._core.listeners.get(event.name)
+            if listener is None:
+                return
+            if event.name in _CALLED_WITH_ERR:
+                listener(None, event.value)
+            elif event.name == "dataEnd":
+                listener()
+            else:
+                listener(event.value)
+
+        return deliver
+
+    # ----------------------------------------------------------------------------- the wire
+
+    def _feed(self, event: WireEvent, generation: int) -> None:
+        if generation == self._generation:
+            self._core.receive(event, anyio.current_time())
+            self._pump()
+
+    async def _write(self) -> None:
+        async for action in self._actions:
+            if isinstance(action, ConnectRequest):
+                self._generation += 1
+                assert self._tasks is not None
+                self._tasks.start_soon(self._connect, action, self._generation)
+                continue
+            connection = self._connection
+            if connection is None:
+                continue
+            if isinstance(action, CloseTransport):
+                self._connection = None
+            with contextlib.suppress(*_WRITE_ERRORS):
+                await connection.send(action)
+
+    async def _connect(self, request: ConnectRequest, generation: int) -> None:
+        try:
+            connection, done = await websocket.connect(request, self._limits)
+        except HandshakeError as exc:
+            self._feed(exc.failed, generation)
+            return
+        except (ValueError, OSError) as exc:  # a host or option the engine cannot use
+            self._feed(HandshakeFailed("invalid", f"{type(exc).__name__}: {exc}"), generation)
+            return
+        if generation != self._generation:
+            await connection.abort()
+            return
+        self._connection = connection
+        self._feed(done, generation)
+        while generation == self._generation:
+            try:
+                event = await connection.receive()
+            except ConnectionClosed:
+                return
+            self._feed(event, generation)
+            if isinstance(event, ConnectionLost):
+                return
+
+    async def _run_timers(self) -> None:
+        while True:
+            self._armed = deadline = self._core.next_deadline()
+            delay = math.inf if deadline is None else deadline - anyio.current_time()
+            assert self._wake is not None
+            with anyio.move_on_after(max(delay, 0.0)):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            self._core.tick(anyio.current_time())
+            self._pump()
