@@ -102,6 +102,14 @@ def test_style_follows_the_stream_and_no_color(monkeypatch: pytest.MonkeyPatch) 
     assert Style.for_stream(FakeTerminal()) == Style(marks=True, color=False)
 
 
+def test_each_mismatch_gets_its_own_line() -> None:
+    failure = Failure("/user: expected 'alice', got 'bob'\n/n: missing key 'n'")
+    assert render_failure(failure, PLAIN) == [
+        "/user: expected 'alice', got 'bob'",
+        "/n: missing key 'n'",
+    ]
+
+
 def test_failure_without_details_is_one_line() -> None:
     assert render_failure(Failure("no event within 5s"), PLAIN) == ["no event within 5s"]
     assert render_failure(JSON_FAILURE, PLAIN)[-1] == "variables: n=3, user='alice'"

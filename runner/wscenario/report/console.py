@@ -75,7 +75,7 @@ def render_step(step: StepResult, style: Style) -> list[str]:
 
 def render_failure(failure: Failure, style: Style) -> list[str]:
     """What was expected, what arrived, the diff and the variables in play."""
-    lines = [style.paint(safe_line(failure.message), _RED)]
+    lines = [style.paint(safe_line(line), _RED) for line in failure.message.splitlines()]
     if failure.expected is not None:
         lines.append(f"expected: {safe_line(failure.expected)}")
     if failure.received is not None:

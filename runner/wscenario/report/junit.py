@@ -64,7 +64,7 @@ def _testcase(result: ScenarioResult) -> ET.Element:
             message = "the session ended before every step ran"
             details = message
         else:
-            reason = step.failure.message if step.failure else ""
+            reason = "; ".join(step.failure.message.splitlines()) if step.failure else ""
             message = f"{step.label}: {reason}"
             where = f"{step.position.path}:{step.position.line}"
             detail_lines = render_failure(step.failure, plain) if step.failure else []

@@ -21,7 +21,8 @@ Outcome = Literal["passed", "failed"]
 class Failure:
     """Why a step failed.
 
-    ``message`` is one line (``no event within 5s``); ``expected`` and ``received`` are
+    ``message`` says why, one line per difference (``no event within 5s``,
+    ``/user: expected 'alice', got 'bob'``); ``expected`` and ``received`` are
     printable descriptions; ``diff`` holds unified-diff lines when both sides are JSON;
     ``variables`` are the variables in play when the step failed.
     """
