@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import yaml
 
@@ -51,6 +51,7 @@ _BOMS_REFUSED = (
     (b"\xff\xfe", "UTF-16"),
 )
 _UTF8_BOM = b"\xef\xbb\xbf"
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 _NON_PRINTABLE: re.Pattern[str] = yaml.reader.Reader.NON_PRINTABLE
 _NESTING_PROBLEM = "exceeded maximum nesting depth"  # libyaml's own limit (1000 levels)
 
@@ -189,8 +190,15 @@ def _decode(text: bytes, path: str) -> str:
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    """1-based line and column of ``text[offset]``, counting line breaks as YAML does.
+
+    ``text[:offset]`` holds only printable characters, where ``splitlines`` and YAML agree
+    (``\n``, ``\r\n``, ``\r``, NEL, U+2028, U+2029).
+    """
+    lines = text[:offset].splitlines(keepends=True)
+    if not lines or lines[-1].endswith(_LINE_BREAKS):  # at the start of a line
+        return len(lines) + 1, 1
+    return len(lines), len(lines[-1]) + 1
 
 
 def _error(path: str, line: int, col: int, message: str, hint: str | None = None) -> SourceError:
@@ -221,7 +229,9 @@ def _too_deep(position: Position) -> Diagnostic:
 
 def _escape(key: str) -> str:
     """The key as one RFC 6901 reference token."""
-    return key.replace("~", "~0").replace("/", "~1")
+    if "~" in key or "/" in key:
+        return key.replace("~", "~0").replace("/", "~1")
+    return key
 
 
 def _show_tag(tag: str) -> str:
@@ -251,6 +261,7 @@ class _Frame:
     value: dict[str, JSON] | list[JSON]
     expect_key: bool
     key: str = ""
+    key_pointer: str = ""
     key_line: int = 0
     key_col: int = 0
     key_lines: dict[str, int] = field(default_factory=dict)
@@ -264,6 +275,7 @@ class _Builder:
         self.loader = loader
         self.next_event = cast(Callable[[], yaml.Event], loader.get_event)
         self.resolve_tag = cast(_Resolve, loader.resolve)
+        self.plain_tags: dict[str, str] = {}
         self.diagnostics: list[Diagnostic] = []
         self.entries: dict[str, _Entry] = {}
         self.stack: list[_Frame] = []
@@ -288,20 +300,26 @@ class _Builder:
         event = get()
         if isinstance(event, yaml.StreamEndEvent):
             self._stop_empty()
-        while not isinstance(event := get(), yaml.DocumentEndEvent):
-            if isinstance(event, yaml.ScalarEvent):
-                self._scalar(event)
-            elif isinstance(event, yaml.CollectionStartEvent):
-                self._start(event)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                self.stack.pop()
-            else:
-                self._stop(event.start_mark, "anchors and aliases are not supported", _ALIAS_HINT)
+        handlers: dict[type[yaml.Event], Callable[[Any], None]] = {
+            yaml.ScalarEvent: self._scalar,
+            yaml.MappingStartEvent: self._start,
+            yaml.SequenceStartEvent: self._start,
+            yaml.MappingEndEvent: self._end,
+            yaml.SequenceEndEvent: self._end,
+        }
+        while type(event := get()) is not yaml.DocumentEndEvent:
+            handlers.get(type(event), self._alias)(event)
         if self.root is None and self.entries[""].text == "":
             self._stop_empty()
         event = get()
         if not isinstance(event, yaml.StreamEndEvent):
             self._stop(event.start_mark, "one document per file", "split it into several files")
+
+    def _end(self, event: yaml.CollectionEndEvent) -> None:
+        self.stack.pop()
+
+    def _alias(self, event: yaml.AliasEvent) -> None:
+        self._stop(event.start_mark, "anchors and aliases are not supported", _ALIAS_HINT)
 
     def _stop_empty(self) -> None:
         self.diagnostics.append(Diagnostic(Position(self.path, 1, 1), "the file is empty"))
@@ -327,7 +345,8 @@ class _Builder:
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         mark = self._node_mark(event)
         text = event.value
-        value = self._resolve(event, mark)
+        # quoted and untagged: text, without asking the resolver
+        value = text if event.style and event.tag is None else self._resolve(event, mark)
         if self.stack and self.stack[-1].expect_key:
             self._key(mark, value, text)
         else:
@@ -358,7 +377,8 @@ class _Builder:
             self._report(mark, message, "keep only one of them", pointer)
         else:
             frame.key_lines[key] = mark.line + 1
-        frame.key, frame.key_line, frame.key_col = key, mark.line + 1, mark.column + 1
+        frame.key, frame.key_pointer = key, pointer
+        frame.key_line, frame.key_col = mark.line + 1, mark.column + 1
         frame.expect_key = False
 
     def _add(self, mark: _Mark, value: JSON, plain: bool, text: str | None) -> str:
@@ -375,7 +395,7 @@ class _Builder:
             container.append(value)
             self.entries[pointer] = _Entry(line, col, line, col, plain, text)
         else:
-            pointer = f"{frame.pointer}/{_escape(frame.key)}"
+            pointer = frame.key_pointer
             container[frame.key] = value
             self.entries[pointer] = _Entry(frame.key_line, frame.key_col, line, col, plain, text)
             frame.expect_key = True
@@ -384,8 +404,10 @@ class _Builder:
     def _resolve(self, event: yaml.ScalarEvent, mark: _Mark) -> JSON:
         text = event.value
         tag = event.tag
-        if tag is None:
-            tag = self.resolve_tag(yaml.ScalarNode, text, event.implicit)
+        if tag is None:  # a plain scalar: its type depends on its text only
+            tag = self.plain_tags.get(text)
+            if tag is None:
+                tag = self.plain_tags[text] = self.resolve_tag(yaml.ScalarNode, text, (True, False))
         elif tag in _JSON_SCALARS:
             implicit = self.resolve_tag(yaml.ScalarNode, text, (True, False))
             if implicit != tag and (tag, implicit) != (_FLOAT, _INT):
