@@ -85,6 +85,8 @@ def test_collect_names_walks_values_but_not_keys() -> None:
         ("{{ items }}|{{ obj }}", '[1,"two"]|{"k":"é"}'),
         ("Bearer {{ env.TOKEN }}", "Bearer s3cret"),
         ("{{name}}{{name}}", "adaada"),
+        ('{"n":{{ n }}}', '{"n":3}'),
+        ("{{{{ name }}}}", "{{ada}}"),
     ],
 )
 def test_render_text(text: str, rendered: str) -> None:

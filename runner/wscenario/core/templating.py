@@ -44,6 +44,8 @@ def _parse(text: str) -> tuple[Segment, ...]:
     segments: list[Segment] = []
     pos = 0
     while (start := text.find(_OPEN, pos)) != -1:
+        while text.startswith("{", start + len(_OPEN)):
+            start += 1  # in "{{{ x }}" the first brace is text, as in JSON: {"k":{{ x }}}
         end = text.find(_CLOSE, start + len(_OPEN))
         if end == -1:
             raise TemplateError(f"unclosed '{_OPEN}' at offset {start}")
