@@ -91,7 +91,7 @@ def server_context(
     Raises:
         TlsSetupError: a file cannot be read or the key does not fit.
     """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # trusts no client CA unless given
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_identity(context, certfile, keyfile, password)
     if client_ca is not None:
@@ -111,22 +111,23 @@ def _verifying_context(cafile: str | None) -> ssl.SSLContext:
 def _load_cafile(context: ssl.SSLContext, cafile: str) -> None:
     try:
         context.load_verify_locations(cafile=cafile)
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise TlsSetupError(f"CA file {cafile!r} holds no usable certificate") from exc
     except OSError as exc:
         raise TlsSetupError(f"cannot read CA file {cafile!r}: {exc.strerror or exc}") from exc
-    except ssl.SSLError as exc:
-        raise TlsSetupError(f"CA file {cafile!r} holds no usable certificate") from exc
 
 
 def _load_identity(
     context: ssl.SSLContext, certfile: str, keyfile: str | None, password: str | None
 ) -> None:
     try:
-        context.load_cert_chain(certfile, keyfile, password=password or None)
+        # a password is always given, so OpenSSL never asks for one on the terminal
+        context.load_cert_chain(certfile, keyfile, password=password or "")
+    except ssl.SSLError as exc:  # before OSError: it is one
+        raise TlsSetupError(_identity_problem(certfile, keyfile, password, exc)) from exc
     except OSError as exc:
         missing = exc.filename or f"{certfile!r} or {keyfile!r}"
         raise TlsSetupError(f"cannot read {missing}: {exc.strerror or exc}") from exc
-    except ssl.SSLError as exc:
-        raise TlsSetupError(_identity_problem(certfile, keyfile, password, exc)) from exc
     except ValueError as exc:  # ssl raises it for a password it cannot use
         raise TlsSetupError(f"cannot use the key password for {keyfile or certfile!r}") from exc
 
@@ -134,12 +135,19 @@ def _load_identity(
 def _identity_problem(
     certfile: str, keyfile: str | None, password: str | None, exc: ssl.SSLError
 ) -> str:
-    text = f"{exc.reason or ''} {exc}".lower()
     key = keyfile or certfile
-    if "bad decrypt" in text or "bad password" in text:
-        return f"wrong password for the private key {key!r}"
-    if "key values mismatch" in text:
+    if "key values mismatch" in str(exc).lower():
         return f"the private key {key!r} does not belong to the certificate {certfile!r}"
-    if password is None and "pem lib" in text:
-        return f"cannot load {certfile!r} / {key!r} (an encrypted key needs a password)"
+    if _is_encrypted(key):
+        if password:
+            return f"wrong password for the private key {key!r}"
+        return f"the private key {key!r} is encrypted: a password is needed"
     return f"cannot load the certificate {certfile!r} with the key {key!r}: {exc.reason or exc}"
+
+
+def _is_encrypted(keyfile: str) -> bool:
+    try:
+        with open(keyfile, "rb") as file:
+            return b"ENCRYPTED" in file.read(64 * 1024)
+    except OSError:
+        return False
