@@ -1,0 +1,532 @@
+"""The step runner, driven against a scripted driver: every step kind, order, rules, saves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from tests.engine.fake_driver import ScriptedDriver, echo
+from wscenario.core.diagnostics import Position
+from wscenario.core.events import CallError, Event
+from wscenario.core.model import (
+    JSON,
+    ClientSpec,
+    Close,
+    Connect,
+    ConnectOptions,
+    Drop,
+    EventMatcher,
+    Expect,
+    ExpectedError,
+    ExpectNothing,
+    Frames,
+    JsonMatcher,
+    JsonPayload,
+    Ping,
+    RawFrame,
+    RegexMatcher,
+    Rule,
+    Scenario,
+    Send,
+    Sleep,
+    Step,
+    StopReading,
+    TextMatcher,
+    TextPayload,
+    Unordered,
+)
+from wscenario.engine.steps import StepRunner, run_steps
+from wscenario.errors import CannotRun
+from wscenario.report.results import SessionResult, StepResult
+
+FILE = "t.yaml"
+
+
+def at(line: int) -> dict[str, Any]:
+    """The position and pointer of a step written at ``line``."""
+    return {"position": Position(FILE, line, 3), "pointer": f"/steps/{line}"}
+
+
+def scenario(*steps: Step, **fields: Any) -> Scenario:
+    fields.setdefault("client", ClientSpec(url="ws://example.test/{{ room }}"))
+    return Scenario(path=Path(FILE), name="t", steps=steps, **fields)
+
+
+def expect_text(line: int, text: str, **kw: Any) -> Expect:
+    return Expect(matcher=EventMatcher("message", TextMatcher(text)), **at(line), **kw)
+
+
+def send(line: int, text: str, **kw: Any) -> Send:
+    return Send(payload=TextPayload(text), **at(line), **kw)
+
+
+async def run(
+    sc: Scenario,
+    driver: ScriptedDriver,
+    variables: dict[str, JSON] | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[SessionResult, list[StepResult]]:
+    seen: list[StepResult] = []
+    result = await run_steps(
+        sc,
+        driver,
+        variables=variables if variables is not None else {},
+        env=env or {},
+        on_step=seen.append,
+    )
+    return result, seen
+
+
+@pytest.mark.anyio
+async def test_calls_and_expects_pass_in_order() -> None:
+    driver = ScriptedDriver(on_send=echo)
+    sc = scenario(
+        Connect(**at(1)),
+        send(2, "hello {{ user }}"),
+        expect_text(3, "hello alice"),
+        Close(code=1000, reason="bye {{ user }}", **at(4)),
+        client=ClientSpec(
+            url="ws://example.test/{{ room }}",
+            options=ConnectOptions(header={"authorization": "Bearer {{ env.TOKEN }}"}),
+        ),
+    )
+    result, seen = await run(sc, driver, {"user": "alice", "room": "r1"}, {"TOKEN": "s3"})
+    assert result.passed
+    assert [s.kind for s in seen] == ["connect", "send", "expect", "close"]
+    assert [s.position.line for s in result.steps] == [1, 2, 3, 4]
+    assert driver.calls[0] == (
+        "connect",
+        ("ws://example.test/r1", ConnectOptions(header={"authorization": "Bearer s3"})),
+    )
+    assert driver.sent() == ["hello alice"]
+    assert driver.calls[-1] == ("close", (1000, "bye alice", False))
+    assert [(e.name, e.value, e.disposition, e.by) for e in result.events] == [
+        ("message", "hello alice", "step", "/steps/3")
+    ]
+
+
+@pytest.mark.anyio
+async def test_call_failing_where_success_was_expected() -> None:
+    driver = ScriptedDriver()
+    driver.answer("connect", CallError(2302003, "Websocket connection already exist"))
+    result, _ = await run(scenario(Connect(**at(1)), send(2, "x")), driver, {"room": "r"})
+    assert not result.passed
+    assert len(result.steps) == 1, "the first failure stops the steps"
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == (
+        "expected success, got error 2302003 'Websocket connection already exist'"
+    )
+    assert driver.sent() == []
+
+
+@pytest.mark.anyio
+async def test_call_succeeding_where_an_error_was_expected() -> None:
+    driver = ScriptedDriver()
+    step = send(1, "late", result=ExpectedError(-1))
+    result, _ = await run(scenario(step), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "expected error -1, the call succeeded"
+
+
+@pytest.mark.anyio
+async def test_call_failing_with_another_error() -> None:
+    driver = ScriptedDriver()
+    driver.answer("send", CallError(-1, "Websocket Unknown Other Error"))
+    driver.answer("send", CallError(-1, "Websocket Unknown Other Error"))
+    steps = (
+        send(1, "a", result=ExpectedError(-1)),
+        send(2, "b", result=ExpectedError(-1, "Websocket connect failed")),
+    )
+    result, _ = await run(scenario(*steps), driver)
+    assert result.steps[0].failure is None
+    failure = result.steps[1].failure
+    assert failure is not None
+    assert failure.message == (
+        "expected error -1 'Websocket connect failed', got error -1 'Websocket Unknown Other Error'"
+    )
+
+
+@pytest.mark.anyio
+async def test_expect_times_out() -> None:
+    driver = ScriptedDriver()
+    result, _ = await run(scenario(expect_text(1, "hi", timeout=0.05)), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "no event within 50ms"
+    assert failure.expected == "message 'hi'"
+    assert failure.received is None
+    assert 0.04 <= result.steps[0].duration < 1
+
+
+@pytest.mark.anyio
+async def test_mismatch_shows_expected_received_diff_and_variables() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", json.dumps({"type": "welcome", "user": "bob"}))
+    step = Expect(
+        matcher=EventMatcher("message", JsonMatcher({"type": "welcome", "user": "{{ user }}"})),
+        **at(1),
+    )
+    result, _ = await run(scenario(step), driver, {"user": "alice"})
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "/user: expected 'alice', got 'bob'"
+    assert failure.expected == "message {type: 'welcome', user: '{{ user }}'}"
+    assert failure.received == 'message \'{"type": "welcome", "user": "bob"}\''
+    assert failure.diff[:2] == ("--- expected", "+++ actual")
+    assert any("alice" in line for line in failure.diff)
+    assert any("bob" in line for line in failure.diff)
+    assert failure.variables == {"user": "alice"}
+
+
+@pytest.mark.anyio
+async def test_ignored_events_are_skipped_and_kept() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", "heartbeat")
+    driver.push("message", "real")
+    driver.push("message", "heartbeat")
+    sc = scenario(
+        expect_text(1, "real"),
+        ExpectNothing(duration=0.03, **at(2)),
+        ignore=(EventMatcher("message", TextMatcher("heartbeat")),),
+    )
+    result, _ = await run(sc, driver)
+    assert result.passed
+    assert [(e.value, e.disposition) for e in result.events] == [
+        ("heartbeat", "ignored"),
+        ("real", "step"),
+        ("heartbeat", "ignored"),
+    ]
+
+
+def unordered(line: int, *texts: str, timeout: float | None = 0.2) -> Unordered:
+    expects = tuple(expect_text(line * 10 + i, text) for i, text in enumerate(texts))
+    return Unordered(expects=expects, timeout=timeout, **at(line))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("order", [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"]])
+async def test_unordered_accepts_any_order(order: list[str]) -> None:
+    driver = ScriptedDriver()
+    for text in order:
+        driver.push("message", text)
+    steps = (unordered(1, "a", "b", "c"), expect_text(2, "d", timeout=0.02))
+    result, _ = await run(scenario(*steps), driver)
+    assert result.steps[0].failure is None
+    assert result.steps[1].failure is not None, "nothing is left for the next expect"
+    assert [e.by for e in result.events] == [f"/steps/{10 + 'abc'.index(t)}" for t in order]
+
+
+@pytest.mark.anyio
+async def test_unordered_rejects_an_extra_event() -> None:
+    driver = ScriptedDriver()
+    for text in ["b", "x", "a"]:
+        driver.push("message", text)
+    result, _ = await run(scenario(unordered(1, "a", "b")), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "the event matches none of the expectations left"
+    assert failure.received == "message 'x'"
+    assert failure.expected == "message 'a'"
+
+
+@pytest.mark.anyio
+async def test_unordered_times_out_with_what_is_missing() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", "b")
+    result, _ = await run(scenario(unordered(1, "a", "b", "c", timeout=0.05)), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "no event within 50ms; 2 of 3 expectations unmet"
+    assert failure.expected == "message 'a' | message 'c'"
+
+
+@pytest.mark.anyio
+async def test_unordered_uses_the_longest_own_timeout() -> None:
+    driver = ScriptedDriver()
+    step = Unordered(
+        expects=(expect_text(10, "a", timeout=0.02), expect_text(11, "b", timeout=0.3)),
+        **at(1),
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(driver.push_later, 0.01, "message", "b")
+        group.start_soon(driver.push_later, 0.1, "message", "a")
+        result, _ = await run(scenario(step), driver)
+    assert result.passed
+
+
+@pytest.mark.anyio
+async def test_expect_nothing() -> None:
+    driver = ScriptedDriver()
+    quiet, _ = await run(scenario(ExpectNothing(duration=0.03, **at(1))), driver)
+    assert quiet.passed
+    driver.push("close", {"code": 1000, "reason": ""})
+    noisy, _ = await run(scenario(ExpectNothing(duration=0.3, **at(1))), driver)
+    failure = noisy.steps[0].failure
+    assert failure is not None
+    assert failure.message == "expected no event for 300ms, one arrived"
+    assert str(failure.received).startswith("close")
+    assert noisy.steps[0].duration < 0.2, "fails as soon as the event arrives"
+
+
+@pytest.mark.anyio
+async def test_saves_and_regex_groups_feed_later_steps() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", json.dumps({"session": {"id": "s-42"}}))
+    driver.push("message", "ok 7")
+    steps = (
+        Expect(
+            matcher=EventMatcher("message", JsonMatcher({}, mode="subset")),
+            save={"sid": "/session/id"},
+            **at(1),
+        ),
+        Expect(matcher=EventMatcher("message", RegexMatcher(r"^ok (?P<n>\d+)$")), **at(2)),
+        Send(payload=JsonPayload({"sid": "{{ sid }}", "n": "{{ n }}"}), **at(3)),
+        send(4, "{{ sid }}/{{ n }}"),
+    )
+    variables: dict[str, JSON] = {}
+    result, _ = await run(scenario(*steps), driver, variables)
+    assert result.passed, result.steps
+    assert variables == {"sid": "s-42", "n": "7"}
+    assert json.loads(str(driver.sent()[0])) == {"sid": "s-42", "n": "7"}
+    assert driver.sent()[1] == "s-42/7"
+    assert result.variables == {"sid": "s-42", "n": "7"}
+
+
+@pytest.mark.anyio
+async def test_unresolvable_save_fails_the_step() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", json.dumps({"a": 1}))
+    step = Expect(matcher=EventMatcher("message"), save={"sid": "/session/id"}, **at(1))
+    result, _ = await run(scenario(step), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message.startswith("cannot save 'sid' from '/session/id'")
+
+
+@pytest.mark.anyio
+async def test_event_fields_mismatch_has_a_diff() -> None:
+    driver = ScriptedDriver()
+    driver.push("close", {"code": 1006, "reason": ""})
+    step = Expect(matcher=EventMatcher("close", fields={"code": 1000}), **at(1))
+    result, _ = await run(scenario(step), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.received == "close {code: 1006, reason: ''}"
+    assert failure.diff == (
+        "--- expected",
+        "+++ actual",
+        "@@ -1,3 +1,3 @@",
+        " {",
+        '-  "code": 1000',
+        '+  "code": 1006',
+        " }",
+    ), "the reason the scenario did not mention is left out"
+
+
+@pytest.mark.anyio
+async def test_wrong_event_has_no_diff() -> None:
+    driver = ScriptedDriver()
+    driver.push("error", {"code": 200, "data": "0"})
+    result, _ = await run(scenario(Expect(matcher=EventMatcher("open"), **at(1))), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.message == "expected a 'open' event, got 'error'"
+    assert failure.received == "error {code: 200, data: '0'}"
+    assert failure.diff == ()
+
+
+@pytest.mark.anyio
+async def test_undefined_variable_fails_the_step_without_raising() -> None:
+    driver = ScriptedDriver()
+    result, _ = await run(scenario(send(1, "{{ nope }}")), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert "nope" in failure.message
+    assert driver.sent() == []
+
+
+@pytest.mark.anyio
+async def test_sleep_waits() -> None:
+    driver = ScriptedDriver()
+    result, _ = await run(scenario(Sleep(duration=0.05, **at(1))), driver)
+    assert result.passed
+    assert result.steps[0].duration >= 0.04
+
+
+@pytest.mark.anyio
+async def test_server_steps_call_the_driver() -> None:
+    driver = ScriptedDriver()
+    frames = (RawFrame(opcode=1, data=b"x", fin=False),)
+    steps = (
+        Ping(data=b"hb", **at(1)),
+        Frames(frames=frames, **at(2)),
+        StopReading(**at(3)),
+        Drop(mode="rst", **at(4)),
+    )
+    result, _ = await run(scenario(*steps, client=None), driver)
+    assert result.passed
+    assert driver.calls == [
+        ("ping", b"hb"),
+        ("frames", frames),
+        ("stopReading", None),
+        ("drop", True),
+    ]
+
+
+@pytest.mark.anyio
+async def test_driver_that_cannot_run_marks_the_session() -> None:
+    class Unreachable(ScriptedDriver):
+        async def connect(self, url: str, options: ConnectOptions) -> CallError | None:
+            raise CannotRun("certificate file unreadable")
+
+    result, _ = await run(scenario(Connect(**at(1))), Unreachable(), {"room": "r"})
+    assert result.error == "certificate file unreadable"
+    assert not result.passed
+
+
+def rule(line: int, on: str, *actions: Any, once: bool = False, **kw: Any) -> Rule:
+    return Rule(
+        position=Position(FILE, line, 3),
+        pointer=f"/rules/{line}",
+        on=EventMatcher("messageReceive", RegexMatcher(on)),
+        actions=actions,
+        once=once,
+        **kw,
+    )
+
+
+def server(*steps: Step, rules: tuple[Rule, ...]) -> Scenario:
+    return scenario(*steps, client=None, rules=rules)
+
+
+def receive(line: int, text: str) -> Expect:
+    return Expect(matcher=EventMatcher("messageReceive", TextMatcher(text)), **at(line))
+
+
+@pytest.mark.anyio
+async def test_rules_answer_every_time_and_hide_events_from_steps() -> None:
+    driver = ScriptedDriver()
+    for text in ["ping 1", "hello", "ping 2"]:
+        driver.push("messageReceive", text)
+    sc = server(
+        receive(1, "hello"),
+        ExpectNothing(duration=0.03, **at(2)),
+        rules=(rule(1, r"^ping (?P<n>\d+)$", send(90, "pong {{ n }}")),),
+    )
+    result, _ = await run(sc, driver)
+    assert result.passed, result.steps
+    assert driver.sent() == ["pong 1", "pong 2"]
+    assert [(e.value, e.disposition, e.by) for e in result.events] == [
+        ("ping 1", "rule", "/rules/1"),
+        ("hello", "step", "/steps/1"),
+        ("ping 2", "rule", "/rules/1"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_once_rule_fires_once_then_steps_see_the_event() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", "hi")
+    driver.push("messageReceive", "hi")
+    sc = server(
+        receive(1, "hi"),
+        rules=(rule(1, "^hi$", send(90, "welcome"), once=True),),
+    )
+    result, _ = await run(sc, driver)
+    assert result.passed
+    assert driver.sent() == ["welcome"]
+    assert [e.disposition for e in result.events] == ["rule", "step"]
+
+
+@pytest.mark.anyio
+async def test_rule_saves_feed_its_actions() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", json.dumps({"name": "zoe"}))
+    on = Rule(
+        position=Position(FILE, 1, 3),
+        pointer="/rules/0",
+        on=EventMatcher("messageReceive", JsonMatcher({}, mode="subset")),
+        actions=(Send(payload=JsonPayload({"hello": "{{ name }}"}), **at(90)),),
+        save={"name": "/name"},
+    )
+    result, _ = await run(server(Sleep(duration=0.05, **at(1)), rules=(on,)), driver)
+    assert result.passed
+    assert [json.loads(str(d)) for d in driver.sent()] == [{"hello": "zoe"}]
+
+
+@pytest.mark.anyio
+async def test_rules_work_during_sleep_and_queue_the_rest() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", "ping 1")
+    driver.push("messageReceive", "later")
+    sc = server(
+        Sleep(duration=0.05, **at(1)),
+        receive(2, "later"),
+        rules=(rule(1, r"^ping (?P<n>\d+)$", send(90, "pong")),),
+    )
+    seen: list[str] = []
+
+    def record(step: StepResult) -> None:
+        seen.append(f"{step.kind} {len(driver.sent())}")
+
+    result = await run_steps(sc, driver, variables={}, env={}, on_step=record)
+    assert result.passed
+    assert seen == ["sleep 1", "expect 1"], "the rule answered during the sleep"
+
+
+@pytest.mark.anyio
+async def test_failing_rule_action_is_reported() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", "ping")
+    sc = server(Sleep(duration=0.03, **at(1)), rules=(rule(1, "ping", send(90, "{{ nope }}")),))
+    result, seen = await run(sc, driver)
+    assert not result.passed
+    assert [s.kind for s in seen] == ["rule", "sleep"]
+    assert seen[0].failure is not None
+    assert "nope" in seen[0].failure.message
+
+
+@pytest.mark.anyio
+async def test_serve_rules_after_the_steps_until_close() -> None:
+    driver = ScriptedDriver()
+    sc = server(rules=(rule(1, "^ping$", send(90, "pong")),))
+    runner = StepRunner(sc, driver, variables={}, env={})
+    steps = await runner.run_steps()
+    assert steps.passed
+    driver.push("messageReceive", "ping")
+    driver.push("messageReceive", "ping")
+    driver.push("close", {"code": 1000, "reason": ""})
+    with anyio.fail_after(2):
+        await runner.serve_rules(poll=0.05)
+    assert driver.sent() == ["pong", "pong"]
+    assert [e.name for e in runner.result().events] == ["messageReceive"] * 2 + ["close"]
+
+
+@pytest.mark.anyio
+async def test_serving_rules_stops_when_the_driver_has_nothing_more() -> None:
+    class Finished(ScriptedDriver):
+        async def next_event(self, within: float) -> Event | None:
+            await anyio.lowlevel.checkpoint()
+            return None
+
+    runner = StepRunner(server(rules=()), Finished(), variables={}, env={})
+    with anyio.fail_after(1):
+        await runner.serve_rules(poll=5)
+    assert runner.ended
+
+
+@pytest.mark.anyio
+async def test_drop_ends_serving_rules() -> None:
+    driver = ScriptedDriver()
+    runner = StepRunner(server(Drop(**at(1)), rules=()), driver, variables={}, env={})
+    await runner.run_steps()
+    with anyio.fail_after(1):
+        await runner.serve_rules(poll=0.05)
+    assert runner.ended
