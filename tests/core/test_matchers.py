@@ -15,9 +15,11 @@ from wscenario.core.matchers import (
     Mismatch,
     SaveError,
     encode_payload,
+    escape_token,
     event_label,
     match_event,
     match_payload,
+    resolve_pointer,
     save_values,
 )
 from wscenario.core.model import (
@@ -539,3 +541,8 @@ def test_mismatch_text() -> None:
     assert str(Mismatch("", "bad")) == "bad"
     assert MatchResult().ok
     assert MatchResult().explanation == ""
+
+
+@given(st.text(), json_values)
+def test_an_escaped_key_resolves_back_to_its_value(key: str, value: JSON) -> None:
+    assert resolve_pointer({key: value, "other": 0}, "/" + escape_token(key)) == value
