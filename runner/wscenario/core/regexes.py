@@ -112,6 +112,7 @@ class _Checker:
     def __init__(self, state: _parser.State) -> None:
         self._state = state
         self._ignore_case = bool(state.flags & re.IGNORECASE)
+        self._shapes: dict[tuple[object, int], _Shape] = {}
 
     # -- the walk -------------------------------------------------------------------------
 
@@ -177,15 +178,19 @@ class _Checker:
         the body's next iteration, which only counts when giving back leaves both
         iterations non-empty.
         """
-        for index, (op, av) in enumerate(items):
-            if not self._gives_back(op, av):
-                continue
-            rest = self._items(items[index + 1 :])
-            follow = rest.first
-            if rest.nullable and (not cyclic or self._both_non_empty(items, index)):
-                follow |= after
-            if self._item_hands_over(op, av, follow):
-                return True
+        rest_first: CharSet = _NOTHING  # what the items after the current one can start with
+        rest_nullable = True
+        for index in reversed(range(len(items))):
+            op, av = items[index]
+            if self._gives_back(op, av):
+                follow = rest_first
+                if rest_nullable and (not cyclic or self._both_non_empty(items, index)):
+                    follow |= after
+                if self._item_hands_over(op, av, follow):
+                    return True
+            shape = self._item(op, av)
+            rest_first = shape.first | rest_first if shape.nullable else shape.first
+            rest_nullable = rest_nullable and shape.nullable
         return False
 
     def _item_hands_over(
@@ -239,14 +244,11 @@ class _Checker:
     # -- shapes ---------------------------------------------------------------------------
 
     def _sequence(self, pattern: _parser.SubPattern) -> _Shape:
-        return self._items(pattern.data)
-
-    def _items(self, items: Sequence[Item]) -> _Shape:
         first: set[str] = set()
         chars: set[str] = set()
         positions: list[CharSet] | None = []
         nullable = True
-        for op, av in items:
+        for op, av in pattern.data:
             shape = self._item(op, av)
             if nullable:
                 first |= shape.first
@@ -259,6 +261,13 @@ class _Checker:
         return _Shape(frozenset(first), frozenset(chars), nullable, _tuple(positions))
 
     def _item(self, op: _constants._NamedIntConstant, av: object) -> _Shape:
+        key = (op, id(av))  # the parsed tree outlives the check, so ids are stable
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._new_item(op, av)
+        return shape
+
+    def _new_item(self, op: _constants._NamedIntConstant, av: object) -> _Shape:
         if op in _ZERO_WIDTH:
             return _Shape(_NOTHING, _NOTHING, True, ())
         if op in _REPEATS or op is _constants.POSSESSIVE_REPEAT:
