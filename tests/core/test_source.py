@@ -129,16 +129,15 @@ ERROR_CASES: list[tuple[str, list[Found]]] = [
             )
         ],
     ),
-    ("on: open\n", [(1, 1, "/on", "keys must be strings", 'quote it: "on"')]),
-    ("yes: 1\n", [(1, 1, "/yes", "keys must be strings", 'quote it: "yes"')]),
+    ("true: open\n", [(1, 1, "/true", "keys must be strings", 'quote it: "true"')]),
     ("1: one\n", [(1, 1, "/1", "keys must be strings", 'quote it: "1"')]),
     ("null: x\n", [(1, 1, "/null", "keys must be strings", 'quote it: "null"')]),
     ("~: x\n", [(1, 1, "/~0", "keys must be strings", 'quote it: "~"')]),
     ("1.5: x\n", [(1, 1, "/1.5", "keys must be strings", 'quote it: "1.5"')]),
     (
-        "a:\n  off: 1\n  2: 2\n",
+        "a:\n  False: 1\n  2: 2\n",
         [
-            (2, 3, "/a/off", "keys must be strings", 'quote it: "off"'),
+            (2, 3, "/a/False", "keys must be strings", 'quote it: "False"'),
             (3, 3, "/a/2", "keys must be strings", 'quote it: "2"'),
         ],
     ),
@@ -595,3 +594,11 @@ def test_safe_dump_round_trips_and_every_value_has_a_place(data: dict[str, JSON]
                 last = position
             if isinstance(value, float):
                 assert math.isfinite(value)
+
+
+@pytest.mark.parametrize("word", ["on", "off", "yes", "No", "Y", "n"])
+def test_yaml11_boolean_words_are_text_keys(word: str) -> None:
+    # YAML 1.2 reads these as text, and `on:` is how a rule is written
+    doc = parse_yaml(f"{word}: 1\n".encode(), "s.yaml")
+    assert doc.data == {word: 1}
+    assert doc.source_map.key_position(f"/{word}") == Position("s.yaml", 1, 1)

@@ -42,6 +42,9 @@ MAX_DEPTH = 64
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _CORE = "tag:yaml.org,2002:"
+_YAML11_BOOL_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
+"""Plain words YAML 1.1 reads as booleans but YAML 1.2 reads as text; accepted as keys."""
+
 _STR, _NULL, _BOOL, _INT, _FLOAT = (_CORE + t for t in ("str", "null", "bool", "int", "float"))
 _MAP, _SEQ = _CORE + "map", _CORE + "seq"
 _BOMS_REFUSED = (
@@ -368,6 +371,8 @@ class _Builder:
 
     def _key(self, mark: _Mark, value: JSON, text: str) -> None:
         frame = self.stack[-1]
+        if isinstance(value, bool) and text.lower() in _YAML11_BOOL_WORDS:
+            value = text  # YAML 1.2 reads these as text: `on:` is the key "on"
         key = value if isinstance(value, str) else text
         pointer = f"{frame.pointer}/{_escape(key)}"
         if not isinstance(value, str):
