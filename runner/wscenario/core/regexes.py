@@ -178,17 +178,18 @@ class _Checker:
         the body's next iteration, which only counts when giving back leaves both
         iterations non-empty.
         """
+        required = sum(not self._item(op, av).nullable for op, av in items)
         rest_first: CharSet = _NOTHING  # what the items after the current one can start with
         rest_nullable = True
-        for index in reversed(range(len(items))):
-            op, av = items[index]
+        for op, av in reversed(items):
+            shape = self._item(op, av)
             if self._gives_back(op, av):
                 follow = rest_first
-                if rest_nullable and (not cyclic or self._both_non_empty(items, index)):
+                others_required = required - (not shape.nullable)
+                if rest_nullable and (not cyclic or self._both_non_empty(op, av, others_required)):
                     follow |= after
                 if self._item_hands_over(op, av, follow):
                     return True
-            shape = self._item(op, av)
             rest_first = shape.first | rest_first if shape.nullable else shape.first
             rest_nullable = rest_nullable and shape.nullable
         return False
@@ -221,11 +222,14 @@ class _Checker:
             for long, long_width in shapes
         )
 
-    def _both_non_empty(self, items: Sequence[Item], index: int) -> bool:
-        """Whether ``items[index]`` can give back and its iteration still match something."""
-        if self._width(*items[index])[1] > 1:
-            return True
-        return not all(self._item(*item).nullable for i, item in enumerate(items) if i != index)
+    def _both_non_empty(
+        self, op: _constants._NamedIntConstant, av: object, others_required: int
+    ) -> bool:
+        """Whether an item can give back and its iteration still match something.
+
+        It can if the item matches more than one character, or another item must match.
+        """
+        return self._width(op, av)[1] > 1 or others_required > 0
 
     def _gives_back(self, op: _constants._NamedIntConstant, av: object) -> bool:
         """Whether this item can match more or fewer characters and still let the rest match.
