@@ -18,7 +18,13 @@ from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request
 
-from tests.engine.ws_peers import raw_server, read_head, upgrade_response, websockets_server
+from tests.engine.ws_peers import (
+    CloseWatcher,
+    raw_server,
+    read_head,
+    upgrade_response,
+    websockets_server,
+)
 from wscenario.core.model import Limits, RawFrame
 from wscenario.core.wire import (
     CloseReceived,
@@ -54,24 +60,6 @@ LIMITS = Limits(close_timeout=2.0, handshake_timeout=2.0)
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:
         await ws.send(message)
-
-
-class CloseWatcher:
-    """A websockets handler: sends ``messages``, waits for the end, notes the close."""
-
-    def __init__(self, *messages: str | bytes | list[str]) -> None:
-        self.messages = messages
-        self.seen: list[tuple[int | None, str | None]] = []
-
-    async def __call__(self, ws: ServerConnection) -> None:
-        for message in self.messages:
-            await ws.send(message)
-        await ws.wait_closed()
-        self.seen.append((ws.close_code, ws.close_reason))
-
-    @property
-    def codes(self) -> list[int | None]:
-        return [code for code, _ in self.seen]
 
 
 async def open_client(port: int, limits: Limits = LIMITS, path: str = "/") -> WebSocketConnection:

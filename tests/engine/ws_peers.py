@@ -48,6 +48,27 @@ async def raw_server(handler: RawHandler) -> AsyncIterator[int]:
         group.cancel_scope.cancel()
 
 
+class CloseWatcher:
+    """A websockets handler: writes ``raw`` bytes, sends ``messages``, notes the close."""
+
+    def __init__(self, *messages: str | bytes | list[str], raw: bytes = b"") -> None:
+        self.messages = messages
+        self.raw = raw
+        self.seen: list[tuple[int | None, str | None]] = []
+
+    async def __call__(self, ws: ServerConnection) -> None:
+        if self.raw:
+            ws.transport.write(self.raw)
+        for message in self.messages:
+            await ws.send(message)
+        await ws.wait_closed()
+        self.seen.append((ws.close_code, ws.close_reason))
+
+    @property
+    def codes(self) -> list[int | None]:
+        return [code for code, _ in self.seen]
+
+
 async def read_head(stream: anyio.abc.ByteStream) -> bytes:
     """Read bytes until the end of an HTTP head."""
     data = b""
