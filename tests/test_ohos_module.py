@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -435,6 +436,42 @@ async def test_wss_with_an_unknown_ca_fails_unless_verification_is_skipped(
         await ws.connect(url, {"caPath": str(other)})
         assert await seen.until("error") == [("error", {"code": 200, "data": "0"})]
         await ws.connect(url, {"caPath": str(other), "skipServerCertVerification": True})
+        assert await seen.until("open") == [
+            ("open", {"status": 101, "message": "Switching Protocols"})
+        ]
+
+
+async def test_self_signed_server_is_accepted_by_default(ca: trustme.CA, tmp_path: Path) -> None:
+    """The CA's own certificate serves as a self-signed leaf; no caPath trusts it."""
+    cert, key = tmp_path / "self.pem", tmp_path / "self.key"
+    ca.cert_pem.write_to_path(str(cert))
+    ca.private_key_pem.write_to_path(str(key))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    async with serving(echo, scheme="wss", ssl=context) as url, create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(url)
+        assert await seen.until("open") == [
+            ("open", {"status": 101, "message": "Switching Protocols"})
+        ]
+
+
+async def test_expired_certificate_is_refused_unless_verification_is_skipped(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    expired = ca.issue_cert(
+        "127.0.0.1", not_before=past, not_after=past + datetime.timedelta(days=1)
+    )
+    expired.configure_cert(context)
+    async with serving(echo, scheme="wss", ssl=context) as url, create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(url, {"caPath": str(ca_file)})
+        assert await seen.until("error") == [("error", {"code": 200, "data": "0"})]
+        await ws.connect(url, {"caPath": str(ca_file), "skipServerCertVerification": True})
         assert await seen.until("open") == [
             ("open", {"status": 101, "message": "Switching Protocols"})
         ]

@@ -75,12 +75,12 @@ class OhosDriver:
         self._started = 0.0
         self._events_in: MemoryObjectSendStream[Event]
         self._events: MemoryObjectReceiveStream[Event]
-        self._events_in, self._events = anyio.create_memory_object_stream[Event](math.inf)
         for name in CLIENT_EVENTS_OHOS:
             self.websocket.on(name, self._listener(name))
 
     async def __aenter__(self) -> Self:
         self._started = self._clock()
+        self._events_in, self._events = anyio.create_memory_object_stream[Event](math.inf)
         await self.websocket.__aenter__()
         return self
 
