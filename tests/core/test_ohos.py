@@ -559,3 +559,10 @@ def test_handshake_events_once_open_are_ignored() -> None:
     sock.receive(HandshakeFailed("status", "late", 500), 1.0)
     assert sock.take_events() == []
     assert state(sock) is State.OPEN
+
+
+@pytest.mark.parametrize(("api", "value"), [(11, {"code": 200}), (12, {"code": 200, "data": "0"})])
+def test_error_value_has_data_from_api_12(api: int, value: dict[str, object]) -> None:
+    sock = opened(api)
+    sock.receive(ConnectionLost("reset"), 1.0)
+    assert pairs(sock.take_events())[0] == ("error", value)

@@ -171,6 +171,13 @@ class OhosSocket:
         self._events.append(Event(name, value, now))
         return True
 
+    def _error(self, status: int, now: float) -> None:
+        """The ``error`` event: ``{code: 200, data: "<status>"}`` (no ``data`` up to API 11)."""
+        value: dict[str, JSON] = {"code": ERROR_CODE}
+        if self.api is None or self.api >= 12:
+            value["data"] = str(status)
+        self._emit("error", value, now)
+
     # -------------------------------------------------------------------------------- calls
 
     def connect(self, args: ConnectArgs, now: float) -> CallResult:
@@ -250,15 +257,15 @@ class OhosSocket:
 
     def _receive_handshake(self, event: WireEvent, now: float) -> None:
         if isinstance(event, HandshakeFailed):
-            self._emit("error", {"code": ERROR_CODE, "data": str(event.status)}, now)
+            self._error(event.status, now)
             self._reset()
         elif isinstance(event, ConnectionLost):
-            self._emit("error", {"code": ERROR_CODE, "data": "0"}, now)
+            self._error(0, now)
             self._actions.append(CloseTransport(abort=True))
             self._reset()
         elif isinstance(event, HandshakeDone):
             if event.subprotocol is not None and event.subprotocol not in self._offered:
-                self._emit("error", {"code": ERROR_CODE, "data": str(event.status)}, now)
+                self._error(event.status, now)
                 self._actions.append(CloseTransport(abort=True))
                 self._reset()
             else:
@@ -316,7 +323,7 @@ class OhosSocket:
         self._link_down(now)
 
     def _link_down(self, now: float) -> None:
-        self._emit("error", {"code": ERROR_CODE, "data": "0"}, now)
+        self._error(0, now)
         self._emit("close", {"code": 0, "reason": LINK_DOWN}, now)
         self._actions.append(CloseTransport(abort=True))
         self._reset()
