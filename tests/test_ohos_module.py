@@ -275,6 +275,30 @@ async def test_reconnect_after_close() -> None:
             ]
 
 
+async def test_reconnect_from_the_close_listener_after_a_server_close() -> None:
+    async def close_at_once(ws: ServerConnection) -> None:
+        await ws.close(4001, "again")
+
+    async with serving(close_at_once) as url, create_websocket() as ws:
+        seen = Seen(ws)
+        closes: list[object] = []
+        twice = anyio.Event()
+
+        def reconnect(err: object, value: object) -> None:
+            closes.append(value)
+            if len(closes) == 1:
+                ws.connect(url)
+            else:
+                twice.set()
+
+        ws.on("close", reconnect)
+        await ws.connect(url)
+        with anyio.fail_after(5):
+            await twice.wait()
+        assert closes == [{"code": 4001, "reason": "again"}] * 2
+        assert [name for name, _ in seen.log if name != "headerReceive"] == ["open", "open"]
+
+
 # ---------------------------------------------------------------------------- peer close
 
 

@@ -127,9 +127,10 @@ class WebSocket:
         self._tasks: anyio.abc.TaskGroup | None = None
         self._jobs_in: MemoryObjectSendStream[Job]
         self._jobs: MemoryObjectReceiveStream[Job]
-        self._actions_in: MemoryObjectSendStream[OhosAction]
-        self._actions: MemoryObjectReceiveStream[OhosAction]
-        self._connection: websocket.WebSocketConnection | None = None
+        self._actions_in: MemoryObjectSendStream[tuple[OhosAction, int]]
+        self._actions: MemoryObjectReceiveStream[tuple[OhosAction, int]]
+        self._connections: dict[int, websocket.WebSocketConnection] = {}
+        """Open connections by generation (one per ``connect``), until closed."""
         self._generation = 0
         self._wake: anyio.Event | None = None
         self._armed: float | None = None
@@ -140,7 +141,9 @@ class WebSocket:
         if self._tasks is not None:
             raise RuntimeError("this WebSocket is already in use")
         self._jobs_in, self._jobs = anyio.create_memory_object_stream[Job](math.inf)
-        self._actions_in, self._actions = anyio.create_memory_object_stream[OhosAction](math.inf)
+        self._actions_in, self._actions = anyio.create_memory_object_stream[tuple[OhosAction, int]](
+            math.inf
+        )
         tasks = anyio.create_task_group()
         await tasks.__aenter__()
         self._tasks = tasks
@@ -159,9 +162,9 @@ class WebSocket:
         tasks, self._tasks = self._tasks, None
         assert tasks is not None, "WebSocket left without being entered"
         tasks.cancel_scope.cancel()
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with anyio.CancelScope(shield=True):
+        connections, self._connections = list(self._connections.values()), {}
+        with anyio.CancelScope(shield=True):
+            for connection in connections:
                 await connection.abort()
         try:
             return await tasks.__aexit__(exc_type, exc, tb)
@@ -245,7 +248,9 @@ class WebSocket:
         for event in self._core.take_events():
             self._jobs_in.send_nowait(self._delivery(event))
         for action in self._core.take_actions():
-            self._actions_in.send_nowait(action)
+            if isinstance(action, ConnectRequest):
+                self._generation += 1  # from now on, what the old connection reads is stale
+            self._actions_in.send_nowait((action, self._generation))
         if self._wake is not None and self._core.next_deadline() != self._armed:
             self._wake.set()
 
@@ -271,17 +276,16 @@ class WebSocket:
             self._pump()
 
     async def _write(self) -> None:
-        async for action in self._actions:
+        async for action, generation in self._actions:
             if isinstance(action, ConnectRequest):
-                self._generation += 1
                 assert self._tasks is not None
-                self._tasks.start_soon(self._connect, action, self._generation)
+                self._tasks.start_soon(self._connect, action, generation)
                 continue
-            connection = self._connection
+            connection = self._connections.get(generation)
             if connection is None:
                 continue
             if isinstance(action, CloseTransport):
-                self._connection = None
+                del self._connections[generation]
             with contextlib.suppress(*_WRITE_ERRORS):
                 await connection.send(action)
 
@@ -297,7 +301,7 @@ class WebSocket:
         if generation != self._generation:
             await connection.abort()
             return
-        self._connection = connection
+        self._connections[generation] = connection
         self._feed(done, generation)
         while generation == self._generation:
             try:
