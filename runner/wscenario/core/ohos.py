@@ -132,7 +132,6 @@ class OhosSocket:
         self._pending: list[str | bytes] = []
         self._close: tuple[int, str] | None = None
         self._close_deadline: float | None = None
-        self._peer_closed = False
         self._last_valid = 0.0
         self._ping_sent = False
         self._assembler = MessageAssembler(self.api)
@@ -165,11 +164,10 @@ class OhosSocket:
             return ping_at
         return ping_at + self._heartbeat.timeout if self._heartbeat.timeout else None
 
-    def _emit(self, name: str, value: EventValue, now: float) -> bool:
-        if not self.listeners.has(name):
-            return False
-        self._events.append(Event(name, value, now))
-        return True
+    def _emit(self, name: str, value: EventValue, now: float) -> None:
+        """Queue an app event, if its name has a listener now (else nothing is queued)."""
+        if self.listeners.has(name):
+            self._events.append(Event(name, value, now))
 
     def _error(self, status: int, now: float) -> None:
         """The ``error`` event: ``{code: 200, data: "<status>"}`` (no ``data`` up to API 11)."""
@@ -203,7 +201,7 @@ class OhosSocket:
         """``send``: ``True`` once queued; written at once when open, at open otherwise."""
         if not self._permission:
             return PERMISSION_DENIED
-        if self._state is State.IDLE or self._close is not None or self._peer_closed:
+        if self._state is State.IDLE or self._close is not None:
             legacy = self.api is not None and self.api <= 10
             return LEGACY_SEND_REFUSED if legacy else SEND_REFUSED
         if self._state is State.CONNECTING:
@@ -216,7 +214,7 @@ class OhosSocket:
         """``close``: ``True`` once requested; the ``close`` event follows the server's answer."""
         if not self._permission:
             return PERMISSION_DENIED
-        if self._state is State.IDLE or self._close is not None or self._peer_closed:
+        if self._state is State.IDLE or self._close is not None:
             return UNKNOWN_ERROR
         self._close = (
             client_close_code(options.get("code")),
@@ -292,14 +290,13 @@ class OhosSocket:
             return
         for message in self._assembler.feed(frame):
             self._emit("message", message.data, now)
-            if message.data_end and self.listeners.has("dataEnd"):
+            if message.data_end:
                 self._emit("dataEnd", None, now)
 
     def _receive_close(self, event: CloseReceived, now: float) -> None:
         if self._close is not None:
             self._finish_client_close(now)
             return
-        self._peer_closed = True
         if event.code is None:
             code, reason = DEFAULT_CLOSE_CODE, LINK_DOWN
         else:
