@@ -53,6 +53,37 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--list", action="store_true", help="also list each valid scenario with its side"
     )
+
+    run = commands.add_parser(
+        "run",
+        help="run client scenarios against real servers",
+        description="Run client scenarios (files, or the files under folders) and report "
+        "each step's outcome.",
+        epilog=EPILOG,
+    )
+    run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    run.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a declared variable (repeatable)",
+    )
+    run.add_argument("--url", metavar="URL", help="connect to URL instead of client.url")
+    run.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="scenarios run in parallel (default 1)"
+    )
+    run.add_argument(
+        "--timeout", metavar="DURATION", help="default wait for each expect (250ms, 2s, 1m)"
+    )
+    run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    run.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
+    run.add_argument("--no-color", action="store_true", help="never colour the output")
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
+    )
     return parser
 
 

@@ -1,0 +1,89 @@
+"""Run one client scenario: pick the driver for its profile, run its steps, collect results.
+
+``profile: ohos`` drives the emulated ``@ohos.net.webSocket`` object, ``profile: raw`` the
+protocol-level client. The connection is closed when the steps end, whatever their outcome.
+
+Like an app, an ohos scenario listens to ``open``, ``message``, ``close`` and ``error``, and to
+``dataEnd`` and ``headerReceive`` only where it mentions them (in an expectation or in
+``ignore``): the device delivers an event only to a listener registered for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+
+import anyio
+
+from wscenario.core.model import JSON, ClientSpec, EventMatcher, Expect, Scenario, Unordered
+from wscenario.engine.ohos_driver import OhosDriver
+from wscenario.engine.raw_driver import RawClientDriver
+from wscenario.engine.steps import StepCallback, StepRunner
+from wscenario.errors import UsageError, WScenarioError
+from wscenario.report.results import ScenarioResult
+
+OPTIONAL_LISTENERS = ("dataEnd", "headerReceive")
+"""ohos events a scenario listens to only when it mentions them."""
+
+
+def mentioned_events(scenario: Scenario) -> frozenset[str]:
+    """The event names the scenario's expectations and ``ignore`` list refer to."""
+    matchers: list[EventMatcher] = list(scenario.ignore)
+    for step in scenario.steps:
+        if isinstance(step, Expect):
+            matchers.append(step.matcher)
+        elif isinstance(step, Unordered):
+            matchers.extend(expect.matcher for expect in step.expects)
+    return frozenset(matcher.event for matcher in matchers)
+
+
+def client_driver(
+    client: ClientSpec, scenario: Scenario, *, warn: Callable[[str], object] | None = None
+) -> OhosDriver | RawClientDriver:
+    """The driver for the scenario's profile (not yet entered)."""
+    if client.profile == "raw":
+        return RawClientDriver(scenario.limits, insecure=client.insecure, warn=warn)
+    driver = OhosDriver(api=client.api, limits=scenario.limits)
+    for name in set(OPTIONAL_LISTENERS) - mentioned_events(scenario):
+        driver.websocket.off(name)
+    return driver
+
+
+async def run_client_scenario(
+    scenario: Scenario,
+    *,
+    env: Mapping[str, str],
+    variables: MutableMapping[str, JSON] | None = None,
+    on_step: StepCallback | None = None,
+    warn: Callable[[str], object] | None = None,
+) -> ScenarioResult:
+    """Run ``scenario`` against its server and return what happened.
+
+    ``variables`` default to the scenario's ``vars``. Problems that keep the scenario from
+    running (an unreadable certificate, say) come back as the result's ``error``, not raised.
+
+    Raises:
+        UsageError: ``scenario`` is a server scenario.
+    """
+    client = scenario.client
+    if client is None:
+        raise UsageError(f"{scenario.path} is a server scenario")
+    driver = client_driver(client, scenario, warn=warn)
+    runner = StepRunner(
+        scenario,
+        driver,
+        variables=dict(scenario.vars) if variables is None else variables,
+        env=env,
+        clock=anyio.current_time,
+        on_step=on_step,
+    )
+    try:
+        async with driver:
+            await runner.run_steps()
+    except (WScenarioError, OSError) as exc:
+        runner.error = runner.error or str(exc)
+    return ScenarioResult(
+        name=scenario.name,
+        path=str(scenario.path),
+        side="client",
+        session=runner.result(total_steps=len(scenario.steps)),
+    )

@@ -1,0 +1,272 @@
+"""``wscenario run`` end to end, against a real ``websockets`` echo server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection, serve
+
+from wscenario.cli import main
+
+
+def echo(connection: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        for message in connection:
+            connection.send(message)
+
+
+@pytest.fixture
+def echo_url() -> Iterator[str]:
+    """A websockets echo server on a free loopback port, run in a thread."""
+    with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        port = server.socket.getsockname()[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{port}/"
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def scenario(folder: Path, name: str, steps: str, *, extra: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"wscenario: 1\nname: {name}\ntimeout: 2s\nvars: {{user: alice}}\n{extra}"
+        "client:\n  url: ws://127.0.0.1:9/\nsteps:\n" + steps,
+        encoding="utf-8",
+    )
+    return path
+
+
+ECHO_STEPS = """\
+  - connect: {}
+  - expect: {open: {status: 101}}
+  - send: "hello {{ user }}"
+  - expect: {message: "hello {{ user }}"}
+  - expect: dataEnd
+  - close: {code: 1000, reason: bye}
+  - expect: {close: {code: 1000, reason: bye}}
+"""
+
+WRONG_JSON_STEPS = """\
+  - connect: {}
+  - expect: {open: {status: 101}}
+  - send: {json: {type: welcome, user: "{{ user }}"}}
+  - expect: {message: {json: {type: welcome, user: bob}}}
+  - close: {}
+"""
+
+SERVER = "wscenario: 1\nserver: {listen: '127.0.0.1:0'}\nsteps:\n  - expect: connect\n"
+
+
+def test_echo_scenario_passes(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    code = main(["run", str(path), "--url", echo_url])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"PASS send 'hello {{{{ user }}}}'  {path}:10" in out
+    assert "PASSED echo" in out
+    assert out.rstrip().splitlines()[-1].startswith("1 passed, 0 failed in ")
+    assert "\x1b[" not in out, "no colour when stdout is not a terminal"
+
+
+def test_wrong_json_fails_with_a_diff(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "wrong", WRONG_JSON_STEPS)
+    code = main(["run", str(path), "--url", echo_url])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "FAIL expect message" in out
+    assert f"{path}:11" in out
+    assert "diff:" in out
+    assert any(line.strip().startswith("-") and "bob" in line for line in out.splitlines())
+    assert any(line.strip().startswith("+") and "alice" in line for line in out.splitlines())
+    assert "variables: user='alice'" in out
+    assert "0 passed, 1 failed in " in out
+
+
+def test_received_escape_sequences_are_printed_safely(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = """\
+  - connect: {}
+  - expect: open
+  - send: "\\e[31mred"
+  - expect: {message: plain}
+"""
+    path = scenario(tmp_path, "escape", steps)
+    assert main(["run", str(path), "--url", echo_url]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\\x1b[31mred" in out or "\\u001b[31mred" in out or "\\e[31mred" in out
+
+
+def test_var_overrides_and_reports(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = scenario(tmp_path, "echo", ECHO_STEPS)
+    bad = scenario(tmp_path, "wrong", WRONG_JSON_STEPS)
+    junit = tmp_path / "out" / "junit.xml"
+    junit.parent.mkdir()
+    report = tmp_path / "out" / "report.json"
+    argv = ["run", str(good), str(bad), "--url", echo_url, "--var", "user=bob"]
+    code = main([*argv, "--junit", str(junit), "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 passed, 0 failed" in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("tests") == "2"
+    assert suite.get("failures") == "0"
+    document = json.loads(report.read_text(encoding="utf-8"))
+    names = [e["name"] for e in document["scenarios"][0]["events"]]
+    assert names[0] == "open"
+    assert "message" in names
+    assert document["scenarios"][0]["variables"]["user"] == "bob"
+
+
+def test_junit_records_the_failure(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "wrong", WRONG_JSON_STEPS)
+    junit = tmp_path / "junit.xml"
+    assert main(["run", str(path), "--url", echo_url, "--junit", str(junit)]) == 1
+    capsys.readouterr()
+    case = ET.parse(junit).getroot().find("testsuite/testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None
+    assert str(failure.get("message")).startswith("expect message")
+
+
+def test_unwritable_junit_cannot_run(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    target = tmp_path / "missing" / "junit.xml"
+    assert main(["run", str(path), "--url", echo_url, "--junit", str(target)]) == 3
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_unreachable_server_fails_a_scenario_expecting_open(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    code = main(["run", str(path), "--url", f"ws://127.0.0.1:{closed_port}/"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "received: error" in out
+
+
+def test_unreachable_server_passes_a_scenario_expecting_the_error(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = "  - connect: {}\n  - expect: {error: {code: 200}}\n"
+    path = scenario(tmp_path, "refused", steps)
+    code = main(["run", str(path), "--url", f"ws://127.0.0.1:{closed_port}/"])
+    assert code == 0, capsys.readouterr().out
+
+
+def test_parallel_jobs_print_each_scenario_whole(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("one", "two", "three"):
+        scenario(tmp_path, name, ECHO_STEPS)
+    assert main(["run", str(tmp_path), "--url", echo_url, "--jobs", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.endswith(".yaml") and "  " in line]
+    assert len(headers) == 3
+    for start in headers:
+        assert lines[start + 1 : start + 8] == [
+            line for line in lines[start + 1 : start + 8] if line.startswith("  PASS")
+        ]
+
+
+def test_server_scenario_named_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "server.yaml"
+    path.write_text(SERVER, encoding="utf-8")
+    assert main(["run", str(path)]) == 2
+    assert "wscenario serve" in capsys.readouterr().err
+
+
+def test_folder_mixing_sides_runs_the_clients_only(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario(tmp_path, "echo", ECHO_STEPS)
+    (tmp_path / "server.yaml").write_text(SERVER, encoding="utf-8")
+    assert main(["run", str(tmp_path), "--url", echo_url]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 server scenario (run them with 'wscenario serve')" in out
+    assert "1 passed, 0 failed" in out
+
+
+def test_invalid_scenario_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("wscenario: 1\nclient: {url: ws://h/}\nsteps:\n  - sned: hi\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4:" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--var", "novalue"], "--var expects NAME=VALUE"),
+        (["--timeout", "soon"], "--timeout expects a duration"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    assert main(["run", str(path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_the_run_cleanly(tmp_path: Path, echo_url: str) -> None:
+    steps = "  - connect: {}\n  - expect: open\n  - expect: {message: never, timeout: 30s}\n"
+    path = scenario(tmp_path, "waits", steps)
+    command = [sys.executable, "-m", "wscenario", "run", str(path), "--url", echo_url]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        assert run.stdout is not None
+        while "expect open" not in run.stdout.readline():
+            assert run.poll() is None, "the run is still waiting"
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=10)
+    assert run.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    assert "interrupted: 1 of 1 scenarios did not finish\n0 passed, 0 failed" in out
