@@ -1,4 +1,4 @@
-"""Independent peers for the engine's tests: a websockets server, and raw TCP servers.
+"""Peers for the engine's tests: websockets and raw TCP servers, and our own server side.
 
 A raw server gets the accepted stream and writes whatever bytes a hostile or odd peer would.
 """
@@ -16,6 +16,25 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from websockets.asyncio.server import ServerConnection, serve
+
+from wscenario.core.model import Limits
+from wscenario.core.wire import (
+    CloseReceived,
+    ConnectionLost,
+    ConnectRequest,
+    DataFrame,
+    SendClose,
+    SendMessage,
+)
+from wscenario.engine.websocket import (
+    Accept,
+    Decide,
+    HandshakeRequest,
+    Reject,
+    WebSocketConnection,
+    accept,
+    connect,
+)
 
 RawHandler = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
@@ -97,3 +116,65 @@ def upgrade_response(request: bytes, *extra: str, reason: str = "Switching Proto
         "",
     ]
     return "\r\n".join(lines).encode()
+
+
+LIMITS = Limits(close_timeout=2.0, handshake_timeout=2.0)
+"""Short deadlines, so that a test that goes wrong fails fast."""
+
+
+async def echo(ws: ServerConnection) -> None:
+    """A websockets handler that echoes every message."""
+    async for message in ws:
+        await ws.send(message)
+
+
+async def open_client(port: int, limits: Limits = LIMITS, path: str = "/") -> WebSocketConnection:
+    """A client connection to ``ws://127.0.0.1:port/path``."""
+    connection, _ = await connect(ConnectRequest(f"ws://127.0.0.1:{port}{path}"), limits)
+    return connection
+
+
+Serve = Callable[[WebSocketConnection], Awaitable[None]]
+
+
+@asynccontextmanager
+async def engine_server(
+    decide: Decide, serve: Serve, limits: Limits = LIMITS
+) -> AsyncIterator[tuple[int, list[object]]]:
+    """Our own server side: ``accept`` then ``serve``; yields the port and each outcome."""
+    outcomes: list[object] = []
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        accepted = await accept(stream, limits, decide)
+        outcomes.append(accepted[1] if accepted else None)
+        if accepted:
+            await serve(accepted[0])
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, handle)
+        yield listener.extra(SocketAttribute.local_port), outcomes
+        group.cancel_scope.cancel()
+
+
+async def accept_chat(request: HandshakeRequest) -> Accept | Reject:
+    """Accept ``/chat`` (selecting ``chat.v1`` when offered); 404 for other paths."""
+    if request.path != "/chat":
+        return Reject(404, b"no such path", (("X-Path", request.path),))
+    chosen = "chat.v1" if "chat.v1" in request.subprotocols else None
+    return Accept(chosen, (("X-Server", "engine"),))
+
+
+async def serve_echo(connection: WebSocketConnection) -> None:
+    """Echo whole one-frame messages; answer the close; stop when the connection ends."""
+    while True:
+        event = await connection.receive()
+        if isinstance(event, DataFrame):
+            if event.first and event.final:
+                await connection.send(SendMessage(event.data))
+        elif isinstance(event, CloseReceived):
+            await connection.send(SendClose(event.code, event.reason))
+            await connection.aclose()
+            return
+        elif isinstance(event, ConnectionLost):
+            return

@@ -125,4 +125,8 @@ def connect_failure_from(exc: BaseException) -> HandshakeFailed:
     last = chain[-1]
     if isinstance(last, anyio.EndOfStream | anyio.BrokenResourceError):
         return HandshakeFailed(kind="tls", message="connection closed during the TLS handshake")
-    return HandshakeFailed(kind="refused", message=f"cannot connect: {_describe(last)}")
+    if isinstance(last, ValueError):
+        return HandshakeFailed(kind="tls", message=f"cannot start TLS: {_describe(last)}")
+    with_errno = [item for item in chain if isinstance(item, OSError) and item.errno]
+    cause = with_errno[-1] if with_errno else last
+    return HandshakeFailed(kind="refused", message=f"cannot connect: {_describe(cause)}")

@@ -1,0 +1,374 @@
+"""One established WebSocket connection over an anyio byte stream, either role.
+
+The connection turns bytes into ``core.wire`` events with wsproto's frame parser and writes
+``core.wire`` actions as frames built by ``engine.frames``.
+
+What the connection decides on its own:
+
+* Limits: a message over ``max_message_size`` bytes (all fragments counted) or with more
+  than ``max_fragments`` frames, and any protocol error wsproto reports (1002, 1007), end the
+  connection: the close frame is sent, TCP is closed, and ``receive`` returns
+  ``ConnectionLost(kind="protocol", code=...)``.
+* Pings are not answered unless ``auto_pong`` is set; close frames are never answered: the
+  session decides (``send(SendClose(...))``).
+
+After the end, ``receive`` returns the same ``ConnectionLost`` again (the connection was lost)
+or raises ``ConnectionClosed`` (both close frames were exchanged, or the transport was closed
+by this side); ``send`` raises ``ConnectionClosed``. To stop reading, stop calling
+``receive``: the peer's writes then back up in TCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from collections import deque
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
+
+from wscenario.core.model import Limits, RawFrame
+from wscenario.core.wire import (
+    CloseReceived,
+    CloseTransport,
+    ConnectionLost,
+    DataFrame,
+    PingReceived,
+    PongReceived,
+    SendClose,
+    SendMessage,
+    SendPing,
+    SendPong,
+    WireAction,
+    WireEvent,
+)
+from wscenario.engine.errors import (
+    PEER_ERRORS,
+    TRANSPORT_ERRORS,
+    ConnectionClosed,
+    lost_from,
+)
+from wscenario.engine.frames import close_payload, encode_frame, split_payload
+
+READ_SIZE = 64 * 1024
+"""Bytes asked for per read: large enough for throughput, and the most one event can hold."""
+
+Address = tuple[str, int]
+
+
+class WebSocketConnection:
+    """One established WebSocket connection, either role, over an anyio ``ByteStream``.
+
+    Built by ``connect`` and ``accept``. One task may call ``receive`` while others call
+    ``send``; sends are serialised.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        client: bool,
+        limits: Limits,
+        subprotocol: str | None = None,
+        request_headers: tuple[tuple[str, str], ...] = (),
+        response_headers: tuple[tuple[str, str], ...] = (),
+        received: bytes = b"",
+        auto_pong: bool = False,
+    ) -> None:
+        self.client = client
+        self.limits = limits
+        self.subprotocol = subprotocol
+        self.request_headers = request_headers
+        self.response_headers = response_headers
+        self.auto_pong = auto_pong
+        self.local_address = stream_address(stream, SocketAttribute.local_address)
+        self.remote_address = stream_address(stream, SocketAttribute.remote_address)
+        self._stream = stream
+        self._parser = FrameProtocol(client, [])
+        self._pending: deque[WireEvent] = deque()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._fragmenting: anyio.Event | None = None
+        self._in_message = False
+        self._message_bytes = 0
+        self._message_frames = 0
+        self._close_sent = False
+        self._close_received = False
+        self._lost: ConnectionLost | None = None
+        self._transport_closed = False
+        if received:
+            self._parser.receive_bytes(received)
+
+    # ---------------------------------------------------------------------------- state
+
+    @property
+    def close_sent(self) -> bool:
+        """A close frame was written (by ``send(SendClose(...))`` or a limit)."""
+        return self._close_sent
+
+    @property
+    def close_received(self) -> bool:
+        """The peer's close frame arrived."""
+        return self._close_received
+
+    @property
+    def lost(self) -> ConnectionLost | None:
+        """How the connection ended abnormally, once it has."""
+        return self._lost
+
+    # --------------------------------------------------------------------------- receive
+
+    async def receive(self) -> WireEvent:
+        """The next event: a piece of a message, a ping, a pong, a close, or the loss.
+
+        Raises:
+            ConnectionClosed: the closing handshake is complete or the transport was closed
+                by this side, so nothing more can arrive.
+        """
+        while not self._pending:
+            if self._lost is not None:
+                return self._lost
+            if self._transport_closed or (self._close_sent and self._close_received):
+                raise ConnectionClosed("the connection is closed")
+            failure = self._parse()
+            if failure is not None:
+                await self._fail(*failure)
+                break
+            if self._pending:
+                break
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except TRANSPORT_ERRORS as exc:
+                await self._lose(self._lost or lost_from(exc))
+                break
+            self._parser.receive_bytes(data)
+        event = self._pending.popleft()
+        if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
+            await self._write_quietly(encode_frame(0xA, event.data, masked=self.client))
+        return event
+
+    def _parse(self) -> tuple[int, str] | None:
+        """Turn buffered bytes into pending events; ``(code, reason)`` on a protocol failure."""
+        try:
+            for frame in self._parser.received_frames():
+                opcode = frame.opcode
+                payload = frame.payload
+                if isinstance(payload, tuple):  # a close frame, already checked by wsproto
+                    code, reason = payload
+                    self._close_received = True
+                    self._pending.append(CloseReceived(None if code == 1005 else int(code), reason))
+                elif opcode is Opcode.PING:
+                    self._pending.append(PingReceived(bytes(payload)))  # type: ignore[arg-type]
+                elif opcode is Opcode.PONG:
+                    self._pending.append(PongReceived(bytes(payload)))  # type: ignore[arg-type]
+                else:
+                    failure = self._count(payload, frame.frame_finished)
+                    if failure is not None:
+                        return failure
+                    first = not self._in_message
+                    final = frame.message_finished
+                    self._in_message = not final
+                    if final:
+                        self._message_bytes = self._message_frames = 0
+                    kind: Literal["text", "binary"] = "text" if opcode is Opcode.TEXT else "binary"
+                    self._pending.append(
+                        DataFrame(kind, payload, first, final, frame.frame_finished)
+                    )
+        except ParseFailed as exc:
+            return int(exc.code), str(exc)
+        except PEER_ERRORS as exc:
+            return 1002, str(exc)
+        return None
+
+    def _count(self, payload: str | bytes, frame_finished: bool) -> tuple[int, str] | None:
+        if isinstance(payload, str) and not payload.isascii():
+            self._message_bytes += len(payload.encode("utf-8", "surrogatepass"))
+        else:
+            self._message_bytes += len(payload)
+        if self._message_bytes > self.limits.max_message_size:
+            return 1009, f"message over {self.limits.max_message_size} bytes"
+        if frame_finished:
+            self._message_frames += 1
+            if self._message_frames > self.limits.max_fragments:
+                return 1009, f"message in more than {self.limits.max_fragments} fragments"
+        return None
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send the close frame, then close TCP."""
+        lost = ConnectionLost(kind="protocol", message=reason, code=code)
+        self._lost = lost
+        self._pending.append(lost)
+        if not self._close_sent:
+            self._close_sent = True
+            frame = encode_frame(0x8, close_payload(code, reason), masked=self.client)
+            with anyio.move_on_after(self.limits.close_timeout):
+                await self._write_quietly(frame)
+        await self._close_transport()
+
+    async def _lose(self, lost: ConnectionLost) -> None:
+        self._lost = lost
+        self._pending.append(lost)
+        await self._close_transport()
+
+    # ------------------------------------------------------------------------------ send
+
+    async def send(self, action: WireAction) -> None:
+        """Write one action: a message, ping, pong or close frame, or close the transport.
+
+        A close frame's code is written as given (``None``: no payload); its reason is cut to
+        123 bytes on a character boundary. Ping and pong payloads are written as given.
+
+        Raises:
+            ConnectionClosed: the connection ended, or a close frame was already sent.
+        """
+        if isinstance(action, SendMessage):
+            data = action.data
+            if self._fragmenting is not None:
+                await self._fragmenting.wait()
+            if isinstance(data, str):
+                frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
+            else:
+                frame = encode_frame(0x2, data, masked=self.client)
+            await self._write(frame)
+        elif isinstance(action, SendPing):
+            await self._write(encode_frame(0x9, action.data, masked=self.client))
+        elif isinstance(action, SendPong):
+            await self._write(encode_frame(0xA, action.data, masked=self.client))
+        elif isinstance(action, SendClose):
+            payload = close_payload(action.code, action.reason)
+            await self._write(encode_frame(0x8, payload, masked=self.client))
+            self._close_sent = True
+        elif isinstance(action, CloseTransport):
+            await self.abort(rst=action.abort)
+
+    async def send_fragmented(
+        self,
+        data: str | bytes,
+        parts: int,
+        *,
+        delay: float = 0.0,
+        ping_between: bool = False,
+    ) -> None:
+        """Write one message as ``parts`` frames (a text message is split on byte boundaries).
+
+        ``delay`` waits between frames; ``ping_between`` writes a ping after the first one.
+        Other messages sent meanwhile wait until this one is complete.
+        """
+        encoded = data.encode("utf-8") if isinstance(data, str) else data
+        opcode = 0x1 if isinstance(data, str) else 0x2
+        pieces = split_payload(encoded, max(1, parts))
+        while self._fragmenting is not None:
+            await self._fragmenting.wait()
+        self._fragmenting = done = anyio.Event()
+        try:
+            for index, piece in enumerate(pieces):
+                if index and delay > 0:
+                    await anyio.sleep(delay)
+                final = index == len(pieces) - 1
+                await self._write(
+                    encode_frame(
+                        opcode if index == 0 else 0x0, piece, masked=self.client, fin=final
+                    )
+                )
+                if ping_between and index == 0 and not final:
+                    await self._write(encode_frame(0x9, b"", masked=self.client))
+        finally:
+            self._fragmenting = None
+            done.set()
+
+    async def send_raw_frame(self, frame: RawFrame) -> None:
+        """Write ``frame`` exactly as described (masked when this side is the client).
+
+        The connection's own state is not changed: a raw close frame does not count as sent.
+        """
+        if frame.delay > 0:
+            await anyio.sleep(frame.delay)
+        rsv = (frame.rsv[0] << 6) | (frame.rsv[1] << 5) | (frame.rsv[2] << 4)
+        await self._write(
+            encode_frame(frame.opcode & 0xF, frame.data, masked=self.client, fin=frame.fin, rsv=rsv)
+        )
+
+    async def _write(self, data: bytes) -> None:
+        if self._lost is not None or self._transport_closed:
+            raise ConnectionClosed("the connection is closed", self._lost)
+        if self._close_sent:
+            raise ConnectionClosed("a close frame was already sent")
+        try:
+            async with self._send_lock:
+                await self._stream.send(data)
+        except TRANSPORT_ERRORS as exc:
+            self._lost = lost = lost_from(exc)
+            raise ConnectionClosed(lost.message, lost) from exc
+
+    async def _write_quietly(self, data: bytes) -> None:
+        try:
+            async with self._send_lock:
+                await self._stream.send(data)
+        except TRANSPORT_ERRORS:
+            pass
+
+    # ----------------------------------------------------------------------------- close
+
+    async def abort(self, *, rst: bool = False) -> None:
+        """Drop the connection without a close frame; ``rst`` resets it (SO_LINGER 0)."""
+        if self._transport_closed:
+            return
+        if rst:
+            raw = self._stream.extra(SocketAttribute.raw_socket, None)
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if self._lost is None and not (self._close_sent and self._close_received):
+            kind: Literal["reset", "eof"] = "reset" if rst else "eof"
+            self._lost = ConnectionLost(kind=kind, message="connection dropped by this side")
+        self._transport_closed = True
+        await anyio.aclose_forcefully(self._stream)
+
+    async def aclose(self) -> None:
+        """Run the closing handshake (1000) within ``close_timeout``, then close TCP.
+
+        Events that arrive meanwhile are dropped. Safe to call more than once.
+        """
+        if self._transport_closed:
+            return
+        with anyio.move_on_after(self.limits.close_timeout):
+            if self._lost is None and not self._close_sent:
+                with contextlib.suppress(ConnectionClosed):
+                    await self.send(SendClose(1000))
+            while self._lost is None and not self._close_received and not self._transport_closed:
+                await self.receive()
+            if self.client and self._lost is None:
+                await self._await_eof()
+        await self._close_transport()
+
+    async def _await_eof(self) -> None:
+        """Client: the server closes TCP first (RFC 6455 §7.1.1); wait for that."""
+        try:
+            while await self._stream.receive(READ_SIZE):
+                pass
+        except TRANSPORT_ERRORS:
+            pass
+
+    async def _close_transport(self) -> None:
+        if self._transport_closed:
+            return
+        self._transport_closed = True
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(self.limits.close_timeout),
+            contextlib.suppress(*TRANSPORT_ERRORS),
+        ):
+            await self._stream.aclose()
+        # a TLS stream that did not finish its goodbye in time still owes a socket close
+        await anyio.aclose_forcefully(self._stream)
+
+
+def stream_address(stream: anyio.abc.ByteStream, attribute: Any) -> Address | None:
+    """The stream's local or remote ``(host, port)``, when it has one."""
+    value = stream.extra(attribute, None)
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None

@@ -1,0 +1,361 @@
+"""A connection's events and actions against websockets peers, in either role."""
+
+from __future__ import annotations
+
+import functools
+import struct
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+
+from tests.engine.ws_peers import (
+    LIMITS,
+    CloseWatcher,
+    accept_chat,
+    echo,
+    engine_server,
+    open_client,
+    websockets_server,
+)
+from wscenario.core.model import Limits, RawFrame
+from wscenario.core.wire import (
+    CloseReceived,
+    CloseTransport,
+    ConnectionLost,
+    ConnectRequest,
+    DataFrame,
+    PingReceived,
+    PongReceived,
+    SendClose,
+    SendMessage,
+    SendPing,
+    SendPong,
+    WireEvent,
+)
+from wscenario.engine.errors import ConnectionClosed
+from wscenario.engine.websocket import (
+    WebSocketConnection,
+    close_payload,
+    connect,
+    encode_frame,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def whole_message(connection: WebSocketConnection) -> tuple[list[DataFrame], str | bytes]:
+    pieces: list[DataFrame] = []
+    while True:
+        event = await connection.receive()
+        assert isinstance(event, DataFrame), event
+        pieces.append(event)
+        if event.final:
+            break
+    if pieces[0].kind == "text":
+        return pieces, "".join(str(piece.data) for piece in pieces)
+    return pieces, b"".join(bytes(piece.data) for piece in pieces)  # type: ignore[arg-type]
+
+
+async def test_echoes_text_and_binary_and_reports_the_handshake() -> None:
+    async with websockets_server(echo) as port:
+        with anyio.fail_after(10):
+            connection, done = await connect(
+                ConnectRequest(f"ws://127.0.0.1:{port}/chat?x=1"), LIMITS
+            )
+            await connection.send(SendMessage("héllo"))
+            assert await connection.receive() == DataFrame("text", "héllo", True, True)
+            await connection.send(SendMessage(b"\x00\xff"))
+            assert await connection.receive() == DataFrame("binary", b"\x00\xff", True, True)
+            await connection.aclose()
+    assert done.status == 101
+    assert done.reason == "Switching Protocols"
+    assert done.path == "/chat?x=1"
+    assert ("Upgrade", "websocket") in done.headers
+    assert connection.close_sent
+    assert connection.close_received
+    assert connection.lost is None
+    assert connection.remote_address == ("127.0.0.1", port)
+
+
+async def test_a_100_kib_message_arrives_in_pieces_that_join_up() -> None:
+    payload = bytes(range(256)) * 400
+    async with websockets_server(echo) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(SendMessage(payload))
+            pieces, message = await whole_message(connection)
+            await connection.aclose()
+    assert message == payload
+    assert pieces[0].first
+    assert not any(piece.first for piece in pieces[1:])
+    assert all(piece.kind == "binary" for piece in pieces)
+
+
+async def test_fragments_from_the_server_arrive_as_pieces_with_a_ping_between() -> None:
+    async def fragments_and_ping(ws: ServerConnection) -> None:
+        await ws.recv()
+        ws.transport.write(encode_frame(0x1, "é".encode()[:1], masked=False, fin=False))
+        ws.transport.write(encode_frame(0x9, b"mid", masked=False))
+        ws.transport.write(encode_frame(0x0, "é".encode()[1:] + b"nd", masked=False))
+        await ws.wait_closed()
+
+    async with websockets_server(fragments_and_ping) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(SendMessage("go"))
+            events = [await connection.receive() for _ in range(3)]
+            await connection.abort()
+    assert events == [
+        DataFrame("text", "", True, False),
+        PingReceived(b"mid"),
+        DataFrame("text", "énd", False, True),
+    ]
+
+
+async def test_pings_are_left_to_the_caller_unless_auto_pong() -> None:
+    pongs: list[bytes] = []
+
+    async def pinger(ws: ServerConnection) -> None:
+        waiter = await ws.ping(b"p1")
+        with anyio.move_on_after(0.3):
+            await waiter
+            pongs.append(b"p1")
+        await ws.send("after")
+        await ws.wait_closed()
+
+    async with websockets_server(pinger) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            assert await connection.receive() == PingReceived(b"p1")
+            assert await connection.receive() == DataFrame("text", "after", True, True)
+            await connection.send(SendPong(b"p1"))
+            await connection.aclose()
+    assert pongs == []
+
+
+async def test_auto_pong_answers_pings() -> None:
+    answered = anyio.Event()
+
+    async def pinger(ws: ServerConnection) -> None:
+        await (await ws.ping(b"p2"))
+        answered.set()
+        await ws.close()
+
+    async with websockets_server(pinger) as port:
+        with anyio.fail_after(10):
+            connection, _ = await connect(
+                ConnectRequest(f"ws://127.0.0.1:{port}/"), LIMITS, auto_pong=True
+            )
+            assert await connection.receive() == PingReceived(b"p2")
+            assert await connection.receive() == CloseReceived(1000, "")
+            await answered.wait()
+            await connection.aclose()
+
+
+async def test_pong_frames_are_reported() -> None:
+    async with websockets_server(echo, ping_interval=None) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(SendPing(b"ask"))
+            assert await connection.receive() == PongReceived(b"ask")
+            await connection.aclose()
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (
+            encode_frame(0x8, struct.pack("!H", 4000) + b"bye", masked=False),
+            CloseReceived(4000, "bye"),
+        ),
+        (encode_frame(0x8, b"", masked=False), CloseReceived(None, "")),
+    ],
+)
+async def test_close_frames_from_the_server(frame: bytes, expected: CloseReceived) -> None:
+    async def closer(ws: ServerConnection) -> None:
+        ws.transport.write(frame)
+        await ws.wait_closed()
+
+    async with websockets_server(closer) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            assert await connection.receive() == expected
+            assert connection.close_received
+            assert not connection.close_sent
+            await connection.send(SendClose(expected.code, expected.reason))
+            with pytest.raises(ConnectionClosed):
+                await connection.receive()
+            await connection.aclose()
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "reason"),
+    [
+        (SendClose(4001, "é" * 70), 4001, "é" * 61),
+        (SendClose(None), 1005, ""),
+        (SendClose(), 1000, ""),
+    ],
+)
+async def test_close_frames_to_the_server(action: SendClose, code: int, reason: str) -> None:
+    watcher = CloseWatcher()
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(action)
+            event = await connection.receive()
+            await connection.aclose()
+    assert watcher.seen == [(code, reason)]
+    assert isinstance(event, CloseReceived)
+    assert event.code == (None if code == 1005 else code)
+
+
+async def test_close_codes_are_written_as_given_even_invalid_ones() -> None:
+    assert close_payload(1006, "x") == b"\x03\xeex"
+    assert close_payload(None, "ignored") == b""
+    watcher = CloseWatcher()
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(SendClose(999, "odd"))
+            event = await connection.receive()
+            await connection.aclose()
+    assert event == CloseReceived(1002, "invalid status code")  # websockets refuses it
+    assert watcher.codes == [1006]
+
+
+async def test_a_message_over_the_size_limit_fails_with_1009() -> None:
+    watcher = CloseWatcher("x" * 600, "y" * 2000)
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port, Limits(max_message_size=1000))
+            assert await connection.receive() == DataFrame("text", "x" * 600, True, True)
+            lost = await connection.receive()
+            again = await connection.receive()
+            with pytest.raises(ConnectionClosed):
+                await connection.send(SendMessage("late"))
+    assert isinstance(lost, ConnectionLost)
+    assert (lost.kind, lost.code) == ("protocol", 1009)
+    assert again is lost
+    assert watcher.codes == [1009]
+
+
+async def test_too_many_fragments_fail_with_1009() -> None:
+    watcher = CloseWatcher(["a", "b", "c", "d", "e"])
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port, Limits(max_fragments=3))
+            events = [await connection.receive() for _ in range(4)]
+    assert [event.data for event in events[:3]] == ["a", "b", "c"]  # type: ignore[union-attr]
+    assert events[3] == ConnectionLost("protocol", "message in more than 3 fragments", 1009)
+    assert watcher.codes == [1009]
+
+
+async def test_invalid_utf8_from_the_server_fails_with_1007() -> None:
+    async def bad_text(ws: ServerConnection) -> None:
+        ws.transport.write(encode_frame(0x1, b"\xff\xfe", masked=False))
+        await ws.wait_closed()
+
+    async with websockets_server(bad_text) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            lost = await connection.receive()
+    assert isinstance(lost, ConnectionLost)
+    assert (lost.kind, lost.code) == ("protocol", 1007)
+
+
+async def test_an_abrupt_drop_mid_message_is_a_lost_connection() -> None:
+    async def dropper(ws: ServerConnection) -> None:
+        ws.transport.write(b"\x82\x7e\x10\x00" + b"z" * 100)  # 4096 bytes announced, 100 sent
+        await anyio.sleep(0.05)
+        ws.transport.abort()
+
+    async with websockets_server(dropper) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            first = await connection.receive()
+            lost = await connection.receive()
+    assert first == DataFrame("binary", b"z" * 100, True, False, frame_final=False)
+    assert isinstance(lost, ConnectionLost)
+    assert lost.kind in ("eof", "reset")
+
+
+async def test_raw_frames_reach_the_peer_as_written() -> None:
+    watcher = CloseWatcher()
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send_raw_frame(RawFrame(opcode=3, data=b"reserved"))
+            event = await connection.receive()
+            await connection.aclose()
+    assert isinstance(event, CloseReceived)
+    assert event.code == 1002
+    assert "opcode" in event.reason
+    assert watcher.codes == [1006]  # websockets closed TCP right after its own close frame
+
+
+async def test_abort_with_rst_leaves_the_peer_without_a_close_frame() -> None:
+    watcher = CloseWatcher()
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            await connection.send(CloseTransport(abort=True))
+            lost = await connection.receive()
+            await connection.aclose()
+            await anyio.sleep(0.1)
+    assert lost == ConnectionLost("reset", "connection dropped by this side")
+    assert watcher.codes == [1006]
+
+
+async def test_fragments_with_a_ping_between_reach_websockets_whole() -> None:
+    pongs: list[WireEvent] = []
+
+    async def fragmenter(connection: WebSocketConnection) -> None:
+        await connection.send_fragmented("é" * 10, 4, delay=0.01, ping_between=True)
+        await connection.send_fragmented(b"\x00" * 9, 3)
+        pongs.append(await connection.receive())
+        await connection.aclose()
+
+    async with engine_server(accept_chat, fragmenter) as (port, _):
+        with anyio.fail_after(10):
+            async with ws_connect(f"ws://127.0.0.1:{port}/chat", compression=None) as ws:
+                assert await ws.recv() == "é" * 10
+                assert await ws.recv() == b"\x00" * 9
+                with pytest.raises(WsConnectionClosed):
+                    await ws.recv()
+    assert pongs == [PongReceived(b"")]
+
+
+async def test_a_message_sent_during_a_fragmented_one_waits_for_its_end() -> None:
+    async def interleaver(connection: WebSocketConnection) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(connection.send_fragmented, "slow", 4, delay=0.02))
+            await anyio.sleep(0.01)
+            await connection.send(SendMessage("quick"))
+        await connection.aclose()
+
+    async with engine_server(accept_chat, interleaver) as (port, _):
+        with anyio.fail_after(10):
+            async with ws_connect(f"ws://127.0.0.1:{port}/chat", compression=None) as ws:
+                assert [await ws.recv(), await ws.recv()] == ["slow", "quick"]
+
+
+async def test_a_client_message_over_the_limit_is_closed_with_1009() -> None:
+    lost: list[WireEvent] = []
+
+    async def reader(connection: WebSocketConnection) -> None:
+        lost.append(await connection.receive())
+
+    limits = Limits(max_message_size=10, close_timeout=2.0)
+    async with engine_server(accept_chat, reader, limits) as (port, _):
+        with anyio.fail_after(10):
+            async with ws_connect(f"ws://127.0.0.1:{port}/chat", compression=None) as ws:
+                await ws.send("x" * 11)
+                with pytest.raises(WsConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1009
+    assert lost == [ConnectionLost("protocol", "message over 10 bytes", 1009)]
