@@ -17,7 +17,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
+from tests.report.sample import could_not_run, failed, passed
 from wscenario.cli import main
+from wscenario.commands.run import exit_code
 
 
 def echo(connection: ServerConnection) -> None:
@@ -270,3 +272,26 @@ def test_sigterm_stops_the_run_cleanly(tmp_path: Path, echo_url: str) -> None:
     assert run.returncode == 130, (out, err)
     assert "Traceback" not in err
     assert "interrupted: 1 of 1 scenarios did not finish\n0 passed, 0 failed" in out
+
+
+def test_timeout_option_shortens_every_wait(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "waits", "  - connect: {}\n  - expect: open\n  - expect: dataEnd\n")
+    assert main(["run", str(path), "--url", echo_url, "--timeout", "100ms"]) == 1
+    assert "no event within 100ms" in capsys.readouterr().out
+
+
+def test_folder_of_server_scenarios_only_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "server.yaml").write_text(SERVER, encoding="utf-8")
+    assert main(["run", str(tmp_path)]) == 2
+    assert "no client scenarios to run" in capsys.readouterr().err
+
+
+def test_exit_codes() -> None:
+    assert exit_code([passed()]) == 0
+    assert exit_code([passed(), failed()]) == 1
+    assert exit_code([failed(), could_not_run()]) == 3
+    assert exit_code([passed()], interrupted=True) == 130

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+import wscenario.engine.client
 from tests.engine.ws_peers import websockets_server
 from wscenario.core.diagnostics import Position
 from wscenario.core.model import (
@@ -28,6 +29,7 @@ from wscenario.core.model import (
     Unordered,
 )
 from wscenario.engine.client import mentioned_events, run_client_scenario
+from wscenario.engine.ohos_driver import OhosDriver
 from wscenario.errors import UsageError
 
 
@@ -116,3 +118,16 @@ async def test_server_scenario_is_refused() -> None:
     scenario = Scenario(path=Path("s.yaml"), name="s", steps=(), server=ServerSpec())
     with pytest.raises(UsageError, match="server scenario"):
         await run_client_scenario(scenario, env={})
+
+
+@pytest.mark.anyio
+async def test_driver_failure_is_a_could_not_run_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(OhosDriver):
+        async def __aenter__(self) -> Self:
+            raise OSError("no file descriptors left")
+
+    monkeypatch.setattr(wscenario.engine.client, "OhosDriver", Broken)
+    result = await run_client_scenario(client(1, Connect(**at(1))), env={})
+    assert result.outcome == "error"
+    assert result.session.error == "no file descriptors left"
+    assert result.session.total_steps == 1

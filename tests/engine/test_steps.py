@@ -530,3 +530,44 @@ async def test_drop_ends_serving_rules() -> None:
     with anyio.fail_after(1):
         await runner.serve_rules(poll=0.05)
     assert runner.ended
+
+
+@pytest.mark.anyio
+async def test_rule_actions_sleep_and_failing_calls_are_reported() -> None:
+    driver = ScriptedDriver()
+    driver.answer("send", CallError(-1, "Websocket Unknown Other Error"))
+    driver.push("messageReceive", "ping")
+    sc = server(
+        Sleep(duration=0.05, **at(1)),
+        rules=(rule(1, "ping", Sleep(duration=0.01, **at(90)), send(91, "pong")),),
+    )
+    result, seen = await run(sc, driver)
+    assert [s.kind for s in seen] == ["rule", "sleep"]
+    failure = seen[0].failure
+    assert failure is not None
+    assert failure.message == ("expected success, got error -1 'Websocket Unknown Other Error'")
+    assert seen[0].label == "rule on messageReceive regex /ping/"
+    assert not result.passed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("received", ["not json", b"\x00"])
+async def test_json_expected_but_not_json_received_has_no_diff(received: str | bytes) -> None:
+    driver = ScriptedDriver()
+    driver.push("message", received)
+    step = Expect(matcher=EventMatcher("message", JsonMatcher({"a": 1})), **at(1))
+    result, _ = await run(scenario(step), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.diff == ()
+
+
+@pytest.mark.anyio
+async def test_fields_expected_but_a_message_received_has_no_diff() -> None:
+    driver = ScriptedDriver()
+    driver.push("close", "odd")
+    step = Expect(matcher=EventMatcher("close", fields={"code": 1000}), **at(1))
+    result, _ = await run(scenario(step), driver)
+    failure = result.steps[0].failure
+    assert failure is not None
+    assert failure.diff == ()
