@@ -79,6 +79,12 @@ async def echo(ws: ServerConnection) -> None:
         await ws.send(message)
 
 
+@pytest.fixture
+async def echo_url() -> AsyncIterator[str]:
+    async with serving(echo) as url:
+        yield url
+
+
 def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
     """An unmasked server frame (payload under 126 bytes)."""
     return bytes([(0x80 if fin else 0) | opcode, len(payload)]) + payload
@@ -393,6 +399,26 @@ async def test_non_101_answer_is_an_error_with_the_status_and_no_close() -> None
         assert await seen.until("error") == [("error", {"code": 200, "data": "404"})]
         assert await seen.quiet(0.3) == []
         assert await ws.connect(url) is True  # torn down: the object can connect again
+
+
+async def test_unresolvable_host_fails_the_connect_after_an_error_event(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        order: list[object] = []
+        settled = anyio.Event()
+
+        def connected(err: OhosError, value: object) -> None:
+            order.append((err.code, err.message))
+            settled.set()
+
+        ws.on("error", order.append)
+        ws.connect("ws://nowhere.invalid/", connected)
+        with anyio.fail_after(5):
+            await settled.wait()
+        assert order == [{"code": 200, "data": "0"}, (-1, "Websocket connect failed")]
+        with pytest.raises(OhosError) as raised:
+            await ws.send("x")
+        assert raised.value.code == -1
+        assert await ws.connect(echo_url) is True
 
 
 async def test_subprotocol_that_was_not_offered_fails_the_handshake() -> None:

@@ -30,8 +30,10 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Generator, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -41,6 +43,7 @@ from wscenario.core.events import CallError, Event
 from wscenario.core.model import Limits
 from wscenario.core.ohos import CallResult, OhosAction, OhosSocket
 from wscenario.core.ohos_args import Parsed, parse_close, parse_connect, parse_send
+from wscenario.core.ohos_errors import CONNECT_FAILED
 from wscenario.core.ohos_listeners import ListenerArgumentError
 from wscenario.core.wire import (
     CloseTransport,
@@ -58,6 +61,8 @@ Callback = Callable[..., object]
 Job = Callable[[], object]
 """One thing the app's JS thread runs: settle a call or call a listener."""
 """One thing the app's JS thread runs: settle a call or call a listener."""
+Responder = Callable[[CallError | None], None]
+"""Settles one call with its error, or with ``True`` for ``None``."""
 T = TypeVar("T")
 
 _CALLED_WITH_ERR = frozenset({"open", "message", "close", "openInfo"})
@@ -75,6 +80,22 @@ class OhosError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def _respond(
+    pending: Pending[bool] | None, callback: Callback | None, error: CallError | None
+) -> None:
+    """Settle a call: its promise, or its callback as ``(err, value)``."""
+    failure = OhosError(error.code, error.message) if error is not None else None
+    value = None if failure else True
+    if pending is not None:
+        pending._settle(value, failure)
+    elif callback is not None:
+        callback(failure, value)
+
+
+def _ignore(error: CallError | None) -> None:
+    """Settles nothing (no connect call is waiting)."""
 
 
 class Pending(Generic[T]):
@@ -132,6 +153,9 @@ class WebSocket:
         self._connections: dict[int, websocket.WebSocketConnection] = {}
         """Open connections by generation (one per ``connect``), until closed."""
         self._generation = 0
+        self._respond_to_connect: Responder = _ignore
+        self._responders: dict[int, Responder] = {}
+        """How to settle each connect call, by generation, once its host is looked up."""
         self._wake: anyio.Event | None = None
         self._armed: float | None = None
 
@@ -185,7 +209,7 @@ class WebSocket:
 
     def connect(self, *args: Any) -> Pending[bool] | None:
         """``connect(url[, options][, callback])``: resolves ``True`` once connecting starts."""
-        return self._call(parse_connect(args), self._core.connect)
+        return self._call(parse_connect(args), self._core.connect, settle_later=True)
 
     @overload
     def send(self, data: str | bytes, /) -> Pending[bool]: ...
@@ -218,22 +242,27 @@ class WebSocket:
         self._core.listeners.off(*args)
 
     def _call(
-        self, parsed: Parsed[T], run: Callable[[T, float], CallResult]
+        self,
+        parsed: Parsed[T],
+        run: Callable[[T, float], CallResult],
+        *,
+        settle_later: bool = False,
     ) -> Pending[bool] | None:
+        """Make the call now; its result reaches the app through the JS thread.
+
+        ``settle_later``: a successful connect settles once its host has been looked up.
+        """
         if self._tasks is None:
             raise RuntimeError("use the WebSocket inside 'async with' to make calls")
         params = parsed.params
         result = params if isinstance(params, CallError) else run(params, anyio.current_time())
-        error = OhosError(result.code, result.message) if isinstance(result, CallError) else None
-        callback = parsed.callback
-        pending: Pending[bool] | None = None
-        value = None if error else True
-        if callback is None:
-            pending = Pending()
-            settle = pending._settle
-            self._jobs_in.send_nowait(lambda: settle(value, error))
+        pending: Pending[bool] | None = Pending() if parsed.callback is None else None
+        respond = partial(_respond, pending, parsed.callback)
+        if result is True and settle_later:
+            self._respond_to_connect = respond
         else:
-            self._jobs_in.send_nowait(lambda: callback(error, value))
+            error = result if isinstance(result, CallError) else None
+            self._jobs_in.send_nowait(lambda: respond(error))
         self._pump()
         return pending
 
@@ -250,6 +279,7 @@ class WebSocket:
         for action in self._core.take_actions():
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
+                self._responders[self._generation] = self._respond_to_connect
             self._actions_in.send_nowait((action, self._generation))
         if self._wake is not None and self._core.next_deadline() != self._armed:
             self._wake.set()
@@ -290,6 +320,18 @@ class WebSocket:
                 await connection.send(action)
 
     async def _connect(self, request: ConnectRequest, generation: int) -> None:
+        respond = self._responders.pop(generation)
+        parts = urlsplit(request.url)
+        try:
+            await anyio.getaddrinfo(parts.hostname or "", parts.port)
+        except (OSError, UnicodeError):
+            failed = CONNECT_FAILED
+            if generation == self._generation:
+                failed = self._core.connect_failed(anyio.current_time())
+                self._pump()
+            self._jobs_in.send_nowait(lambda: respond(failed))
+            return
+        self._jobs_in.send_nowait(lambda: respond(None))
         try:
             connection, done = await websocket.connect(request, self._limits)
         except HandshakeError as exc:

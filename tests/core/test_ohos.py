@@ -566,3 +566,12 @@ def test_error_value_has_data_from_api_12(api: int, value: dict[str, object]) ->
     sock = opened(api)
     sock.receive(ConnectionLost("reset"), 1.0)
     assert pairs(sock.take_events())[0] == ("error", value)
+
+
+def test_connect_that_cannot_start_is_an_error_then_minus_one() -> None:
+    sock = connecting()
+    assert sock.connect_failed(0.5) == CallError(-1, "Websocket connect failed")
+    assert pairs(sock.take_events()) == [("error", {"code": 200, "data": "0"})]
+    assert state(sock) is State.IDLE
+    assert sock.connect_failed(0.6) == CallError(-1, "Websocket connect failed")
+    assert sock.take_events() == []

@@ -18,6 +18,7 @@ from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import JSON
 from wscenario.core.ohos_args import ConnectArgs
 from wscenario.core.ohos_errors import (
+    CONNECT_FAILED,
     CONNECTION_EXISTS,
     LEGACY_SEND_REFUSED,
     PERMISSION_DENIED,
@@ -196,6 +197,17 @@ class OhosSocket:
         self._heartbeat = heartbeat(args.options, self.api)
         self._actions.append(request)
         return True
+
+    def connect_failed(self, now: float) -> CallError:
+        """The queued ``ConnectRequest`` could not even start (its host does not resolve).
+
+        The device looks the host up before ``connect`` settles, so the call fails with -1
+        after an ``error`` event, and the session is torn down.
+        """
+        if self._state is State.CONNECTING:
+            self._error(0, now)
+            self._reset()
+        return CONNECT_FAILED
 
     def send(self, data: str | bytes, now: float) -> CallResult:
         """``send``: ``True`` once queued; written at once when open, at open otherwise."""

@@ -23,6 +23,9 @@ CERT_FILE_MISSING = CallError(2302002, "Websocket certificate file does not exis
 CONNECTION_EXISTS = CallError(2302003, "Websocket connection already exist")
 """connect on an object whose session is not torn down yet."""
 
+CONNECT_FAILED = CallError(-1, "Websocket connect failed")
+"""connect: the connection could not be started (the host name does not resolve)."""
+
 UNKNOWN_ERROR = CallError(2302999, "Websocket Unknown Other Error")
 """close with no session, or when a close was already requested or received."""
 
