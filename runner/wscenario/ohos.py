@@ -60,7 +60,6 @@ __all__ = ["ListenerArgumentError", "OhosError", "Pending", "WebSocket", "create
 Callback = Callable[..., object]
 Job = Callable[[], object]
 """One thing the app's JS thread runs: settle a call or call a listener."""
-"""One thing the app's JS thread runs: settle a call or call a listener."""
 Responder = Callable[[CallError | None], None]
 """Settles one call with its error, or with ``True`` for ``None``."""
 T = TypeVar("T")
