@@ -17,9 +17,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
+import wscenario.commands.run
 from tests.report.sample import could_not_run, failed, passed
 from wscenario.cli import main
 from wscenario.commands.run import exit_code
+from wscenario.core.model import Scenario
+from wscenario.report.results import ScenarioResult
 
 
 def echo(connection: ServerConnection) -> None:
@@ -295,3 +298,20 @@ def test_exit_codes() -> None:
     assert exit_code([passed(), failed()]) == 1
     assert exit_code([failed(), could_not_run()]) == 3
     assert exit_code([passed()], interrupted=True) == 130
+
+
+def test_unexpected_error_is_reported_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(scenario: Scenario, **_: object) -> ScenarioResult:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(wscenario.commands.run, "run_client_scenario", broken)
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    assert main(["run", str(path)]) == 3
+    captured = capsys.readouterr()
+    assert "could not run: internal error: RuntimeError: boom" in captured.out
+    assert "Traceback" not in captured.out + captured.err
+    with pytest.raises(ExceptionGroup) as raised:
+        main(["run", str(path), "--debug"])
+    assert raised.group_contains(RuntimeError, match="^boom$", depth=None)

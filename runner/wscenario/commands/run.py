@@ -37,7 +37,7 @@ from wscenario.report.console import (
 )
 from wscenario.report.json_report import write_report
 from wscenario.report.junit import write_junit
-from wscenario.report.results import ScenarioResult, StepResult
+from wscenario.report.results import ScenarioResult, StepResult, not_run
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no client scenarios to run")
     started = time.perf_counter()
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    results, interrupted = anyio.run(_run_all, scenarios, max(1, args.jobs), style, out)
+    results, interrupted = anyio.run(_run_all, scenarios, max(1, args.jobs), style, out, args.debug)
     elapsed = time.perf_counter() - started
     if interrupted:
         unfinished = len(scenarios) - len(results)
@@ -113,9 +113,12 @@ def _adjust(scenario: Scenario, *, url: str | None, timeout: float | None) -> Sc
 
 
 async def _run_all(
-    scenarios: Sequence[Scenario], jobs: int, style: Style, out: TextIO
+    scenarios: Sequence[Scenario], jobs: int, style: Style, out: TextIO, debug: bool
 ) -> tuple[list[ScenarioResult], bool]:
-    """Run every scenario, ``jobs`` at a time; ``True`` as second value if SIGTERM stopped it."""
+    """Run every scenario, ``jobs`` at a time; ``True`` as second value if SIGTERM stopped it.
+
+    An unexpected error in one scenario makes it a could-not-run result (``debug``: raised).
+    """
     results: dict[int, ScenarioResult] = {}
     limiter = anyio.CapacityLimiter(jobs)
     live = jobs == 1
@@ -130,7 +133,15 @@ async def _run_all(
                 if live:
                     write_lines(out, render_step(step, style))
 
-            result = await run_client_scenario(scenario, env=os.environ, on_step=on_step)
+            try:
+                result = await run_client_scenario(scenario, env=os.environ, on_step=on_step)
+            except Exception as exc:
+                if debug:
+                    raise
+                error = f"internal error: {type(exc).__name__}: {exc} (--debug shows where)"
+                result = not_run(
+                    scenario.name, str(scenario.path), "client", error, len(scenario.steps)
+                )
             results[index] = result
             write_lines(out, render_end(result, style) if live else render_scenario(result, style))
 

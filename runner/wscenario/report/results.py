@@ -125,6 +125,16 @@ class ScenarioResult:
         return "passed" if self.session.passed else "failed"
 
 
+def not_run(
+    name: str, path: str, side: Literal["client", "server"], error: str, total_steps: int
+) -> ScenarioResult:
+    """The result of a scenario that could not run at all, and why."""
+    session = SessionResult(
+        steps=(), events=(), variables={}, duration=0.0, total_steps=total_steps, error=error
+    )
+    return ScenarioResult(name=name, path=path, side=side, session=session)
+
+
 def format_duration(seconds: float) -> str:
     """A duration as a person writes it: ``250ms``, ``5s``, ``1.5s``, ``2m``."""
     if seconds < 1:
