@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     overrides = parse_vars(args.var)
     timeout = _parse_timeout(args.timeout)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs expects a positive number, got {args.jobs}")
     try:
         selection = select_scenarios(args.paths, overrides, "client")
     except ScenarioLoadError as exc:
