@@ -244,6 +244,7 @@ def test_invalid_scenario_is_a_usage_error(
     [
         (["--var", "novalue"], "--var expects NAME=VALUE"),
         (["--timeout", "soon"], "--timeout expects a duration"),
+        (["--jobs", "0"], "--jobs expects a positive number, got 0"),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no client scenarios to run")
     started = time.perf_counter()
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    results, interrupted = anyio.run(_run_all, scenarios, max(1, args.jobs), style, out, args.debug)
+    results, interrupted = anyio.run(_run_all, scenarios, args.jobs, style, out, args.debug)
     elapsed = time.perf_counter() - started
     if interrupted:
         unfinished = len(scenarios) - len(results)
