@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +15,13 @@ from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.schema import (
     allowed_hint,
     diagnostics_for,
+    is_valid,
     pointer_of,
     scenario_schema,
     validate_data,
     validator,
 )
-from wscenario.core.source import parse_yaml
+from wscenario.core.source import SourceError, load_yaml_file, parse_yaml
 
 HEAD = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/"}\n'
 
@@ -218,3 +221,72 @@ def test_pointer_escapes() -> None:
 
 def test_allowed_hint_without_a_close_value() -> None:
     assert allowed_hint("zzz", ["b", "a", True]) == "allowed: a, b, true"
+
+
+def _full(text: str) -> list[Diagnostic]:
+    """What validating the whole document with jsonschema alone reports."""
+    doc = parse_yaml(text.encode(), "s.yaml")
+    return diagnostics_for(validator().iter_errors(doc.data), doc.source_map)
+
+
+MANY_STEPS = [
+    "  - send: {json: {n: 1}}",
+    "  - sned: hi",
+    "  - expect: {message: {json: {n: 1}, match: subset}, save: {id: /id}}",
+    "  - close: {reason: NO}",
+    "  - sleep: 10ms",
+    "  - expect: {message: {txet: hi}}",
+    "  - unordered: [{expect: open}, {expect: {message: {any: false}}}]",
+    "  - ping: {}",
+    "  - frames: [{opcode: 99}]",
+    "  - {}",
+    "  - []",
+    "  - connect: {url: 1}",
+    "  - send: hi",
+    "    result: {error: {}}",
+]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        HEAD,
+        "wscenario: 1\nserver: {}\n",
+        "wscenario: 1\n",
+        "wscenario: 1\nclient: {url: x}\nserver: {}\n",
+        "wscenario: 2\nclient: {url: 1}\ntimeout: x\nbad: 1\n",
+    ],
+)
+def test_only_broken_steps_are_given_to_jsonschema_with_the_same_result(head: str) -> None:
+    text = head + "steps:\n" + "\n".join(MANY_STEPS * 3) + "\n"
+    assert check(text) == _full(text)
+    assert len(check(text)) >= 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]\n",
+        "wscenario: 1\nsteps: {}\n",
+        "wscenario: 1\nclient: {url: 1}\n",
+        HEAD + "steps:\n  - send: hi\n",
+    ],
+)
+def test_documents_without_a_list_of_steps_are_validated_whole(text: str) -> None:
+    assert check(text) == _full(text)
+
+
+def test_the_predicate_agrees_with_the_validator_on_every_fixture() -> None:
+    root = Path(__file__).resolve().parents[2] / "fixtures"
+    cases = sorted(root.glob("*/*.yaml"))
+    assert len(cases) >= 25
+    for case in cases:
+        with contextlib.suppress(SourceError):
+            data = load_yaml_file(case).data
+            assert is_valid()(data) is validator().is_valid(data), case.name
+
+
+def test_step_errors_point_at_their_own_step() -> None:
+    steps = ["  - sleep: 1ms"] * 50 + ["  - sleep: soon"] + ["  - sleep: 1ms"] * 50
+    found = check(HEAD + "steps:\n" + "\n".join(steps) + "\n")
+    assert [(d.pointer, d.position.line) for d in found] == [("/steps/50/sleep", 54)]

@@ -1,7 +1,11 @@
 """The scenario JSON Schema, and its errors as diagnostics that point at the right place.
 
-One ``Draft202012Validator`` is built the first time it is needed and reused. Errors come out
-as :class:`~wscenario.core.diagnostics.Diagnostic` values: the headline is jsonschema's
+One ``Draft202012Validator`` is built the first time it is needed and reused. Valid data is
+told apart first by the schema compiled into a plain predicate
+(:mod:`wscenario.core.schema_predicate`), so a large valid scenario never pays for jsonschema's
+error machinery; when data is invalid, jsonschema validates it, with the steps the predicate
+accepts left out (they have no errors to report), so the cost follows the broken steps. Errors
+come out as :class:`~wscenario.core.diagnostics.Diagnostic` values: the headline is jsonschema's
 ``best_match``, the others follow by relevance. Keys are pointed at where they were written
 ("unknown key 'txet'", "did you mean 'text'?"), never parsed from jsonschema's messages.
 """
@@ -20,6 +24,7 @@ from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import JSON
+from wscenario.core.schema_predicate import Predicate, compile_predicate
 from wscenario.core.source import Document, SourceMap
 from wscenario.core.templating import suggest
 
@@ -59,9 +64,52 @@ def validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+@functools.cache
+def is_valid() -> Predicate:
+    """The scenario schema as a predicate: whether data is a valid scenario (no errors)."""
+    return compile_predicate(scenario_schema())
+
+
+@functools.cache
+def _step_predicates() -> tuple[Predicate, tuple[tuple[Predicate, Predicate], ...]]:
+    """What every step must be, and (condition on the document, what its steps must be)."""
+    schema = scenario_schema()
+    always = compile_predicate(schema["properties"]["steps"]["items"], schema)
+    sides = tuple(
+        (
+            compile_predicate(branch["if"], schema),
+            compile_predicate(branch["then"]["properties"]["steps"]["items"], schema),
+        )
+        for branch in schema["allOf"]
+    )
+    return always, sides
+
+
 def validate_data(doc: Document) -> list[Diagnostic]:
     """Every way ``doc.data`` breaks the schema; an empty list when it is valid."""
-    return diagnostics_for(validator().iter_errors(doc.data), doc.source_map)
+    if is_valid()(doc.data):
+        return []
+    return diagnostics_for(schema_errors(doc.data), doc.source_map)
+
+
+def schema_errors(data: JSON) -> list[ValidationError]:
+    """The errors jsonschema finds in ``data``, validating only the steps that have some.
+
+    Steps the predicate accepts are left out of what jsonschema sees; the paths of the
+    errors in the others are put back to their own index.
+    """
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(steps, list):
+        return list(validator().iter_errors(data))
+    always, sides = _step_predicates()
+    checks = [always, *(step for condition, step in sides if condition(data))]
+    broken = [i for i, step in enumerate(steps) if not all(check(step) for check in checks)]
+    kept = {**data, "steps": [steps[i] for i in broken]}
+    errors = list(validator().iter_errors(kept))
+    for error in errors:
+        if len(error.path) >= 2 and error.path[0] == "steps":
+            error.path[1] = broken[cast(int, error.path[1])]
+    return errors
 
 
 def diagnostics_for(errors: Iterable[ValidationError], source_map: SourceMap) -> list[Diagnostic]:
