@@ -174,6 +174,9 @@ async def test_pong_frames_are_reported() -> None:
             CloseReceived(4000, "bye"),
         ),
         (encode_frame(0x8, b"", masked=False), CloseReceived(None, "")),
+        # codes a peer may not send are reported as written; the session judges them
+        (encode_frame(0x8, close_payload(2000, "odd"), masked=False), CloseReceived(2000, "odd")),
+        (encode_frame(0x8, close_payload(1005, ""), masked=False), CloseReceived(1005, "")),
     ],
 )
 async def test_close_frames_from_the_server(frame: bytes, expected: CloseReceived) -> None:
@@ -191,6 +194,21 @@ async def test_close_frames_from_the_server(frame: bytes, expected: CloseReceive
             with pytest.raises(ConnectionClosed):
                 await connection.receive()
             await connection.aclose()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [(b"\x03", 1002), (b"\x03\xe8\xff", 1007)],
+)
+async def test_a_broken_close_frame_fails_the_connection(payload: bytes, code: int) -> None:
+    watcher = CloseWatcher(raw=encode_frame(0x8, payload, masked=False))
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            lost = await connection.receive()
+    assert isinstance(lost, ConnectionLost)
+    assert (lost.kind, lost.code) == ("protocol", code)
+    assert not connection.close_received
 
 
 @pytest.mark.parametrize(

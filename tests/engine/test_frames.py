@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
-from wscenario.engine.frames import close_payload, encode_frame, split_payload
+from wscenario.engine.frames import close_code_allowed, close_payload, encode_frame, split_payload
 
 
 def parsed(data: bytes, *, by_server: bool = True) -> list[tuple[Opcode, object, bool]]:
@@ -93,3 +93,11 @@ def test_a_close_code_must_fit_two_bytes() -> None:
 )
 def test_split_payload(data: bytes, parts: int, expected: list[bytes]) -> None:
     assert split_payload(data, parts) == expected
+
+
+def test_which_close_codes_a_peer_may_send() -> None:
+    allowed = [code for code in range(5100) if close_code_allowed(code)]
+    assert allowed[:12] == [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 3000]
+    assert allowed[-1] == 4999
+    assert len(allowed) == 11 + 2000
+    assert not close_code_allowed(65535)

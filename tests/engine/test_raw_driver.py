@@ -13,6 +13,7 @@ import trustme
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.http11 import Request
+from wsproto.frame_protocol import FrameProtocol
 
 from tests.engine.ws_peers import (
     CloseWatcher,
@@ -25,7 +26,7 @@ from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import ConnectOptions, Limits, RawFrame
 from wscenario.engine import tls
 from wscenario.engine.raw_driver import ALREADY_CONNECTED, CLOSING, NOT_CONNECTED, RawClientDriver
-from wscenario.engine.websocket import encode_frame
+from wscenario.engine.websocket import close_payload, encode_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -43,6 +44,12 @@ async def next_value(driver: RawClientDriver, name: str) -> EventValue:
     assert event is not None, f"no {name} event"
     assert event.name == name, event
     return event.value
+
+
+async def open_driver(driver: RawClientDriver, port: int) -> None:
+    """Connect to ``ws://127.0.0.1:port/`` and take the ``open`` event."""
+    await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
+    await next_value(driver, "open")
 
 
 async def drain(driver: RawClientDriver, within: float = 0.3) -> list[tuple[str, EventValue]]:
@@ -93,8 +100,7 @@ async def test_fragmented_messages_arrive_whole_and_pings_are_answered() -> None
     async with websockets_server(talker) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 assert await next_value(driver, "message") == "one two three"
                 assert await next_value(driver, "ping") == b"are you there"
                 await answered.wait()
@@ -116,12 +122,37 @@ async def test_a_server_close_is_echoed_and_reported(
     async with websockets_server(closer) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 assert await next_value(driver, "close") == event
                 assert await driver.send("late") == CLOSING
     # websockets sent its frame behind its own back, so it reads our answer as the first close
     assert closer.seen == [server_saw]
+
+
+async def test_a_close_code_a_server_may_not_send_is_reported_and_answered_with_1002() -> None:
+    answers: list[bytes] = []
+
+    async def odd_closer(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        await stream.send(encode_frame(0x8, close_payload(2000, "odd"), masked=False))
+        answers.append(await stream.receive())
+
+    async with raw_server(odd_closer) as port:
+        with anyio.fail_after(10):
+            async with RawClientDriver(LIMITS) as driver:
+                await open_driver(driver, port)
+                error = await next_value(driver, "error")
+                assert await next_value(driver, "close") == {"code": 2000, "reason": "odd"}
+    assert error == {
+        "kind": "protocol",
+        "status": 0,
+        "message": "the server sent close code 2000, which RFC 6455 does not allow",
+    }
+    (answer,) = answers
+    frames = FrameProtocol(client=False, extensions=[])
+    frames.receive_bytes(answer)
+    (close,) = frames.received_frames()
+    assert close.payload == (1002, "invalid close code")
 
 
 async def test_close_sends_exactly_the_code_and_reason_given() -> None:
@@ -129,8 +160,7 @@ async def test_close_sends_exactly_the_code_and_reason_given() -> None:
     async with websockets_server(watcher) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 assert await driver.close(4100, "custom") is None
                 assert await driver.send("after close") == CLOSING
                 assert await driver.close(1000, "") == CLOSING
@@ -146,8 +176,7 @@ async def test_an_abrupt_drop_is_1006_without_an_error() -> None:
     async with websockets_server(dropper) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 await driver.send("bye")
                 events = await drain(driver)
     assert events[-1] == ("close", {"code": 1006, "reason": ""})
@@ -164,8 +193,7 @@ async def test_a_protocol_error_is_an_error_then_1006() -> None:
     async with websockets_server(bad_text) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 error = await next_value(driver, "error")
                 assert await next_value(driver, "close") == {"code": 1006, "reason": ""}
     assert isinstance(error, dict)
@@ -216,8 +244,7 @@ async def test_no_close_answer_within_the_timeout_is_an_error_then_1006() -> Non
     async with raw_server(deaf) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(Limits(close_timeout=0.2)) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 await driver.close(1000, "bye")
                 error = await next_value(driver, "error")
                 assert await next_value(driver, "close") == {"code": 1006, "reason": ""}
@@ -236,8 +263,7 @@ async def test_raw_frames_reach_the_server_as_written() -> None:
     async with websockets_server(reader) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 await driver.write_frames((RawFrame(opcode=1, data=b"\xff"),))
                 events = await drain(driver)
     assert events == [("close", {"code": 1007, "reason": "invalid start byte at position 0"})]
@@ -249,8 +275,7 @@ async def test_a_drop_is_reported_as_1006_only(rst: bool) -> None:
     async with websockets_server(watcher) as port:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
-                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
-                await next_value(driver, "open")
+                await open_driver(driver, port)
                 await driver.drop(rst=rst)
                 events = await drain(driver)
                 assert await driver.send("gone") == NOT_CONNECTED

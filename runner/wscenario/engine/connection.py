@@ -11,6 +11,9 @@ What the connection decides on its own:
   ``ConnectionLost(kind="protocol", code=...)``.
 * Pings are not answered unless ``auto_pong`` is set; close frames are never answered: the
   session decides (``send(SendClose(...))``).
+* A close frame's code is reported as written, even one a peer may not send (OpenHarmony
+  rewrites such codes rather than failing; ``frames.close_code_allowed`` tells them apart).
+  A one-byte close payload (1002) or a reason that is not UTF-8 (1007) fails the connection.
 
 After the end, ``receive`` returns the same ``ConnectionLost`` again (the connection was lost)
 or raises ``ConnectionClosed`` (both close frames were exchanged, or the transport was closed
@@ -29,7 +32,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
+from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
 from wscenario.core.model import Limits, RawFrame
 from wscenario.core.wire import (
@@ -60,6 +63,29 @@ READ_SIZE = 64 * 1024
 Address = tuple[str, int]
 
 
+_NO_CODE = -1
+"""The code ``_FrameParser`` reports for a close frame without payload."""
+
+
+class _FrameParser(FrameProtocol):
+    """wsproto's frame parser, except that a close code is reported as written."""
+
+    def _process_close(self, frame: Frame) -> Frame:
+        data = frame.payload
+        assert isinstance(data, bytes | bytearray)
+        if not data:
+            return Frame(frame.opcode, (_NO_CODE, ""), frame.frame_finished, frame.message_finished)
+        if len(data) == 1:
+            return super()._process_close(frame)  # raises: a one-byte payload is broken
+        try:
+            reason = bytes(data[2:]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"Error decoding CLOSE reason: {exc}"
+            raise ParseFailed(message, CloseReason.INVALID_FRAME_PAYLOAD_DATA) from exc
+        code = int.from_bytes(data[:2], "big")
+        return Frame(frame.opcode, (code, reason), frame.frame_finished, frame.message_finished)
+
+
 class WebSocketConnection:
     """One established WebSocket connection, either role, over an anyio ``ByteStream``.
 
@@ -88,7 +114,7 @@ class WebSocketConnection:
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
-        self._parser = FrameProtocol(client, [])
+        self._parser = _FrameParser(client, [])
         self._pending: deque[WireEvent] = deque()
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._fragmenting: anyio.Event | None = None
@@ -156,10 +182,10 @@ class WebSocketConnection:
             for frame in self._parser.received_frames():
                 opcode = frame.opcode
                 payload = frame.payload
-                if isinstance(payload, tuple):  # a close frame, already checked by wsproto
+                if isinstance(payload, tuple):  # a close frame, as _FrameParser reads it
                     code, reason = payload
                     self._close_received = True
-                    self._pending.append(CloseReceived(None if code == 1005 else int(code), reason))
+                    self._pending.append(CloseReceived(None if code == _NO_CODE else code, reason))
                 elif opcode is Opcode.PING:
                     self._pending.append(PingReceived(bytes(payload)))  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:

@@ -9,10 +9,20 @@ from __future__ import annotations
 import os
 import struct
 
-from wsproto.frame_protocol import XorMaskerSimple
+from wsproto.frame_protocol import (
+    LOCAL_ONLY_CLOSE_REASONS,
+    MAX_CLOSE_REASON,
+    MAX_PROTOCOL_CLOSE_REASON,
+    CloseReason,
+    XorMaskerSimple,
+)
 
 CLOSE_REASON_BYTES = 123
 """The longest close reason that fits a control frame (125 bytes minus the code)."""
+
+_ASSIGNED_CLOSE_CODES = frozenset(int(code) for code in CloseReason) - {
+    int(code) for code in LOCAL_ONLY_CLOSE_REASONS
+}
 
 _SMALL_MASK = 1024
 """Up to this size, masking with one big-integer XOR is faster than byte translation."""
@@ -71,3 +81,11 @@ def split_payload(data: bytes, parts: int) -> list[bytes]:
     """``data`` cut into ``parts`` pieces of nearly equal size (trailing ones may be empty)."""
     step = -(-len(data) // parts) if data else 0
     return [data[index * step : (index + 1) * step] for index in range(parts)]
+
+
+def close_code_allowed(code: int) -> bool:
+    """Whether a peer may send ``code`` in a close frame (RFC 6455 §7.4, as wsproto judges).
+
+    Assigned codes other than the local-only 1005, 1006 and 1015, and 3000 to 4999.
+    """
+    return code in _ASSIGNED_CLOSE_CODES or MAX_PROTOCOL_CLOSE_REASON < code <= MAX_CLOSE_REASON

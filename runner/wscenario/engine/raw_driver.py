@@ -17,7 +17,8 @@
     control frames with their payload; pings are answered with a pong automatically.
 ``close {code, reason}``
     the code in the server's close frame (1005 when it had none), or 1006 with reason ``""``
-    when the connection ended without one.
+    when the connection ended without one. A code a server may not send (such as 1004 or
+    2000) is reported as sent, after ``error {kind: protocol}``, and answered with 1002.
 
 A close frame from the server is answered with the same code and reason (no payload when it
 had none); the client then waits for the server to close TCP. ``close(code, reason)`` sends
@@ -68,12 +69,14 @@ from wscenario.core.wire import (
     WireEvent,
 )
 from wscenario.engine.errors import ConnectionClosed, HandshakeError
+from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import ByteStreamFactory, WebSocketConnection, connect
 
 NOT_CONNECTED = CallError(1, "not connected")
 ALREADY_CONNECTED = CallError(2, "already connected")
 CLOSING = CallError(3, "closing")
 
+PROTOCOL_ERROR = 1002
 NO_STATUS = 1005
 ABNORMAL = 1006
 
@@ -312,9 +315,14 @@ class RawClientDriver:
         elif isinstance(event, PongReceived):
             await self._emit("pong", event.data)
         elif isinstance(event, CloseReceived):
+            answer = SendClose(event.code, event.reason)
+            if event.code is not None and not close_code_allowed(event.code):
+                message = f"the server sent close code {event.code}, which RFC 6455 does not allow"
+                await self._emit("error", {"kind": "protocol", "status": 0, "message": message})
+                answer = SendClose(PROTOCOL_ERROR, "invalid close code")
             if not connection.close_sent:
                 with contextlib.suppress(ConnectionClosed):
-                    await connection.send(SendClose(event.code, event.reason))
+                    await connection.send(answer)
             code = NO_STATUS if event.code is None else event.code
             await self._emit("close", {"code": code, "reason": event.reason})
             await connection.aclose()
