@@ -193,6 +193,23 @@ async def test_data_without_a_message_listener_is_dropped() -> None:
         ]
 
 
+async def test_events_go_to_the_listener_present_at_delivery(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        seen = Seen(ws)
+        record = seen.listener("message")
+
+        def first_message_drops_data_end(err: object, data: object) -> None:
+            record(err, data)
+            ws.off("dataEnd")
+
+        ws.on("message", first_message_drops_data_end)
+        await ws.connect(echo_url)
+        await ws.send("one")
+        await ws.send("two")
+        events = await seen.quiet(0.3)
+        assert [name for name, _ in events] == ["headerReceive", "open", "message", "message"]
+
+
 # ---------------------------------------------------------------------------------- calls
 
 
@@ -241,6 +258,9 @@ async def test_on_and_off_throw_401_synchronously() -> None:
         ws.off(1)
     with pytest.raises(RuntimeError):
         ws.send("outside async with")
+    async with ws:
+        with pytest.raises(RuntimeError):
+            await ws.__aenter__()
 
 
 async def test_client_close_cuts_the_wire_reason_and_reports_it_whole() -> None:
