@@ -21,12 +21,6 @@ from wscenario.ohos import ListenerArgumentError, OhosError, WebSocket, create_w
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 Handler = Callable[[ServerConnection], Awaitable[None]]
 LINK_DOWN = [
     ("error", {"code": 200, "data": "0"}),
@@ -469,11 +463,6 @@ async def test_refused_connection_is_an_error_only() -> None:
 # ------------------------------------------------------------------------------------ TLS
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def server_context(ca: trustme.CA, *, client_ca: trustme.CA | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1").configure_cert(context)
@@ -483,10 +472,13 @@ def server_context(ca: trustme.CA, *, client_ca: trustme.CA | None = None) -> ss
     return context
 
 
-async def test_wss_with_the_ca_in_ca_path(ca: trustme.CA, tmp_path: Path) -> None:
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    async with serving(echo, scheme="wss", ssl=server_context(ca)) as url, create_websocket() as ws:
+async def test_wss_with_the_ca_in_ca_path(trustme_ca: trustme.CA, tmp_path: Path) -> None:
+    ca_file = tmp_path / "trustme_ca.pem"
+    trustme_ca.cert_pem.write_to_path(str(ca_file))
+    async with (
+        serving(echo, scheme="wss", ssl=server_context(trustme_ca)) as url,
+        create_websocket() as ws,
+    ):
         seen = Seen(ws)
         await ws.connect(url, {"caPath": str(ca_file)})
         await ws.send("secure")
@@ -497,11 +489,14 @@ async def test_wss_with_the_ca_in_ca_path(ca: trustme.CA, tmp_path: Path) -> Non
 
 
 async def test_wss_with_an_unknown_ca_fails_unless_verification_is_skipped(
-    ca: trustme.CA, tmp_path: Path
+    trustme_ca: trustme.CA, tmp_path: Path
 ) -> None:
     other = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
-    async with serving(echo, scheme="wss", ssl=server_context(ca)) as url, create_websocket() as ws:
+    async with (
+        serving(echo, scheme="wss", ssl=server_context(trustme_ca)) as url,
+        create_websocket() as ws,
+    ):
         seen = Seen(ws)
         await ws.connect(url, {"caPath": str(other)})
         assert await seen.until("error") == [("error", {"code": 200, "data": "0"})]
@@ -511,11 +506,13 @@ async def test_wss_with_an_unknown_ca_fails_unless_verification_is_skipped(
         ]
 
 
-async def test_self_signed_server_is_accepted_by_default(ca: trustme.CA, tmp_path: Path) -> None:
+async def test_self_signed_server_is_accepted_by_default(
+    trustme_ca: trustme.CA, tmp_path: Path
+) -> None:
     """The CA's own certificate serves as a self-signed leaf; no caPath trusts it."""
     cert, key = tmp_path / "self.pem", tmp_path / "self.key"
-    ca.cert_pem.write_to_path(str(cert))
-    ca.private_key_pem.write_to_path(str(key))
+    trustme_ca.cert_pem.write_to_path(str(cert))
+    trustme_ca.private_key_pem.write_to_path(str(key))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     async with serving(echo, scheme="wss", ssl=context) as url, create_websocket() as ws:
@@ -527,13 +524,13 @@ async def test_self_signed_server_is_accepted_by_default(ca: trustme.CA, tmp_pat
 
 
 async def test_expired_certificate_is_refused_unless_verification_is_skipped(
-    ca: trustme.CA, tmp_path: Path
+    trustme_ca: trustme.CA, tmp_path: Path
 ) -> None:
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+    ca_file = tmp_path / "trustme_ca.pem"
+    trustme_ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-    expired = ca.issue_cert(
+    expired = trustme_ca.issue_cert(
         "127.0.0.1", not_before=past, not_after=past + datetime.timedelta(days=1)
     )
     expired.configure_cert(context)
@@ -557,7 +554,9 @@ async def test_missing_ca_file_is_refused_even_for_ws(tmp_path: Path) -> None:
         )
 
 
-async def test_client_certificate_with_an_encrypted_key(ca: trustme.CA, tmp_path: Path) -> None:
+async def test_client_certificate_with_an_encrypted_key(
+    trustme_ca: trustme.CA, tmp_path: Path
+) -> None:
     client_ca = trustme.CA()
     leaf = client_ca.issue_cert("device@example.org")
     key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
@@ -567,7 +566,7 @@ async def test_client_certificate_with_an_encrypted_key(ca: trustme.CA, tmp_path
         serialization.BestAvailableEncryption(b"s3cret"),
     )
     paths = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(str(paths["ca"]))
+    trustme_ca.cert_pem.write_to_path(str(paths["ca"]))
     leaf.cert_chain_pems[0].write_to_path(str(paths["cert"]))
     paths["key"].write_bytes(encrypted)
 
@@ -576,7 +575,7 @@ async def test_client_certificate_with_an_encrypted_key(ca: trustme.CA, tmp_path
         await ws.send(repr(peer["subjectAltName"]))
         await ws.wait_closed()
 
-    context = server_context(ca, client_ca=client_ca)
+    context = server_context(trustme_ca, client_ca=client_ca)
     async with serving(who, scheme="wss", ssl=context) as url, create_websocket() as ws:
         seen = Seen(ws)
         cert = {

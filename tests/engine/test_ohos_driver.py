@@ -17,11 +17,6 @@ from wscenario.engine.ohos_driver import OhosDriver, ServerOnlyStep, options_obj
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def echo(ws: ServerConnection) -> None:
     async for message in ws:
         await ws.send(message)
