@@ -365,6 +365,18 @@ CASES = [
 ]
 
 
+def test_templates_deep_in_a_value_are_reported_in_order_where_they_are(tmp_path: Path) -> None:
+    text = CLIENT + (
+        "vars: {v: 1}\nsteps:\n  - send: {json: {a/b: ['{{ v }}', ['{{ x }}', {m~n: '{{ y'}]],"
+        " c: '{{ z }}', d: [], e: {}, f: 1}}\n"
+    )
+    assert problems(text, tmp_path) == [
+        "error /steps/0/send/json/a~1b/1/0: undefined variable 'x' | declare it in vars, or save it in an earlier step",
+        "error /steps/0/send/json/a~1b/1/1/m~0n: unclosed '{{' at offset 0 | write {{ name }} or {{ env.NAME }}",
+        "error /steps/0/send/json/c: undefined variable 'z' | declare it in vars, or save it in an earlier step",
+    ]
+
+
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_checks(text: str, expected: list[str], tmp_path: Path) -> None:
     assert problems(text, tmp_path) == expected

@@ -441,27 +441,30 @@ class _Checker:
         return None
 
     def check_templates(self, value: Any, pointer: str, names: set[str]) -> None:
-        for here, text in _strings(value, pointer):
+        for path, text in _strings(value):
             try:
                 used = template_names(text)
             except TemplateError as exc:
+                here = _join(pointer, *path)
                 self.report(here, exc.message, "write {{ name }} or {{ env.NAME }}")
                 continue
             for name in used:
                 if name not in names and not name.startswith(ENV_PREFIX):
                     hint = suggest(name, names) or _UNDEFINED_HINT
-                    self.report(here, f"undefined variable '{name}'", hint)
+                    self.report(_join(pointer, *path), f"undefined variable '{name}'", hint)
 
 
-def _strings(value: JSON, pointer: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield pointer, value
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, _join(pointer, index))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, _join(pointer, key))
+def _strings(value: JSON) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string inside ``value``, in order, with its path of keys and indexes."""
+    pending: list[tuple[tuple[str | int, ...], JSON]] = [((), value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            yield path, item
+        elif isinstance(item, list):
+            pending.extend(((*path, index), item[index]) for index in reversed(range(len(item))))
+        elif isinstance(item, dict):
+            pending.extend(((*path, key), item[key]) for key in reversed(item))
 
 
 def _hint(value: str, allowed: Iterable[str]) -> str:

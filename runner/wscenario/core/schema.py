@@ -132,7 +132,13 @@ def diagnostics_for(errors: Iterable[ValidationError], source_map: SourceMap) ->
 
 def pointer_of(path: Iterable[str | int]) -> str:
     """The RFC 6901 JSON Pointer for a path of keys and indexes."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+    pointer = ""
+    for part in path:
+        token = part if isinstance(part, str) else str(part)
+        if "~" in token or "/" in token:
+            token = token.replace("~", "~0").replace("/", "~1")
+        pointer += "/" + token
+    return pointer
 
 
 def allowed_hint(value: str, allowed: Iterable[object]) -> str:
