@@ -9,12 +9,9 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from tests.engine.ws_peers import (
-    accept_chat,
-    engine_server,
-    serve_echo,
-)
+from tests.engine.ws_peers import LIMITS, accept_chat, engine_server, raw_server, serve_echo
 from wscenario.core.model import Limits
+from wscenario.engine.websocket import Accept, HandshakeRequest, Reject, accept
 
 pytestmark = pytest.mark.anyio
 
@@ -118,3 +115,29 @@ async def test_a_slow_request_head_gets_408() -> None:
     async with engine_server(accept_chat, serve_echo, Limits(handshake_timeout=0.2)) as (port, _):
         answer = await exchange(port, b"GET /chat HTTP/1.1\r\n")
     assert answer.startswith(b"HTTP/1.1 408")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Reject(200, b"", (("X-Bad", "a\r\nb"),)), Reject(99), Accept("chat", (("Bad Name", "x"),))],
+)
+async def test_an_answer_http_cannot_carry_is_a_500_and_a_clear_error(
+    answer: Accept | Reject,
+) -> None:
+    errors: list[str] = []
+
+    async def decide(request: HandshakeRequest) -> Accept | Reject:
+        return answer
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        try:
+            await accept(stream, LIMITS, decide)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    async with raw_server(handle) as port:
+        request = b"GET /chat HTTP/1.1\r\nHost: x\r\n" + UPGRADE + KEY
+        reply = await exchange(port, request + b"Sec-WebSocket-Version: 13\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 500 Internal Server Error")
+    (error,) = errors
+    assert error.startswith(f"cannot answer the handshake with {answer}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -101,8 +102,9 @@ async def connect(
 ) -> tuple[WebSocketConnection, HandshakeDone]:
     """Open a client connection to ``request.url`` and run the opening handshake.
 
-    TCP must connect within ``request.connect_timeout``; TLS and the HTTP upgrade must finish
-    within the smaller of ``request.handshake_timeout`` and ``limits.handshake_timeout``.
+    TCP must connect within ``request.connect_timeout``; from then on, TLS and the HTTP upgrade
+    together must finish within the smaller of ``request.handshake_timeout`` and
+    ``limits.handshake_timeout``.
     ``stream_factory`` replaces the TCP connect (tests inject streams with it).
 
     Raises:
@@ -111,10 +113,9 @@ async def connect(
     """
     target = _target(request.url)
     deadline = min(request.handshake_timeout, limits.handshake_timeout)
-    stream = await _open(request, target, deadline, stream_factory)
-    ends_at = anyio.current_time() + deadline
+    stream, ends_at = await _open(request, target, deadline, stream_factory)
     try:
-        with anyio.fail_after(deadline):
+        with anyio.fail_after(max(0.0, ends_at - anyio.current_time())):
             return await _client_handshake(stream, request, target, limits, auto_pong)
     except _StatusRefusal as refusal:
         with anyio.move_on_after(ends_at - anyio.current_time()):
@@ -161,8 +162,11 @@ async def _open(
     target: _Target,
     deadline: float,
     stream_factory: ByteStreamFactory | None,
-) -> anyio.abc.ByteStream:
-    """TCP, then TLS for wss (once more without checks for a self-signed leaf in device mode)."""
+) -> tuple[anyio.abc.ByteStream, float]:
+    """TCP, then TLS for wss (once more without checks for a self-signed leaf in device mode).
+
+    Returns the stream and when the handshake's ``deadline`` (counted from TCP) ends.
+    """
     context = None
     if target.secure:
         try:
@@ -170,16 +174,18 @@ async def _open(
         except TlsSetupError as exc:
             raise HandshakeError(connect_failure_from(exc)) from exc
     stream = await _open_tcp(request, target, stream_factory)
+    ends_at = anyio.current_time() + deadline
     if context is None:
-        return stream
+        return stream, ends_at
     try:
-        return await _start_tls(stream, target, context, deadline)
+        return await _start_tls(stream, target, context, ends_at), ends_at
     except _TLS_HANDSHAKE_ERRORS as exc:
         if not tls.accepts_self_signed(request.tls, exc):
             raise HandshakeError(connect_failure_from(exc)) from exc
     stream = await _open_tcp(request, target, stream_factory)
+    context = tls.self_signed_context(request.tls)
     try:
-        return await _start_tls(stream, target, tls.self_signed_context(request.tls), deadline)
+        return await _start_tls(stream, target, context, ends_at), ends_at
     except _TLS_HANDSHAKE_ERRORS as exc:
         raise HandshakeError(connect_failure_from(exc)) from exc
 
@@ -199,15 +205,17 @@ async def _open_tcp(
 
 
 async def _start_tls(
-    stream: anyio.abc.ByteStream, target: _Target, context: object, deadline: float
+    stream: anyio.abc.ByteStream, target: _Target, context: ssl.SSLContext, ends_at: float
 ) -> anyio.abc.ByteStream:
+    """TLS over ``stream`` with SNI for the URL's host, done by ``ends_at``.
+
+    ``standard_compatible=False``: a peer that closes without close_notify (a ragged EOF, as
+    most servers do) ends the stream like a plain EOF instead of breaking it.
+    """
     try:
-        with anyio.fail_after(deadline):
+        with anyio.fail_after(max(0.0, ends_at - anyio.current_time())):
             return await TLSStream.wrap(
-                stream,
-                hostname=target.host,
-                ssl_context=context,  # type: ignore[arg-type]
-                standard_compatible=False,
+                stream, hostname=target.host, ssl_context=context, standard_compatible=False
             )
     except BaseException:
         await anyio.aclose_forcefully(stream)
@@ -222,7 +230,7 @@ async def _client_handshake(
     auto_pong: bool,
 ) -> tuple[WebSocketConnection, HandshakeDone]:
     key = base64.b64encode(os.urandom(16))
-    headers = _requestheader_items(request, target, key)
+    headers = _request_headers(request, target, key)
     http = h11.Connection(h11.CLIENT)
     try:
         data = http.send(h11.Request(method="GET", target=target.resource, headers=headers))
@@ -262,25 +270,23 @@ async def _client_handshake(
     return connection, done
 
 
-_OWN_HEADERS = ("host", "upgrade", "connection", "sec-websocket-version", "sec-websocket-protocol")
+def _request_headers(request: ConnectRequest, target: _Target, key: bytes) -> list[tuple[str, str]]:
+    """The upgrade request's headers: ours, then the request's own in their order.
 
-
-def _requestheader_items(
-    request: ConnectRequest, target: _Target, key: bytes
-) -> list[tuple[str, str]]:
-    given = {name.lower() for name, _ in request.headers}
-    own = {
-        "host": ("Host", target.host_header),
-        "upgrade": ("Upgrade", "websocket"),
-        "connection": ("Connection", "Upgrade"),
-        "sec-websocket-version": ("Sec-WebSocket-Version", "13"),
-        "sec-websocket-protocol": ("Sec-WebSocket-Protocol", ", ".join(request.subprotocols)),
-    }
-    headers = [own["host"]] if "host" not in given else []
-    headers += [own[name] for name in _OWN_HEADERS[1:4] if name not in given]
-    headers.append(("Sec-WebSocket-Key", key.decode("ascii")))
-    if request.subprotocols and "sec-websocket-protocol" not in given:
-        headers.append(own["sec-websocket-protocol"])
+    A ``Host``, ``Upgrade``, ``Connection``, ``Sec-WebSocket-Version`` or
+    ``Sec-WebSocket-Protocol`` given by the request replaces ours; the key is always ours.
+    """
+    ours = [
+        ("Host", target.host_header),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key.decode("ascii")),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    if request.subprotocols:
+        ours.append(("Sec-WebSocket-Protocol", ", ".join(request.subprotocols)))
+    given = {name.lower() for name, _ in request.headers} - {"sec-websocket-key"}
+    headers = [(name, value) for name, value in ours if name.lower() not in given]
     headers += [
         (name, value) for name, value in request.headers if name.lower() != "sec-websocket-key"
     ]

@@ -62,7 +62,6 @@ READ_SIZE = 64 * 1024
 
 Address = tuple[str, int]
 
-
 _NO_CODE = -1
 """The code ``_FrameParser`` reports for a close frame without payload."""
 
@@ -89,8 +88,15 @@ class _FrameParser(FrameProtocol):
 class WebSocketConnection:
     """One established WebSocket connection, either role, over an anyio ``ByteStream``.
 
-    Built by ``connect`` and ``accept``. One task may call ``receive`` while others call
-    ``send``; sends are serialised.
+    Built by ``connect`` and ``accept``. One task at a time may call ``receive`` (or
+    ``aclose``, which reads too) while others call ``send``; sends are serialised.
+
+    Attributes:
+        client: ``True`` on the client side (frames are masked).
+        subprotocol: the one the handshake selected, if any.
+        request_headers, response_headers: the opening handshake's headers, in order.
+        local_address, remote_address: ``(host, port)`` when the stream is a socket.
+        auto_pong: answer every ping with a pong before reporting it.
     """
 
     def __init__(
@@ -171,10 +177,11 @@ class WebSocketConnection:
                 await self._lose(self._lost or lost_from(exc))
                 break
             self._parser.receive_bytes(data)
-        event = self._pending.popleft()
+        event = self._pending[0]
         if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
+            # answered before it is taken, so a cancelled receive loses no event
             await self._write_quietly(encode_frame(0xA, event.data, masked=self.client))
-        return event
+        return self._pending.popleft()
 
     def _parse(self) -> tuple[int, str] | None:
         """Turn buffered bytes into pending events; ``(code, reason)`` on a protocol failure."""
@@ -356,7 +363,8 @@ class WebSocketConnection:
     async def aclose(self) -> None:
         """Run the closing handshake (1000) within ``close_timeout``, then close TCP.
 
-        Events that arrive meanwhile are dropped. Safe to call more than once.
+        A close frame already sent or received counts; a client then waits for the server to
+        close TCP first. Events that arrive meanwhile are dropped. Safe to call more than once.
         """
         if self._transport_closed:
             return

@@ -19,14 +19,9 @@ import h11
 from anyio.abc import SocketAttribute
 
 from wscenario.core.model import Limits
-from wscenario.core.wire import (
-    HandshakeDone,
-)
+from wscenario.core.wire import HandshakeDone
 from wscenario.engine.connection import Address, WebSocketConnection, stream_address
-from wscenario.engine.errors import (
-    PEER_ERRORS,
-    TRANSPORT_ERRORS,
-)
+from wscenario.engine.errors import PEER_ERRORS, TRANSPORT_ERRORS
 from wscenario.engine.http_head import (
     HeadTooLarge,
     accept_token,
@@ -96,6 +91,10 @@ async def accept(
     An invalid request gets 400 (426 for an unsupported version). ``decide`` runs outside that
     deadline, so it may hold the answer back on purpose. Returns ``None`` when the request was
     refused or failed (the stream is then closed).
+
+    Raises:
+        ValueError: ``decide`` answered with a status or header HTTP cannot carry (the client
+            got 500 first).
     """
     try:
         try:
@@ -107,11 +106,15 @@ async def accept(
         except HeadTooLarge as exc:
             raise _Refusal(431, f"request {exc}") from None
         decision = await decide(request)
-        if isinstance(decision, Reject):
-            await _send_reject(stream, http, decision)
-            await anyio.aclose_forcefully(stream)
-            return None
-        return await _send_accept(stream, http, request, decision, limits, rest, auto_pong)
+        try:
+            if isinstance(decision, Reject):
+                await _send_reject(stream, http, decision)
+                await anyio.aclose_forcefully(stream)
+                return None
+            return await _send_accept(stream, http, request, decision, limits, rest, auto_pong)
+        except h11.LocalProtocolError as exc:
+            await _send_refusal(stream, _Refusal(500, "the server cannot answer"))
+            raise ValueError(f"cannot answer the handshake with {decision}: {exc}") from exc
     except _Refusal as refusal:
         await _send_refusal(stream, refusal)
     except TRANSPORT_ERRORS:
@@ -234,4 +237,5 @@ _PHRASES = {
     408: "Request Timeout",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
 }

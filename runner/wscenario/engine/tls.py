@@ -11,7 +11,9 @@ Client policies (``core.wire.TlsPolicy.mode``):
     is accepted. Expired or not-yet-valid certificates are accepted only with
     ``allow_expired``. Python's ``ssl`` has no verify callback, so the self-signed case is
     recognised from the verify error of the first handshake (``DEPTH_ZERO_SELF_SIGNED_CERT``)
-    and ``engine.websocket.connect`` then connects once more with ``self_signed_context``.
+    and ``engine.websocket.connect`` then connects once more with ``self_signed_context``. The
+    server therefore sees one refused TLS handshake first, and the validity dates of a
+    self-signed leaf are not checked.
 ``none``
     No verification at all.
 
