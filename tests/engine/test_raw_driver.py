@@ -161,11 +161,41 @@ async def test_close_sends_exactly_the_code_and_reason_given() -> None:
         with anyio.fail_after(10):
             async with RawClientDriver(LIMITS) as driver:
                 await open_driver(driver, port)
-                assert await driver.close(4100, "custom") is None
+                assert await driver.close(4100, "custom") is None  # exactly as given
                 assert await driver.send("after close") == CLOSING
                 assert await driver.close(1000, "") == CLOSING
                 assert await next_value(driver, "close") == {"code": 4100, "reason": "custom"}
     assert watcher.seen == [(4100, "custom")]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "no_payload", "payload"),
+    [
+        (None, None, False, b"\x03\xe8"),
+        (0, "zero", False, b"\x00\x00zero"),
+        (4000, "ignored", True, b""),
+    ],
+)
+async def test_close_frames_on_the_wire(
+    code: int | None, reason: str | None, no_payload: bool, payload: bytes
+) -> None:
+    written: list[bytes] = []
+
+    async def reader(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        written.append(await stream.receive())
+
+    async with raw_server(reader) as port:
+        with anyio.fail_after(10):
+            async with RawClientDriver(Limits(close_timeout=0.5)) as driver:
+                await open_driver(driver, port)
+                assert await driver.close(code, reason, no_payload=no_payload) is None
+                await drain(driver)
+    (frame,) = written
+    assert frame[0] == 0x88  # FIN + close
+    assert frame[1] == 0x80 | len(payload)  # masked, as a client's frames are
+    key = frame[2:6]
+    assert bytes(byte ^ key[index % 4] for index, byte in enumerate(frame[6:])) == payload
 
 
 async def test_an_abrupt_drop_is_1006_without_an_error() -> None:

@@ -167,6 +167,7 @@ class RawClientDriver:
         self._connection = None
         self._close_timed_out = False
         self._dropped = False
+        self._pieces = []
         self._tasks.start_soon(self._run, request)
         return None
 
@@ -200,7 +201,8 @@ class RawClientDriver:
         connection = await self._open_connection()
         if isinstance(connection, CallError):
             return connection
-        action = SendClose(None) if no_payload else SendClose(code or 1000, reason or "")
+        code = 1000 if code is None else code
+        action = SendClose(None) if no_payload else SendClose(code, reason or "")
         try:
             await connection.send(action)
         except ConnectionClosed:
