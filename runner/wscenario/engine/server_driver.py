@@ -1,0 +1,289 @@
+"""One fake-server connection as a scenario drives it (an ``engine.driver.Driver``).
+
+A reader task turns the connection's wire events into the events of the ohos
+``WebSocketServer``: ``connect {clientIP, clientPort, path, query, headers}`` first, then
+``messageReceive`` (one per whole message, reassembled from its fragments), ``ping``,
+``pong``, ``close {code, reason}`` (1005 when the close frame had no payload, 1006 when the
+connection ended without one) and ``error {kind, message}``. The engine answers pings; the
+client's close is answered (unless the scenario says ``answerClose: false``) and the server
+then closes TCP, as RFC 6455 asks of servers.
+
+Calls write exactly what the script says: fragmented messages, any close code or reason (or a
+close frame with no payload), pings, raw frames, an abrupt FIN or RST, or no more reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from wscenario.core.events import CallError, Event, EventValue
+from wscenario.core.handshake_policy import HandshakeRequest
+from wscenario.core.model import JSON, ConnectOptions, Limits, RawFrame, ServerSpec
+from wscenario.core.wire import (
+    CloseReceived,
+    ConnectionLost,
+    DataFrame,
+    HandshakeDone,
+    PingReceived,
+    PongReceived,
+    SendClose,
+    SendMessage,
+    SendPing,
+    WireEvent,
+)
+from wscenario.engine.errors import ConnectionClosed
+from wscenario.engine.websocket import WebSocketConnection
+
+EVENT_QUEUE = 256
+"""Events read ahead of the script; past this the reader waits (TCP backpressure)."""
+
+NO_STATUS = 1005
+ABNORMAL = 1006
+GOING_AWAY = 1001
+
+
+class Peer(NamedTuple):
+    """The client's address."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+class ServerDriver:
+    """Drives one accepted connection of the fake server for one run of its script."""
+
+    def __init__(
+        self,
+        connection: WebSocketConnection,
+        handshake: HandshakeDone,
+        peer: Peer,
+        spec: ServerSpec,
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.connection = connection
+        self.handshake = handshake
+        self.peer = peer
+        self.spec = spec
+        self.limits = limits
+        self._clock = clock
+        self._started = clock()
+        self._events_in: MemoryObjectSendStream[Event]
+        self._events: MemoryObjectReceiveStream[Event]
+        self._events_in, self._events = anyio.create_memory_object_stream[Event](EVENT_QUEUE)
+        self._reading = anyio.CancelScope()
+        self._ended = anyio.Event()
+        self._sent_close = False
+        self._saw_close = False
+        self._transport_closed = False
+        self._pieces: list[str | bytes] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def serve(self, session: Callable[[ServerDriver], Awaitable[None]]) -> None:
+        """Run ``session`` against this connection, then wait for the connection to end."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._emit_nowait("connect", self.connect_value())
+                tasks.start_soon(self._read)
+                try:
+                    await session(self)
+                finally:
+                    self._events.close()
+                if self._reading.cancel_called:
+                    await self._close_transport(abort=False)
+                elif self._sent_close:
+                    with anyio.move_on_after(self.limits.close_timeout):
+                        await self._ended.wait()
+                    await self._close_transport(abort=False)
+                await self._ended.wait()
+        finally:
+            self._events_in.close()
+
+    def connect_value(self) -> dict[str, JSON]:
+        """The ``connect`` event's value; header names are lower-cased, repeats joined."""
+        request = HandshakeRequest(self.handshake.path, self.handshake.headers)
+        headers: dict[str, JSON] = {}
+        for name, _ in self.handshake.headers:
+            value = request.header(name)
+            headers[name.lower()] = value if value is not None else ""
+        return {
+            "clientIP": self.peer.ip,
+            "clientPort": self.peer.port,
+            "path": request.path,
+            "headers": headers,
+        }
+
+    async def going_away(self) -> None:
+        """The server is stopping: close with 1001 and wait for the connection to end."""
+        if not self._ended.is_set():
+            await self.close(GOING_AWAY, "server shutting down")
+            await self._ended.wait()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the connection is over (closed, dropped or lost)."""
+        return self._ended.is_set()
+
+    # ------------------------------------------------------------------ Driver calls
+
+    async def connect(self, url: str, options: ConnectOptions) -> CallError | None:
+        """A fake server does not connect anywhere."""
+        return CallError(code=-1, message="a server scenario cannot connect")
+
+    async def send(
+        self,
+        data: str | bytes,
+        *,
+        fragments: int = 1,
+        fragment_delay: float = 0.0,
+        ping_between: bool = False,
+    ) -> CallError | None:
+        """Send one message, split into ``fragments`` frames when asked."""
+        if fragments > 1 or ping_between:
+            return await self._call(
+                self.connection.send_fragmented(
+                    data, max(fragments, 2), delay=fragment_delay, ping_between=ping_between
+                )
+            )
+        return await self._call(self.connection.send(SendMessage(data)))
+
+    async def close(
+        self, code: int | None, reason: str | None, *, no_payload: bool = False
+    ) -> CallError | None:
+        """Send a close frame as written (``no_payload``: an empty one)."""
+        action = SendClose(code=None) if no_payload else SendClose(code or 1000, reason or "")
+        error = await self._call(self.connection.send(action))
+        if error is None:
+            self._sent_close = True
+            if self._saw_close:
+                await self._close_transport(abort=False)
+        return error
+
+    async def ping(self, data: bytes) -> None:
+        """Send a ping."""
+        await self._call(self.connection.send(SendPing(data)))
+
+    async def drop(self, *, rst: bool) -> None:
+        """Cut TCP without a close frame."""
+        await self._close_transport(abort=rst)
+
+    async def write_frames(self, frames: tuple[RawFrame, ...]) -> None:
+        """Write raw frames exactly as described, each after its delay."""
+        for frame in frames:
+            if await self._call(self.connection.send_raw_frame(frame)) is not None:
+                return
+
+    async def stop_reading(self) -> None:
+        """Stop reading from the socket: the client's writes back up."""
+        self._reading.cancel()
+
+    async def next_event(self, within: float) -> Event | None:
+        """The next event, or ``None`` if none arrives within ``within`` seconds."""
+        with anyio.move_on_after(within):
+            try:
+                return await self._events.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return None
+        return None
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read(self) -> None:
+        try:
+            with self._reading:
+                while not self._transport_closed:
+                    try:
+                        event = await self.connection.receive()
+                    except ConnectionClosed:
+                        break
+                    if await self._handle(event):
+                        break
+        finally:
+            self._events_in.close()
+            if not self._reading.cancel_called:
+                self._ended.set()
+
+    async def _handle(self, event: WireEvent) -> bool:
+        """React to one wire event; ``True`` when the connection is over."""
+        if isinstance(event, DataFrame):
+            await self._piece(event)
+        elif isinstance(event, PingReceived):
+            await self._emit("ping", event.data)
+        elif isinstance(event, PongReceived):
+            await self._emit("pong", event.data)
+        elif isinstance(event, CloseReceived):
+            return await self._peer_closed(event)
+        elif isinstance(event, ConnectionLost):
+            await self._lost(event)
+            return True
+        return False
+
+    async def _piece(self, frame: DataFrame) -> None:
+        if frame.first:
+            self._pieces = []
+        self._pieces.append(frame.data)
+        if frame.final:
+            data: str | bytes
+            if frame.kind == "text":
+                data = "".join(piece for piece in self._pieces if isinstance(piece, str))
+            else:
+                data = b"".join(piece for piece in self._pieces if isinstance(piece, bytes))
+            self._pieces = []
+            await self._emit("messageReceive", data)
+
+    async def _peer_closed(self, event: CloseReceived) -> bool:
+        self._saw_close = True
+        code = event.code if event.code is not None else NO_STATUS
+        await self._emit("close", {"code": code, "reason": event.reason})
+        if self._sent_close:
+            await self._close_transport(abort=False)
+            return True
+        if self.spec.answer_close:
+            answer = SendClose(code=event.code, reason=event.reason)
+            await self._call(self.connection.send(answer))
+            self._sent_close = True
+            await self._close_transport(abort=False)
+            return True
+        return False
+
+    async def _lost(self, event: ConnectionLost) -> None:
+        if event.kind not in ("eof", "reset") or not self._saw_close:
+            if event.kind not in ("eof", "reset"):
+                await self._emit("error", {"kind": event.kind, "message": event.message})
+            if not self._saw_close:
+                self._saw_close = True
+                await self._emit("close", {"code": ABNORMAL, "reason": ""})
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _emit(self, name: str, value: EventValue) -> None:
+        # once the script is over nobody looks at events any more
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._events_in.send(Event(name, value, self._clock() - self._started))
+
+    def _emit_nowait(self, name: str, value: EventValue) -> None:
+        self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+
+    async def _close_transport(self, *, abort: bool) -> None:
+        if not self._transport_closed:
+            self._transport_closed = True
+            await self.connection.abort(rst=abort)
+        self._ended.set()
+
+    async def _call(self, call: Awaitable[object]) -> CallError | None:
+        """Await one write; a connection that is gone becomes a ``CallError``."""
+        try:
+            await call
+        except ConnectionClosed as exc:
+            return CallError(code=-1, message=str(exc))
+        return None

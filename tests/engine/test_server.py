@@ -1,0 +1,582 @@
+"""The fake server against a real client (the ``websockets`` library) over loopback.
+
+Each test starts a ``FakeServer`` on port 0 with hand-written sessions that drive the
+``ServerDriver`` directly, so the listener, routing, containment and the driver's calls and
+events are checked without the step runner.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import trustme
+from anyio.abc import ByteStream, Listener, SocketListener
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from wscenario.core.events import Event
+from wscenario.core.model import Handshake, Limits, RawFrame, Reject, ServerSpec
+from wscenario.engine.server import (
+    FakeServer,
+    Route,
+    bound_port,
+    is_loopback,
+    listener_limits,
+    open_listener,
+    parse_listen,
+)
+from wscenario.engine.server_driver import Peer, ServerDriver
+from wscenario.engine.tls import server_context
+from wscenario.errors import CannotRun, UsageError
+
+pytestmark = pytest.mark.anyio
+
+Session = Callable[[ServerDriver], Awaitable[None]]
+WAIT = 2.0
+
+
+async def next_event(driver: ServerDriver, name: str | None = None) -> Event:
+    """The driver's next event (of that name, when given), failing the test if none comes."""
+    event = await driver.next_event(WAIT)
+    assert event is not None, "an event arrived"
+    if name is not None:
+        assert event.name == name, event
+    return event
+
+
+async def echo(driver: ServerDriver) -> None:
+    """Echo every message until the client closes."""
+    await next_event(driver, "connect")
+    while (event := await driver.next_event(WAIT)) is not None and event.name == "messageReceive":
+        assert isinstance(event.value, str | bytes)
+        await driver.send(event.value)
+
+
+@asynccontextmanager
+async def running(
+    routes: dict[str, Session] | None = None,
+    *,
+    specs: dict[str, ServerSpec] | None = None,
+    limits: Limits | None = None,
+    tls: ssl.SSLContext | None = None,
+    listener: Listener[ByteStream] | None = None,
+) -> AsyncIterator[tuple[FakeServer, int]]:
+    """A fake server on 127.0.0.1:0 serving ``routes``; yields it and its port."""
+    routes = routes if routes is not None else {"/": echo}
+    specs = specs or {}
+    table = {
+        path: Route(specs.get(path, ServerSpec(path=path)), session)
+        for path, session in routes.items()
+    }
+    server = FakeServer(table, limits=limits or Limits(handshake_timeout=1.0), tls=tls)
+    listener = listener or await open_listener("127.0.0.1", 0)
+    port = bound_port(listener)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(server.serve, listener)
+        yield server, port
+        server.stop()
+
+
+def client(port: int, path: str = "/", **kwargs: Any) -> connect:
+    """A websockets client for the fake server (no compression, no proxy)."""
+    scheme = "wss" if "ssl" in kwargs else "ws"
+    kwargs.setdefault("open_timeout", WAIT)
+    kwargs.setdefault("close_timeout", WAIT)
+    return connect(f"{scheme}://127.0.0.1:{port}{path}", compression=None, proxy=None, **kwargs)
+
+
+async def talk(connecting: connect) -> None:
+    """Connect, send a message and wait for the answer."""
+    async with connecting as ws:
+        await ws.send("anyone?")
+        await ws.recv()
+
+
+async def settle(condition: Callable[[], bool]) -> None:
+    """Wait up to 2 s for ``condition`` to hold."""
+    for _ in range(200):
+        if condition():
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def served(port: int) -> None:
+    """A well-behaved client gets its echo within 2 s."""
+    with anyio.fail_after(2):
+        async with client(port) as ws:
+            await ws.send("still there?")
+            assert await ws.recv() == "still there?"
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+async def test_text_and_binary_echo_and_connect_event() -> None:
+    seen: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        seen.append(await next_event(driver, "connect"))
+        for _ in range(2):
+            event = await next_event(driver, "messageReceive")
+            assert isinstance(event.value, str | bytes)
+            await driver.send(event.value)
+
+    headers = {"X-Token": "t1"}
+    async with (
+        running({"/chat": session}) as (_, port),
+        client(port, "/chat?room=1", additional_headers=headers) as ws,
+    ):
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send(b"\x00\xff")
+        assert await ws.recv() == b"\x00\xff"
+    value = seen[0].value
+    assert isinstance(value, dict)
+    assert value["clientIP"] == "127.0.0.1"
+    assert isinstance(value["clientPort"], int)
+    assert value["clientPort"] > 0
+    assert value["path"] == "/chat"
+    received = value["headers"]
+    assert isinstance(received, dict)
+    assert received["x-token"] == "t1"
+
+
+async def test_large_message_both_ways() -> None:
+    big = "x" * (100 * 1024)
+    async with running() as (_, port), client(port) as ws:
+        await ws.send(big)
+        assert await ws.recv() == big
+
+
+async def test_fragments_are_reassembled_and_sent() -> None:
+    got: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        got.append(await next_event(driver, "messageReceive"))
+        await driver.send("abcdefgh", fragments=4, fragment_delay=0.01, ping_between=True)
+        await driver.send(b"0123456789", fragments=3)
+        await next_event(driver, "close")
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        await ws.send(["part one, ", "part two"])
+        assert await ws.recv() == "abcdefgh"
+        assert await ws.recv() == b"0123456789"
+    assert got[0].value == "part one, part two"
+
+
+async def test_raw_frames_are_written_as_described() -> None:
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.write_frames(
+            (
+                RawFrame(opcode=1, data=b"he", fin=False),
+                RawFrame(opcode=0, data=b"llo", delay=0.01),
+            )
+        )
+        await next_event(driver, "close")
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        assert await ws.recv() == "hello"
+
+
+async def test_ping_is_answered_and_reported_and_server_ping_gets_pong() -> None:
+    events: list[str] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        events.append((await next_event(driver)).name)
+        await driver.ping(b"srv")
+        events.append((await next_event(driver)).name)
+        await driver.send("done")
+        await next_event(driver, "close")
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        pong = await ws.ping(b"cli")
+        with anyio.fail_after(WAIT):
+            await pong
+        assert await ws.recv() == "done"
+    assert events == ["ping", "pong"]
+
+
+# ---------------------------------------------------------------------------- closing
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "no_payload", "expected"),
+    [
+        (4000, "bye", False, (4000, "bye")),
+        (1000, "", False, (1000, "")),
+        (1000, "é" * 61 + "x", False, (1000, "é" * 61 + "x")),
+        (None, None, True, (1005, "")),
+    ],
+)
+async def test_server_close_codes_reach_the_client(
+    code: int | None, reason: str | None, no_payload: bool, expected: tuple[int, str]
+) -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        assert await driver.close(code, reason, no_payload=no_payload) is None
+        closes.append(await next_event(driver, "close"))
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == expected
+    assert closes[0].value == {"code": expected[0], "reason": expected[1]}
+
+
+async def test_client_close_is_answered_and_reported() -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        closes.append(await next_event(driver, "close"))
+
+    async with running({"/": session}) as (_, port):
+        async with client(port) as ws:
+            await ws.close(4001, "leaving")
+        assert ws.close_code == 4001
+    assert closes[0].value == {"code": 4001, "reason": "leaving"}
+
+
+async def test_answer_close_false_leaves_the_client_waiting() -> None:
+    spec = ServerSpec(path="/", answer_close=False)
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await next_event(driver, "close")
+        assert await driver.next_event(0.6) is None
+
+    async with running({"/": session}, specs={"/": spec}) as (_, port):
+        ws = await client(port, close_timeout=0.3)
+        await ws.close(1000, "bye")
+        assert ws.protocol.close_sent is not None
+        assert ws.protocol.close_rcvd is None, "the server never answered the close"
+
+
+@pytest.mark.parametrize("rst", [False, True])
+async def test_drop_cuts_without_close_frame(rst: bool) -> None:
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.drop(rst=rst)
+        assert driver.ended
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is None
+
+
+async def test_client_vanishing_is_reported_as_1006() -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        closes.append(await next_event(driver, "close"))
+
+    async with running({"/": session}) as (_, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await stream.receive()).startswith(b"HTTP/1.1 101")
+        await stream.aclose()
+        await settle(lambda: bool(closes))
+    assert closes[0].value == {"code": 1006, "reason": ""}
+
+
+async def test_stop_closes_open_connections_with_1001() -> None:
+    connected = anyio.Event()
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        connected.set()
+        await anyio.sleep_forever()
+
+    async with running({"/": session}) as (server, port), client(port) as ws:
+        await connected.wait()
+        server.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+
+
+# ---------------------------------------------------------------------------- handshake
+
+
+async def test_rejection_answers_401_with_body_and_headers() -> None:
+    spec = ServerSpec(
+        path="/chat",
+        handshake=Handshake(
+            require_headers={"authorization": "^Bearer .+"},
+            reject=Reject(status=401, body="unauthorized", headers={"WWW-Authenticate": "Bearer"}),
+        ),
+    )
+    async with running({"/chat": echo}, specs={"/chat": spec}) as (server, port):
+        with pytest.raises(InvalidStatus) as rejected:
+            async with client(port, "/chat"):
+                pass
+        response = rejected.value.response
+        assert response.status_code == 401
+        assert response.body == b"unauthorized"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        async with client(port, "/chat", additional_headers={"Authorization": "Bearer x"}) as ws:
+            await ws.send("in")
+            assert await ws.recv() == "in"
+    assert server.stats.refused == 1
+    assert server.stats.refusals[0][1].why == "missing header authorization"
+
+
+async def test_subprotocol_is_selected_when_offered() -> None:
+    spec = ServerSpec(path="/", handshake=Handshake(protocol="chat.v1"))
+    async with running(specs={"/": spec}) as (_, port):
+        async with client(port, subprotocols=["other", "chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v1"
+        async with client(port, subprotocols=["other"]) as ws:
+            assert ws.subprotocol is None
+
+
+async def test_unknown_path_is_404_and_paths_are_routed() -> None:
+    async def hello(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.send(driver.handshake.path)
+        await next_event(driver, "close")
+
+    async with running({"/a": hello, "/b": hello}) as (_, port):
+        for path in ("/a", "/b"):
+            async with client(port, path) as ws:
+                assert await ws.recv() == path
+        with pytest.raises(InvalidStatus) as missing:
+            async with client(port, "/c"):
+                pass
+        assert missing.value.response.status_code == 404
+        assert b"/a, /b" in missing.value.response.body
+
+
+async def test_past_max_connections_new_clients_get_503() -> None:
+    async with running(limits=Limits(max_connections=1, handshake_timeout=1.0)) as (server, port):
+        async with client(port) as first:
+            await first.send("hold")
+            assert await first.recv() == "hold"
+            with pytest.raises(InvalidStatus) as busy:
+                async with client(port):
+                    pass
+            assert busy.value.response.status_code == 503
+        await settle(lambda: server.open_connections == 0)
+        await served(port)
+
+
+# ---------------------------------------------------------------------------- isolation
+
+
+async def test_a_failing_session_costs_only_its_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(driver: ServerDriver) -> None:
+        raise RuntimeError("script bug")
+
+    async with running({"/": echo, "/broken": broken}) as (_, port):
+        with pytest.raises(ConnectionClosed):
+            async with client(port, "/broken") as ws:
+                await ws.recv()
+        await served(port)
+    assert "script bug" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        pytest.param(b"\x00\xff garbage \r\n\r\n" * 4, id="garbage"),
+        pytest.param(
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, id="tls-hello"
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", id="oversized"
+        ),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\n", id="slowloris"),
+    ],
+)
+async def test_hostile_peer_costs_only_itself(hostile: bytes) -> None:
+    limits = Limits(handshake_timeout=0.5)
+    async with running(limits=limits) as (server, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(hostile)
+        await served(port)
+        with anyio.fail_after(WAIT):
+            answer = b""
+            try:
+                while chunk := await stream.receive():
+                    answer += chunk
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                pass
+        await stream.aclose()
+        assert not answer.startswith(b"HTTP/1.1 101")
+        await settle(lambda: server.open_connections == 0)
+
+
+class FlakyListener(Listener[ByteStream]):
+    """A listener whose first ``accept()`` calls fail like a process out of descriptors."""
+
+    def __init__(self, inner: SocketListener, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def accept(self) -> ByteStream:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await self.inner.accept()
+
+    async def serve(self, handler: Any, task_group: Any = None) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> Any:
+        return self.inner.extra_attributes
+
+
+async def test_accept_errors_back_off_and_recover(caplog: pytest.LogCaptureFixture) -> None:
+    inner = await open_listener("127.0.0.1", 0)
+    (first,) = inner.listeners
+    assert isinstance(first, SocketListener)
+    flaky = FlakyListener(first, failures=3)
+    caplog.set_level(logging.WARNING)
+    begin = anyio.current_time()
+    async with running(listener=flaky) as (_, port):
+        await served(port)
+    assert anyio.current_time() - begin >= 0.3
+    assert caplog.text.count("Too many open files") == 3
+
+
+async def test_two_hundred_clients_each_run_their_own_script() -> None:
+    count = 200
+
+    async def numbered(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        event = await next_event(driver, "messageReceive")
+        assert isinstance(event.value, str)
+        await anyio.sleep(0.05)
+        await driver.send(f"you are {event.value}")
+        await next_event(driver, "close")
+
+    answers: dict[int, str] = {}
+
+    async def one(port: int, number: int) -> None:
+        async with client(port, open_timeout=10) as ws:
+            await ws.send(str(number))
+            answer = await ws.recv()
+            assert isinstance(answer, str)
+            answers[number] = answer
+
+    async with running({"/": numbered}) as (server, port):
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as clients:
+                for number in range(count):
+                    clients.start_soon(one, port, number)
+    assert answers == {number: f"you are {number}" for number in range(count)}
+    assert server.stats.accepted == count
+
+
+# ---------------------------------------------------------------------------- TLS
+
+
+async def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    client_cert = ca.issue_cert("client@example")
+    paths = {}
+    for name, blob in (
+        ("server.pem", server_cert.cert_chain_pems[0].bytes()),
+        ("server.key", server_cert.private_key_pem.bytes()),
+        ("ca.pem", ca.cert_pem.bytes()),
+    ):
+        (tmp_path / name).write_bytes(blob)
+        paths[name] = str(tmp_path / name)
+    context = server_context(paths["server.pem"], paths["server.key"], paths["ca.pem"])
+
+    good = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(good)
+    client_cert.configure_cert(good)
+    anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(anonymous)
+
+    async with running(tls=context) as (_, port):
+        with pytest.raises((ssl.SSLError, OSError, ConnectionClosed, InvalidHandshake)):
+            await talk(client(port, ssl=anonymous))
+        plain = await anyio.connect_tcp("127.0.0.1", port)
+        await plain.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        with anyio.fail_after(2):
+            async with client(port, ssl=good) as ws:
+                await ws.send("secure")
+                assert await ws.recv() == "secure"
+        await plain.aclose()
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+async def test_port_in_use_cannot_run() -> None:
+    first = await open_listener("127.0.0.1", 0)
+    try:
+        with pytest.raises(CannotRun, match="already in use"):
+            await open_listener("127.0.0.1", bound_port(first))
+    finally:
+        await first.aclose()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:8765", ("127.0.0.1", 8765)),
+        (":9000", ("127.0.0.1", 9000)),
+        ("[::1]:80", ("::1", 80)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+    ],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8765", "host:", "host:port", "h:70000"])
+def test_parse_listen_rejects_bad_addresses(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_listen(text)
+
+
+def test_loopback_addresses() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("localhost")
+    assert is_loopback("::1")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.2")
+
+
+def test_listener_limits_take_the_most_generous() -> None:
+    merged = listener_limits([Limits(max_message_size=10), Limits(max_connections=5)])
+    assert merged.max_message_size == Limits().max_message_size
+    assert merged.max_connections == Limits().max_connections
+    assert listener_limits([]) == Limits()
+    assert listener_limits([Limits(handshake_timeout=30.0)]).handshake_timeout == 30.0
+
+
+def test_peer_prints_ipv6_in_brackets() -> None:
+    assert str(Peer("::1", 5)) == "[::1]:5"
+    assert str(Peer("10.0.0.1", 5)) == "10.0.0.1:5"
