@@ -12,7 +12,7 @@ import contextlib
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,17 +454,22 @@ class _Checker:
                     self.report(_join(pointer, *path), f"undefined variable '{name}'", hint)
 
 
-def _strings(value: JSON) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def _strings(
+    value: JSON,
+    path: tuple[str | int, ...] = (),
+    found: list[tuple[tuple[str | int, ...], str]] | None = None,
+) -> list[tuple[tuple[str | int, ...], str]]:
     """Every string inside ``value``, in order, with its path of keys and indexes."""
-    pending: list[tuple[tuple[str | int, ...], JSON]] = [((), value)]
-    while pending:
-        path, item = pending.pop()
-        if isinstance(item, str):
-            yield path, item
-        elif isinstance(item, list):
-            pending.extend(((*path, index), item[index]) for index in reversed(range(len(item))))
-        elif isinstance(item, dict):
-            pending.extend(((*path, key), item[key]) for key in reversed(item))
+    found = [] if found is None else found
+    if isinstance(value, str):
+        found.append((path, value))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _strings(item, (*path, index), found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _strings(item, (*path, key), found)
+    return found
 
 
 def _hint(value: str, allowed: Iterable[str]) -> str:

@@ -137,8 +137,9 @@ class _Compiler:
             (list, _ARRAY_KEYWORDS, self._array),
             (str, _STRING_KEYWORDS, self._string),
         ):
-            if keywords & schema.keys():
-                typed.extend((kind, check) for check in make(schema))
+            kind_checks = make(schema) if keywords & schema.keys() else []
+            if kind_checks:
+                typed.append((kind, _all(kind_checks)))
         if _NUMBER_KEYWORDS & schema.keys():
             checks.append(_number(schema))
         return _combine(checks, typed)
