@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args()
+    if args.steps < 1 or args.runs < 1:
+        parser.error("--steps and --runs must be at least 1")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "big.yaml"
         path.write_text(scenario_text(args.steps), encoding="utf-8")
