@@ -60,6 +60,19 @@ async def test_a_websockets_refusal_is_reported_with_its_body() -> None:
     assert (failed.kind, failed.status, failed.body) == ("status", 401, b"who are you?\n")
 
 
+async def test_a_refusal_body_is_kept_up_to_1_mib() -> None:
+    async def big_refusal(stream: anyio.abc.SocketStream) -> None:
+        await read_head(stream)
+        size = 2 * 1024 * 1024
+        await stream.send(f"HTTP/1.1 500 Oops\r\nContent-Length: {size}\r\n\r\n".encode())
+        await stream.send(b"b" * size)
+        await anyio.sleep(5)
+
+    async with raw_server(big_refusal) as port:
+        failed = (await failure_of(f"ws://127.0.0.1:{port}/")).failed
+    assert (failed.status, failed.body) == (500, b"b" * 1024 * 1024)
+
+
 async def test_the_reason_phrase_is_kept_exactly() -> None:
     async def odd_reason(stream: anyio.abc.SocketStream) -> None:
         request = await read_head(stream)
@@ -146,13 +159,17 @@ async def test_a_subprotocol_that_was_not_offered_fails() -> None:
 
 
 async def test_the_offered_subprotocol_and_headers_reach_websockets() -> None:
-    seen: list[tuple[str | None, str | None]] = []
+    seen: list[tuple[str | None, ...]] = []
 
     async def watcher(ws: ServerConnection) -> None:
-        seen.append((ws.subprotocol, ws.request.headers.get("X-Token") if ws.request else None))
+        assert ws.request is not None
+        headers = ws.request.headers
+        seen.append((ws.subprotocol, headers.get("X-Token"), headers.get("Host")))
+        seen.append((headers.get("Sec-WebSocket-Extensions"),))
         await ws.close()
 
-    async with websockets_server(watcher, subprotocols=["b.v2"]) as port:
+    # the server would accept permessage-deflate if it were offered: it is not
+    async with websockets_server(watcher, subprotocols=["b.v2"], compression="deflate") as port:
         with anyio.fail_after(10):
             request = ConnectRequest(
                 f"ws://127.0.0.1:{port}/",
@@ -161,7 +178,7 @@ async def test_the_offered_subprotocol_and_headers_reach_websockets() -> None:
             )
             connection, done = await connect(request, LIMITS)
             await connection.aclose()
-    assert seen == [("b.v2", "t1")]
+    assert seen == [("b.v2", "t1", f"127.0.0.1:{port}"), (None,)]
     assert done.subprotocol == connection.subprotocol == "b.v2"
 
 

@@ -32,8 +32,21 @@ async def test_websockets_clients_are_accepted_and_echoed() -> None:
                 assert ws.response is not None
                 assert ws.response.headers["X-Server"] == "engine"
     (done,) = outcomes
-    assert done.path == "/chat"  # type: ignore[attr-defined]
-    assert done.subprotocol == "chat.v1"  # type: ignore[attr-defined]
+    assert done is not None
+    assert (done.path, done.subprotocol) == ("/chat", "chat.v1")
+
+
+async def test_permessage_deflate_offered_by_the_client_is_declined() -> None:
+    async with engine_server(accept_chat, serve_echo) as (port, outcomes):
+        with anyio.fail_after(10):
+            async with ws_connect(f"ws://127.0.0.1:{port}/chat", compression="deflate") as ws:
+                await ws.send("plain")
+                assert await ws.recv() == "plain"
+                assert ws.protocol.extensions == []
+    (done,) = outcomes
+    assert done is not None
+    (offered,) = [value for name, value in done.headers if name == "Sec-WebSocket-Extensions"]
+    assert "permessage-deflate" in offered
 
 
 async def test_a_rejection_reaches_websockets_with_status_and_body() -> None:

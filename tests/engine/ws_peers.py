@@ -23,6 +23,7 @@ from wscenario.core.wire import (
     ConnectionLost,
     ConnectRequest,
     DataFrame,
+    HandshakeDone,
     SendClose,
     SendMessage,
 )
@@ -140,9 +141,9 @@ Serve = Callable[[WebSocketConnection], Awaitable[None]]
 @asynccontextmanager
 async def engine_server(
     decide: Decide, serve: Serve, limits: Limits = LIMITS
-) -> AsyncIterator[tuple[int, list[object]]]:
+) -> AsyncIterator[tuple[int, list[HandshakeDone | None]]]:
     """Our own server side: ``accept`` then ``serve``; yields the port and each outcome."""
-    outcomes: list[object] = []
+    outcomes: list[HandshakeDone | None] = []
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         accepted = await accept(stream, limits, decide)
