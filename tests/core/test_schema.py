@@ -15,8 +15,8 @@ from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.schema import (
     allowed_hint,
     diagnostics_for,
-    is_valid,
     pointer_of,
+    scenario_predicate,
     scenario_schema,
     validate_data,
     validator,
@@ -283,7 +283,7 @@ def test_the_predicate_agrees_with_the_validator_on_every_fixture() -> None:
     for case in cases:
         with contextlib.suppress(SourceError):
             data = load_yaml_file(case).data
-            assert is_valid()(data) is validator().is_valid(data), case.name
+            assert scenario_predicate()(data) is validator().is_valid(data), case.name
 
 
 def test_step_errors_point_at_their_own_step() -> None:

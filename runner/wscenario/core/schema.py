@@ -65,7 +65,7 @@ def validator() -> Draft202012Validator:
 
 
 @functools.cache
-def is_valid() -> Predicate:
+def scenario_predicate() -> Predicate:
     """The scenario schema as a predicate: whether data is a valid scenario (no errors)."""
     return compile_predicate(scenario_schema())
 
@@ -87,7 +87,7 @@ def _step_predicates() -> tuple[Predicate, tuple[tuple[Predicate, Predicate], ..
 
 def validate_data(doc: Document) -> list[Diagnostic]:
     """Every way ``doc.data`` breaks the schema; an empty list when it is valid."""
-    if is_valid()(doc.data):
+    if scenario_predicate()(doc.data):
         return []
     return diagnostics_for(schema_errors(doc.data), doc.source_map)
 
