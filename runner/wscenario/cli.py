@@ -84,6 +84,48 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show a traceback for unexpected errors",
     )
+
+    serve = commands.add_parser(
+        "serve",
+        help="run server scenarios as a fake server that real clients connect to",
+        description="Serve server scenarios (files, or the files under folders): every "
+        "accepted connection runs its own copy of its scenario's steps and rules. Stops on "
+        "Ctrl-C or SIGTERM (open connections get 1001), or after --once / --max-connections; "
+        "exits 0 when every connection followed its script.",
+        epilog=EPILOG,
+    )
+    serve.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="listen here instead of each scenario's listen"
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow an address other machines can reach (e.g. 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--max-connections", type=int, metavar="N", help="stop after N connections finished"
+    )
+    serve.add_argument(
+        "--once", action="store_true", help="stop after the first connection finished"
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+    serve.add_argument(
+        "--client-ca", metavar="FILE", help="require client certificates issued by this CA"
+    )
+    serve.add_argument(
+        "--var", action="append", metavar="NAME=VALUE", help="set a declared variable"
+    )
+    serve.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    serve.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
+    serve.add_argument("--no-color", action="store_true", help="never colour the output")
+    serve.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
+    )
     return parser
 
 

@@ -1,0 +1,305 @@
+"""``wscenario serve``: run server scenarios as a scripted fake server.
+
+Scenarios that listen on the same address share one listener and are routed by their
+``path``. Every accepted connection runs its own copy of its scenario's steps and rules; its
+progress is printed as it happens, each line tagged with the connection's number. The server
+runs until Ctrl-C or SIGTERM (open connections are closed with 1001), or, with ``--once`` /
+``--max-connections N``, until that many connections have finished. A handshake refused by a
+scenario's own ``reject`` rule counts as a connection that followed its script; a request for
+a path no scenario serves, or one turned away because the server is full, does not.
+
+Exit code: 0 when every connection followed its script, 1 otherwise, 2 for bad usage or an
+invalid scenario, 3 when a listener cannot be opened (port in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+from anyio.abc import SocketStream, TaskStatus
+from anyio.streams.stapled import MultiListener
+
+from wscenario.commands.scenario_selection import parse_vars, select_scenarios
+from wscenario.core.diagnostics import Position
+from wscenario.core.handshake_policy import Refuse
+from wscenario.core.model import JSON, Scenario
+from wscenario.engine.server import (
+    FakeServer,
+    Route,
+    Session,
+    bound_port,
+    is_loopback,
+    listener_limits,
+    open_listener,
+    parse_listen,
+)
+from wscenario.engine.server_driver import Peer, ServerDriver
+from wscenario.engine.steps import StepRunner
+from wscenario.engine.tls import server_context
+from wscenario.errors import ScenarioLoadError, UsageError
+from wscenario.report.console import Style, render_end, render_step, render_summary, write_lines
+from wscenario.report.json_report import write_report
+from wscenario.report.junit import write_junit
+from wscenario.report.results import Failure, ScenarioResult, SessionResult, StepResult
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+SCENARIO_FAILED = 1011
+"""The close code a connection gets when its script failed while it was still open."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until stopped; the exit code."""
+    out: TextIO = sys.stdout
+    try:
+        plan = plan_from(args)
+    except ScenarioLoadError as exc:
+        for diagnostic in exc.diagnostics:
+            sys.stderr.write(diagnostic.render() + "\n")
+        return EXIT_USAGE
+    style = Style.for_stream(out, no_color=args.no_color)
+    timestamp = datetime.now(UTC).isoformat(timespec="seconds")
+    results, elapsed = anyio.run(serve_plan, plan, out, style)
+    write_lines(out, [render_summary(results, elapsed, style)])
+    if args.junit:
+        write_junit(Path(args.junit), results, elapsed, timestamp)
+    if args.report:
+        write_report(Path(args.report), results, elapsed, timestamp)
+    return EXIT_OK if all(result.outcome == "passed" for result in results) else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class ListenerPlan:
+    """One listening address and the scenarios it serves, keyed by path."""
+
+    host: str
+    port: int
+    scenarios: Mapping[str, Scenario]
+
+    @property
+    def remote(self) -> bool:
+        """Whether other machines can reach this listener."""
+        return not is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """Everything ``serve`` needs, checked before any socket is opened.
+
+    ``tls`` is ``(certfile, keyfile, client_ca)``; ``stop_after`` the number of finished
+    connections after which the server stops (``None``: run until stopped).
+    """
+
+    listeners: tuple[ListenerPlan, ...]
+    stop_after: int | None = None
+    tls: tuple[str, str, str | None] | None = None
+
+
+def plan_from(args: argparse.Namespace) -> ServePlan:
+    """Load the server scenarios and group them by listen address.
+
+    Raises:
+        UsageError: no server scenario, a client scenario named explicitly, two scenarios
+            serving one path on one address, a non-local address without ``--allow-remote``,
+            or TLS options that do not go together.
+        ScenarioLoadError: a scenario file is invalid (all diagnostics of all files).
+    """
+    selection = select_scenarios(args.paths, parse_vars(args.var), "server")
+    if not selection.scenarios:
+        raise UsageError("no server scenario in " + ", ".join(args.paths))
+    scenarios = selection.scenarios
+    if args.max_connections is not None and args.max_connections < 1:
+        raise UsageError(f"--max-connections must be 1 or more, got {args.max_connections}")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        raise UsageError("--client-ca needs --tls-cert and --tls-key")
+    groups: dict[tuple[str, int], dict[str, Scenario]] = {}
+    for scenario in scenarios:
+        assert scenario.server is not None
+        address = parse_listen(args.listen or scenario.server.listen)
+        paths = groups.setdefault(address, {})
+        other = paths.get(scenario.server.path)
+        if other is not None:
+            raise UsageError(
+                f"{other.path} and {scenario.path} both serve {scenario.server.path} "
+                f"on {address[0]}:{address[1]}"
+            )
+        paths[scenario.server.path] = scenario
+    listeners = tuple(ListenerPlan(host, port, paths) for (host, port), paths in groups.items())
+    for listener in listeners:
+        if listener.remote and not args.allow_remote:
+            raise UsageError(
+                f"listening on {listener.host} lets other machines connect; "
+                "add --allow-remote to do that"
+            )
+    return ServePlan(
+        listeners=listeners,
+        stop_after=1 if args.once else args.max_connections,
+        tls=(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None,
+    )
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+@dataclass
+class ServeState:
+    """A ``serve`` run as it goes: finished connections, and when to stop."""
+
+    out: TextIO
+    style: Style
+    stop_after: int | None
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    results: list[ScenarioResult] = field(default_factory=list)
+    numbered: int = 0
+
+    def number(self) -> int:
+        """A number for the next connection, shown on each of its output lines."""
+        self.numbered += 1
+        return self.numbered
+
+    def print(self, number: int, lines: Sequence[str]) -> None:
+        """Write a connection's lines, tagged with its number."""
+        write_lines(self.out, [f"[#{number}] {line}" for line in lines])
+
+    def finished(self, number: int, result: ScenarioResult) -> None:
+        """Record and print one finished connection; stop when enough have finished."""
+        self.results.append(result)
+        self.print(number, render_end(result, self.style))
+        if self.stop_after is not None and len(self.results) >= self.stop_after:
+            self.stop.set()
+
+    def refused(self, scenarios: Mapping[str, Scenario], peer: Peer, refusal: Refuse) -> None:
+        """A refused handshake: passes when the scenario's own ``reject`` rule refused it."""
+        number = self.number()
+        scenario = scenarios.get(refusal.path) if refusal.path is not None else None
+        label = f"handshake refused with {refusal.status}: {refusal.why}"
+        if scenario is not None:
+            name, path, failure = scenario.name, str(scenario.path), None
+            where = Position(path, 1, 1)
+        else:
+            name, path = "unserved request", ""
+            failure = Failure(label)
+            where = Position(f"{peer}", 0, 0)
+        step = StepResult(0, "handshake", label, where, "/server/handshake", 0.0, 0.0, failure)
+        session = SessionResult((step,), (), {}, 0.0, 1)
+        result = ScenarioResult(f"{name} #{number} {peer}", path, "server", session)
+        self.print(number, render_step(step, self.style))
+        self.finished(number, result)
+
+    def session_for(self, scenario: Scenario) -> Session:
+        """What each connection routed to ``scenario`` runs: its steps, then its rules."""
+
+        async def session(driver: ServerDriver) -> None:
+            number = self.number()
+            name = f"{scenario.name} #{number} {driver.peer}"
+            self.print(number, [f"{name} connected to {driver.handshake.path}"])
+
+            def on_step(step: StepResult) -> None:
+                self.print(number, render_step(step, self.style))
+
+            variables: dict[str, JSON] = dict(scenario.vars)
+            runner = StepRunner(
+                scenario, driver, variables=variables, env=os.environ, on_step=on_step
+            )
+            try:
+                outcome = await runner.run_steps()
+                if outcome.failed_step is None:
+                    await runner.serve_rules()
+                elif not driver.ended:
+                    await driver.close(SCENARIO_FAILED, "scenario failed")
+            finally:
+                summary = runner.result(total_steps=len(scenario.steps))
+                self.finished(number, ScenarioResult(name, str(scenario.path), "server", summary))
+
+        return session
+
+
+async def serve_plan(
+    plan: ServePlan,
+    out: TextIO,
+    style: Style,
+    *,
+    task_status: TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
+) -> tuple[list[ScenarioResult], float]:
+    """Open every listener, serve until stopped; the results and the seconds it ran.
+
+    ``task_status`` gets the listeners' addresses (``ws://127.0.0.1:8765``) once they listen.
+
+    Raises:
+        CannotRun: a listener cannot be opened, or the TLS files cannot be used.
+    """
+    state = ServeState(out=out, style=style, stop_after=plan.stop_after)
+    tls = server_context(plan.tls[0], plan.tls[1], plan.tls[2]) if plan.tls else None
+    scheme = "wss" if tls else "ws"
+    started = anyio.current_time()
+    listeners: list[MultiListener[SocketStream]] = []
+    try:
+        for item in plan.listeners:
+            listeners.append(await open_listener(item.host, item.port))  # noqa: PERF401
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    servers = [_server_for(item, state, tls) for item in plan.listeners]
+    addresses = []
+    async with anyio.create_task_group() as tasks:
+        watching = await tasks.start(_stop_on_signal, state.stop)
+        for item, server, listener in zip(plan.listeners, servers, listeners, strict=True):
+            await tasks.start(server.serve, listener)
+            if item.remote:
+                write_lines(sys.stderr, [f"warning: {item.host} lets other machines connect"])
+            host = f"[{item.host}]" if ":" in item.host else item.host
+            address = f"{scheme}://{host}:{bound_port(listener)}"
+            addresses.append(address)
+            write_lines(out, [f"listening on {address} (paths: {', '.join(item.scenarios)})"])
+        task_status.started(addresses)
+        await state.stop.wait()
+        watching.cancel()
+        for server in servers:
+            server.stop()
+    return state.results, anyio.current_time() - started
+
+
+def _server_for(item: ListenerPlan, state: ServeState, tls: ssl.SSLContext | None) -> FakeServer:
+    routes = {
+        path: Route(scenario.server, state.session_for(scenario))
+        for path, scenario in item.scenarios.items()
+        if scenario.server is not None
+    }
+
+    def refused(peer: Peer, refusal: Refuse) -> None:
+        state.refused(item.scenarios, peer, refusal)
+
+    limits = listener_limits([scenario.limits for scenario in item.scenarios.values()])
+    return FakeServer(routes, limits=limits, tls=tls, on_refused=refused)
+
+
+async def _stop_on_signal(
+    stop: anyio.Event, *, task_status: TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Set ``stop`` on SIGINT or SIGTERM; started once the signals are caught."""
+    with (
+        anyio.CancelScope() as scope,
+        anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+    ):
+        task_status.started(scope)
+        async for _ in signals:
+            stop.set()
+            return
