@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import struct
 
@@ -244,6 +245,26 @@ async def test_close_codes_are_written_as_given_even_invalid_ones() -> None:
             await connection.aclose()
     assert event == CloseReceived(1002, "invalid status code")  # websockets refuses it
     assert watcher.codes == [1006]
+
+
+async def test_aclose_while_another_task_reads() -> None:
+    watcher = CloseWatcher()
+    events: list[object] = []
+
+    async def reader(connection: WebSocketConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                events.append(await connection.receive())
+
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            async with anyio.create_task_group() as group:
+                group.start_soon(reader, connection)
+                await anyio.sleep(0.05)
+                await connection.aclose()
+    assert events[0] == CloseReceived(1000, "")
+    assert watcher.seen == [(1000, "")]
 
 
 async def test_a_message_over_the_size_limit_fails_with_1009() -> None:

@@ -88,8 +88,8 @@ class _FrameParser(FrameProtocol):
 class WebSocketConnection:
     """One established WebSocket connection, either role, over an anyio ``ByteStream``.
 
-    Built by ``connect`` and ``accept``. One task at a time may call ``receive`` (or
-    ``aclose``, which reads too) while others call ``send``; sends are serialised.
+    Built by ``connect`` and ``accept``. One task at a time may call ``receive`` while others
+    call ``send`` (sends are serialised) or ``aclose`` (which then lets that task read).
 
     Attributes:
         client: ``True`` on the client side (frames are masked).
@@ -131,6 +131,8 @@ class WebSocketConnection:
         self._close_received = False
         self._lost: ConnectionLost | None = None
         self._transport_closed = False
+        self._receiving = False
+        self._peer_done = anyio.Event()  # the peer's close frame arrived, or the connection ended
         if received:
             self._parser.receive_bytes(received)
 
@@ -160,6 +162,13 @@ class WebSocketConnection:
             ConnectionClosed: the closing handshake is complete or the transport was closed
                 by this side, so nothing more can arrive.
         """
+        self._receiving = True
+        try:
+            return await self._receive()
+        finally:
+            self._receiving = False
+
+    async def _receive(self) -> WireEvent:
         while not self._pending:
             if self._lost is not None:
                 return self._lost
@@ -192,6 +201,7 @@ class WebSocketConnection:
                 if isinstance(payload, tuple):  # a close frame, as _FrameParser reads it
                     code, reason = payload
                     self._close_received = True
+                    self._peer_done.set()
                     self._pending.append(CloseReceived(None if code == _NO_CODE else code, reason))
                 elif opcode is Opcode.PING:
                     self._pending.append(PingReceived(bytes(payload)))  # type: ignore[arg-type]
@@ -234,6 +244,7 @@ class WebSocketConnection:
         lost = ConnectionLost(kind="protocol", message=reason, code=code)
         self._lost = lost
         self._pending.append(lost)
+        self._peer_done.set()
         if not self._close_sent:
             self._close_sent = True
             frame = encode_frame(0x8, close_payload(code, reason), masked=self.client)
@@ -244,6 +255,7 @@ class WebSocketConnection:
     async def _lose(self, lost: ConnectionLost) -> None:
         self._lost = lost
         self._pending.append(lost)
+        self._peer_done.set()
         await self._close_transport()
 
     # ------------------------------------------------------------------------------ send
@@ -358,6 +370,7 @@ class WebSocketConnection:
             kind: Literal["reset", "eof"] = "reset" if rst else "eof"
             self._lost = ConnectionLost(kind=kind, message="connection dropped by this side")
         self._transport_closed = True
+        self._peer_done.set()
         await anyio.aclose_forcefully(self._stream)
 
     async def aclose(self) -> None:
@@ -372,10 +385,14 @@ class WebSocketConnection:
             if self._lost is None and not self._close_sent:
                 with contextlib.suppress(ConnectionClosed):
                     await self.send(SendClose(1000))
-            while self._lost is None and not self._close_received and not self._transport_closed:
-                await self.receive()
-            if self.client and self._lost is None:
-                await self._await_eof()
+            if self._receiving:  # another task reads: it will see the answer
+                await self._peer_done.wait()
+            else:
+                with contextlib.suppress(ConnectionClosed):
+                    while self._lost is None and not self._close_received:
+                        await self.receive()
+                if self.client and self._lost is None:
+                    await self._await_eof()
         await self._close_transport()
 
     async def _await_eof(self) -> None:
