@@ -97,7 +97,7 @@ def server_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_identity(context, certfile, keyfile, password)
     if client_ca is not None:
-        _load_cafile(context, client_ca)
+        load_cafile(context, client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -106,11 +106,16 @@ def _verifying_context(cafile: str | None) -> ssl.SSLContext:
     if cafile is None:
         return ssl.create_default_context()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context builds
-    _load_cafile(context, cafile)
+    load_cafile(context, cafile)
     return context
 
 
-def _load_cafile(context: ssl.SSLContext, cafile: str) -> None:
+def load_cafile(context: ssl.SSLContext, cafile: str) -> None:
+    """Trust the CA certificates in ``cafile`` too (PEM), in addition to what ``context`` has.
+
+    Raises:
+        TlsSetupError: the file cannot be read or holds no certificate.
+    """
     try:
         context.load_verify_locations(cafile=cafile)
     except ssl.SSLError as exc:  # before OSError: it is one
