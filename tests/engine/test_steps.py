@@ -571,3 +571,21 @@ async def test_fields_expected_but_a_message_received_has_no_diff() -> None:
     failure = result.steps[0].failure
     assert failure is not None
     assert failure.diff == ()
+
+
+@pytest.mark.anyio
+async def test_streaming_runner_keeps_failures_and_the_latest_events_only() -> None:
+    driver = ScriptedDriver(on_send=echo)
+    runner = StepRunner(scenario(), driver, variables={}, env={}, streaming=True)
+    for line in range(1, 151):
+        result = await runner.run_step(send(line, f"m{line}"))
+        assert result.index == 2 * (line - 1)
+        assert result.failure is None
+        assert (await runner.run_step(expect_text(line, f"m{line}"))).failure is None
+    failed = await runner.run_step(expect_text(999, "never", timeout=0.01))
+    summary = runner.result()
+    assert failed.failure is not None
+    assert failed.index == 300
+    assert summary.steps == (failed,)
+    assert len(summary.events) == 100
+    assert summary.events[-1].value == "m150"

@@ -69,6 +69,9 @@ Clock = Callable[[], float]
 ENDING_EVENT = "close"
 """The event after which a connection carries nothing more."""
 
+RECENT_EVENTS = 100
+"""Events a streaming runner keeps for its report (the latest ones)."""
+
 
 class StepFailed(Exception):
     """Raised inside the runner to end a step with a ``Failure``."""
@@ -98,6 +101,8 @@ class StepRunner:
         clock: seconds from a monotonic clock (``anyio.current_time`` by default).
         on_step: called with each step's result as soon as it is known.
         rules: the rules to apply to every event (default: the scenario's).
+        streaming: keep only failed steps and the latest ``RECENT_EVENTS`` events, so memory
+            stays flat however many steps ``run_step`` runs.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class StepRunner:
         clock: Clock = anyio.current_time,
         on_step: StepCallback | None = None,
         rules: Sequence[Rule] | None = None,
+        streaming: bool = False,
     ) -> None:
         self.scenario = scenario
         self.driver = driver
@@ -121,7 +127,8 @@ class StepRunner:
         self.started = clock()
         self.ended = False
         self.error: str | None = None
-        self._seen: list[_Seen] = []
+        self.streaming = streaming
+        self._seen: deque[_Seen] = deque(maxlen=RECENT_EVENTS if streaming else None)
         self._pending: deque[_Seen] = deque()
         self._fired: set[int] = set()
         self._results: list[StepResult] = []
@@ -137,6 +144,10 @@ class StepRunner:
             if result.failure is not None:
                 break
         return self.result(total_steps=len(script))
+
+    async def run_step(self, step: Step) -> StepResult:
+        """Run one more step; its index is the number of steps run before it."""
+        return await self._run_step(self._steps_run, step)
 
     async def serve_rules(self, *, poll: float = 1.0) -> None:
         """Keep offering events to the rules until the connection ends.
@@ -192,7 +203,8 @@ class StepRunner:
         return result
 
     def _report(self, result: StepResult) -> None:
-        self._results.append(result)
+        if result.failure is not None or not self.streaming:
+            self._results.append(result)
         if self.on_step is not None:
             self.on_step(result)
 
