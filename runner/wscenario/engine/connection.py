@@ -164,33 +164,30 @@ class WebSocketConnection:
         """
         self._receiving = True
         try:
-            return await self._receive()
+            while not self._pending:
+                if self._lost is not None:
+                    return self._lost
+                if self._transport_closed or (self._close_sent and self._close_received):
+                    raise ConnectionClosed("the connection is closed")
+                failure = self._parse()
+                if failure is not None:
+                    await self._fail(*failure)
+                    break
+                if self._pending:
+                    break
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except TRANSPORT_ERRORS as exc:
+                    await self._lose(self._lost or lost_from(exc))
+                    break
+                self._parser.receive_bytes(data)
+            event = self._pending[0]
+            if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
+                # answered before it is taken, so a cancelled receive loses no event
+                await self._write_quietly(encode_frame(0xA, event.data, masked=self.client))
+            return self._pending.popleft()
         finally:
             self._receiving = False
-
-    async def _receive(self) -> WireEvent:
-        while not self._pending:
-            if self._lost is not None:
-                return self._lost
-            if self._transport_closed or (self._close_sent and self._close_received):
-                raise ConnectionClosed("the connection is closed")
-            failure = self._parse()
-            if failure is not None:
-                await self._fail(*failure)
-                break
-            if self._pending:
-                break
-            try:
-                data = await self._stream.receive(READ_SIZE)
-            except TRANSPORT_ERRORS as exc:
-                await self._lose(self._lost or lost_from(exc))
-                break
-            self._parser.receive_bytes(data)
-        event = self._pending[0]
-        if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
-            # answered before it is taken, so a cancelled receive loses no event
-            await self._write_quietly(encode_frame(0xA, event.data, masked=self.client))
-        return self._pending.popleft()
 
     def _parse(self) -> tuple[int, str] | None:
         """Turn buffered bytes into pending events; ``(code, reason)`` on a protocol failure."""
