@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from wscenario.core.events import Event
-from wscenario.core.model import Handshake, Limits, RawFrame, Reject, ServerSpec
+from wscenario.core.model import ConnectOptions, Handshake, Limits, RawFrame, Reject, ServerSpec
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -580,3 +580,50 @@ def test_listener_limits_take_the_most_generous() -> None:
 def test_peer_prints_ipv6_in_brackets() -> None:
     assert str(Peer("::1", 5)) == "[::1]:5"
     assert str(Peer("10.0.0.1", 5)) == "10.0.0.1:5"
+
+
+# ---------------------------------------------------------------------------- more calls
+
+
+async def test_handshake_delay_holds_the_101_back() -> None:
+    spec = ServerSpec(path="/", handshake=Handshake(delay=0.3))
+    async with running(specs={"/": spec}) as (_, port):
+        begin = anyio.current_time()
+        async with client(port) as ws:
+            assert anyio.current_time() - begin >= 0.3
+            await ws.send("late")
+            assert await ws.recv() == "late"
+
+
+async def test_stop_reading_leaves_the_clients_data_unread() -> None:
+    after: list[Event | None] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.stop_reading()
+        await driver.send("stopped")
+        after.append(await driver.next_event(0.3))
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        assert await ws.recv() == "stopped"
+        await ws.send("unheard")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert after == [None]
+
+
+async def test_calls_after_the_close_are_errors_and_connect_is_refused() -> None:
+    results: list[object] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        results.append(await driver.connect("ws://elsewhere/", ConnectOptions()))
+        await driver.close(1000, "bye")
+        await next_event(driver, "close")
+        results.append(await driver.send("too late"))
+        results.append(await driver.close(1000, "again"))
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert [getattr(result, "code", None) for result in results] == [-1, -1, -1]

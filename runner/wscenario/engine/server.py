@@ -14,9 +14,9 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from anyio import TypedAttributeProvider
@@ -119,8 +119,8 @@ class FakeServer:
         """
         async with anyio.create_task_group() as connections:
             async with anyio.create_task_group() as accepting:
-                for one in _accepting(listener):
-                    accepting.start_soon(self._accept_loop, one, connections)
+                for one in single_listeners(listener):
+                    accepting.start_soon(accept_forever, one, connections, self._contain)
                 task_status.started()
                 await self._stopping.wait()
                 accepting.cancel_scope.cancel()
@@ -132,18 +132,6 @@ class FakeServer:
     def stop(self) -> None:
         """Stop accepting; open connections get a 1001 close, then are cut."""
         self._stopping.set()
-
-    async def _accept_loop(
-        self, listener: AcceptingListener, connections: anyio.abc.TaskGroup
-    ) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                log.warning("accept failed (%s), retrying in %d ms", exc, ACCEPT_BACKOFF * 1000)
-                await anyio.sleep(ACCEPT_BACKOFF)
-                continue
-            connections.start_soon(self._contain, stream)
 
     async def _contain(self, stream: ByteStream) -> None:
         """Serve one connection; whatever goes wrong stays inside it."""
@@ -235,7 +223,27 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _accepting(
+async def accept_forever(
+    listener: AcceptingListener,
+    connections: anyio.abc.TaskGroup,
+    handle: Callable[[ByteStream], Coroutine[Any, Any, None]],
+) -> None:
+    """Accept connections and start ``handle`` for each in ``connections``, until cancelled.
+
+    ``accept()`` failures (EMFILE, ENFILE, ENOBUFS...) are logged and retried after
+    ``ACCEPT_BACKOFF``; ``handle`` must contain its own failures.
+    """
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            log.warning("accept failed (%s), retrying in %d ms", exc, ACCEPT_BACKOFF * 1000)
+            await anyio.sleep(ACCEPT_BACKOFF)
+            continue
+        connections.start_soon(handle, stream)
+
+
+def single_listeners(
     listener: AcceptingListener | MultiListener[SocketStream],
 ) -> list[AcceptingListener]:
     """The single listeners to accept from (a host name may bind IPv4 and IPv6)."""
