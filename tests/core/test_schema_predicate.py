@@ -34,6 +34,8 @@ SCHEMAS: list[Any] = [
     {"type": "integer"},
     {"type": "number"},
     {"type": ["string", "null"]},
+    {"type": ["integer", "number"]},
+    {"type": ["boolean", "number"]},
     {"type": "boolean"},
     {"type": "object"},
     {"type": "array"},

@@ -104,15 +104,15 @@ def _is_number(instance: Any) -> bool:
     return isinstance(instance, (int, float)) and not isinstance(instance, bool)
 
 
-_TYPES: dict[str, Predicate] = {
-    "string": lambda v: isinstance(v, str),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "integer": _is_integer,
-    "number": _is_number,
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
+_CLASSES: dict[str, type] = {
+    "string": str,
+    "object": dict,
+    "array": list,
+    "boolean": bool,
+    "null": type(None),
 }
+"""The JSON types that are exactly one Python class (numbers need more: ``true`` is no 1)."""
+_NUMERIC: dict[str, Predicate] = {"integer": _is_integer, "number": _is_number}
 
 
 class _Compiler:
@@ -132,14 +132,16 @@ class _Compiler:
             raise UnsupportedSchema(f"unsupported keyword {unknown[0]!r}")
         checks = self._generic(schema)
         typed: list[tuple[type, Predicate]] = []
-        for kind, keywords, make in (
-            (dict, _OBJECT_KEYWORDS, self._object),
-            (list, _ARRAY_KEYWORDS, self._array),
-            (str, _STRING_KEYWORDS, self._string),
+        for name, keywords, make in (
+            ("object", _OBJECT_KEYWORDS, self._object),
+            ("array", _ARRAY_KEYWORDS, self._array),
+            ("string", _STRING_KEYWORDS, self._string),
         ):
             kind_checks = make(schema) if keywords & schema.keys() else []
-            if kind_checks:
-                typed.append((kind, _all(kind_checks)))
+            if kind_checks and schema.get("type") == name:
+                checks.extend(kind_checks)  # after the type check, which comes first
+            elif kind_checks:
+                typed.append((_CLASSES[name], _all(kind_checks)))
         if _NUMBER_KEYWORDS & schema.keys():
             checks.append(_number(schema))
         return _combine(checks, typed)
@@ -308,6 +310,9 @@ def _combine(checks: Sequence[Predicate], typed: Sequence[tuple[type, Predicate]
     """All of ``checks``, and each typed check for instances of its type."""
     if not typed and len(checks) <= 1:
         return checks[0] if checks else _always
+    if not checks and len(typed) == 1:
+        [(kind, check)] = typed
+        return lambda v: not isinstance(v, kind) or check(v)
 
     def every(instance: Any) -> bool:
         for check in checks:
@@ -323,10 +328,13 @@ def _combine(checks: Sequence[Predicate], typed: Sequence[tuple[type, Predicate]
 
 def _type(expected: str | list[str]) -> Predicate:
     names = [expected] if isinstance(expected, str) else list(expected)
-    checks = [_TYPES[name] for name in names]
-    if len(checks) == 1:
-        return checks[0]
-    return lambda v: any(check(v) for check in checks)
+    classes = tuple(_CLASSES[name] for name in names if name in _CLASSES)
+    numeric = [_NUMERIC[name] for name in names if name in _NUMERIC]
+    if not numeric:
+        return lambda v: isinstance(v, classes)
+    if not classes and len(numeric) == 1:
+        return numeric[0]
+    return lambda v: isinstance(v, classes) or any(check(v) for check in numeric)
 
 
 def _enum(values: list[Any]) -> Predicate:
