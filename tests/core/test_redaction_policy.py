@@ -79,3 +79,15 @@ def good() -> dict[str, Any]:
 def test_invalid_stored_policies(value: object, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         RedactionPolicy.from_json(value)
+
+
+def test_rules_from_the_command_line_are_checked() -> None:
+    with pytest.raises(PolicyError, match="must start with '/'"):
+        RedactionRule.for_pointer("token")
+    with pytest.raises(PolicyError, match="regex is invalid"):
+        RedactionRule.for_regex("(")
+
+
+def test_stored_pointer_rules_are_checked() -> None:
+    with pytest.raises(PolicyError, match="must start with '/'"):
+        RedactionPolicy.from_json(good() | {"rules": [{"name": "a", "pointer": "a"}]})

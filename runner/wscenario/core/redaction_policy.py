@@ -62,14 +62,23 @@ class RedactionRule:
 
     @classmethod
     def for_pointer(cls, pointer: str) -> RedactionRule:
-        """A pointer rule named after the pointer's last token."""
+        """A pointer rule named after the pointer's last token.
+
+        Raises:
+            PolicyError: ``pointer`` is not a JSON Pointer to a value inside the document.
+        """
+        _check_pointer(pointer)
         last = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
         return cls(placeholder_name(last), pointer=pointer)
 
     @classmethod
     def for_regex(cls, regex: str) -> RedactionRule:
-        """A regex rule named ``regex``, or after its first group's name when it has one."""
-        names = {index: name for name, index in re.compile(regex).groupindex.items()}
+        """A regex rule named ``regex``, or after its first group's name when it has one.
+
+        Raises:
+            PolicyError: ``regex`` is not a valid regular expression.
+        """
+        names = {index: name for name, index in _compile(regex).groupindex.items()}
         return cls(placeholder_name(names.get(1, "regex")), regex=regex)
 
 
@@ -122,14 +131,25 @@ def _rule_to_json(rule: RedactionRule) -> dict[str, str]:
 def _rule_from_json(value: object) -> RedactionRule:
     if isinstance(value, dict) and "pointer" in value:
         obj = _object(value, "redaction rule", {"name", "pointer"})
-        return RedactionRule(_string(obj["name"]), pointer=_string(obj["pointer"]))
+        pointer = _string(obj["pointer"])
+        _check_pointer(pointer)
+        return RedactionRule(_string(obj["name"]), pointer=pointer)
     obj = _object(value, "redaction rule", {"name", "regex"})
     regex = _string(obj["regex"])
-    try:
-        re.compile(regex)
-    except re.error as exc:
-        raise PolicyError(f"redaction rule regex is invalid: {exc}") from None
+    _compile(regex)
     return RedactionRule(_string(obj["name"]), regex=regex)
+
+
+def _check_pointer(pointer: str) -> None:
+    if not pointer.startswith("/"):
+        raise PolicyError(f"a redaction pointer must start with '/': {pointer!r}")
+
+
+def _compile(regex: str) -> re.Pattern[str]:
+    try:
+        return re.compile(regex)
+    except re.error as exc:
+        raise PolicyError(f"redaction regex is invalid: {exc}") from None
 
 
 def _object(value: object, what: str, keys: set[str]) -> dict[str, object]:

@@ -1,0 +1,238 @@
+"""Keeping secrets out of transcripts, and putting them back on replay.
+
+A :class:`Redactor` replaces each secret with a stable placeholder
+``<redacted:NAME:xxxxxxxx>``: ``NAME`` says what matched (a header, a query parameter,
+``userinfo``, ``subprotocol`` or a rule's name) and ``xxxxxxxx`` is the start of an
+HMAC-SHA256 of the value under a key made for the run, so equal secrets get equal placeholders
+and the raw value cannot be recovered from the file. :func:`restore` puts values back from
+``WSCENARIO_SECRET_<NAME>`` environment variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from wscenario.core.redaction_policy import (
+    PolicyError,
+    RedactionPolicy,
+    RedactionRule,
+    placeholder_name,
+)
+
+__all__ = [
+    "PLACEHOLDER",
+    "PolicyError",
+    "RedactionPolicy",
+    "RedactionRule",
+    "Redactor",
+    "looks_like_token",
+    "restore",
+    "secret_variable",
+]
+
+PLACEHOLDER = re.compile(r"<redacted:([a-z0-9_.-]+):([0-9a-f]{8})>")
+"""A placeholder in a transcript; group 1 is its name."""
+
+_SUBPROTOCOL_HEADER = "sec-websocket-protocol"
+_TOKEN_MIN_LENGTH = 16
+
+
+def looks_like_token(value: str) -> bool:
+    """A subprotocol that is a credential rather than a protocol name.
+
+    JWTs (``eyJ...``) and any value of 16 or more characters mixing at least two of lower
+    case, upper case and digits count; names such as ``graphql-transport-ws`` or
+    ``v12.stomp`` do not.
+    """
+    if value.startswith("eyJ"):
+        return True
+    if len(value) < _TOKEN_MIN_LENGTH:
+        return False
+    classes = (
+        any(c.islower() for c in value),
+        any(c.isupper() for c in value),
+        any(c.isdigit() for c in value),
+    )
+    return sum(classes) >= 2
+
+
+def secret_variable(name: str) -> str:
+    """The environment variable holding the value of placeholders named ``name``."""
+    return "WSCENARIO_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def restore(text: str, env: Mapping[str, str], missing: set[str] | None = None) -> str:
+    """``text`` with every placeholder replaced by its ``WSCENARIO_SECRET_<NAME>`` value.
+
+    A placeholder without a variable in ``env`` stays as it is, and its name is added to
+    ``missing`` (when given) so the caller can warn once per name.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = env.get(secret_variable(name))
+        if found is None:
+            if missing is not None:
+                missing.add(name)
+            return match.group(0)
+        return found
+
+    return PLACEHOLDER.sub(value, text)
+
+
+class Redactor:
+    """Replaces the secrets a :class:`RedactionPolicy` names with keyed placeholders."""
+
+    def __init__(self, key: bytes, policy: RedactionPolicy) -> None:
+        self.policy = policy
+        self._key = key
+        self._headers = frozenset(name.lower() for name in policy.headers)
+        self._query_exact = frozenset(p.lower() for p in policy.query if not p.endswith("*"))
+        self._query_prefixes = tuple(p[:-1].lower() for p in policy.query if p.endswith("*"))
+        self._pointers = tuple(
+            (rule.name, _pointer_tokens(rule.pointer))
+            for rule in policy.rules
+            if rule.pointer is not None
+        )
+        self._regexes = tuple(
+            (rule.name, re.compile(rule.regex)) for rule in policy.rules if rule.regex is not None
+        )
+
+    def placeholder(self, name: str, value: str) -> str:
+        """The placeholder for ``value`` found under ``name``."""
+        digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return f"<redacted:{placeholder_name(name)}:{digest.hexdigest()[:8]}>"
+
+    # ----------------------------------------------------------------- handshake
+
+    def headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """The headers with credential values, and token-like subprotocols, replaced."""
+        if not self.policy.enabled:
+            return tuple(headers)
+        result: list[tuple[str, str]] = []
+        for name, value in headers:
+            lower = name.lower()
+            if lower in self._headers:
+                value = self.placeholder(lower, value)
+            elif lower == _SUBPROTOCOL_HEADER and self.policy.subprotocols:
+                value = ", ".join(self.subprotocol(p.strip()) for p in value.split(","))
+            result.append((name, value))
+        return tuple(result)
+
+    def subprotocol(self, value: str) -> str:
+        """A subprotocol, replaced when it looks like a token."""
+        if self.policy.enabled and self.policy.subprotocols and looks_like_token(value):
+            return self.placeholder("subprotocol", value)
+        return value
+
+    def target(self, target: str) -> str:
+        """A request target (``/path?query``) with secret query parameter values replaced."""
+        if not self.policy.enabled or "?" not in target:
+            return target
+        path, query = target.split("?", 1)
+        return f"{path}?{self._query(query)}"
+
+    def url(self, url: str) -> str:
+        """A URL with its userinfo and secret query parameter values replaced."""
+        if not self.policy.enabled:
+            return url
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return url
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            netloc = f"{self.placeholder('userinfo', userinfo)}@{host}"
+        query = self._query(parts.query) if parts.query else parts.query
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+    def _query(self, query: str) -> str:
+        pieces: list[str] = []
+        for piece in query.split("&"):
+            name, sep, value = piece.partition("=")
+            key = unquote(name).lower()
+            if sep and value and self._secret_parameter(key):
+                piece = f"{name}={self.placeholder(key, value)}"
+            pieces.append(piece)
+        return "&".join(pieces)
+
+    def _secret_parameter(self, name: str) -> bool:
+        return name in self._query_exact or name.startswith(self._query_prefixes)
+
+    # ------------------------------------------------------------------ messages
+
+    def text(self, data: str) -> str:
+        """A text message with the user rules applied: JSON Pointers first, then regexes."""
+        if not self.policy.enabled:
+            return data
+        if self._pointers:
+            data = self._json_rules(data)
+        for name, regex in self._regexes:
+            data = regex.sub(functools.partial(self._regex_match, name), data)
+        return data
+
+    def _json_rules(self, data: str) -> str:
+        try:
+            document = json.loads(data)
+        except (ValueError, RecursionError):
+            return data
+        changed = False
+        for name, tokens in self._pointers:
+            changed = self._replace_at(document, tokens, name) or changed
+        if not changed:
+            return data
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    def _replace_at(self, document: Any, tokens: tuple[str, ...], name: str) -> bool:
+        parent = document
+        for token in tokens[:-1]:
+            parent = _child(parent, token)
+            if parent is _MISSING:
+                return False
+        last = tokens[-1]
+        value = _child(parent, last)
+        if value is _MISSING or (isinstance(value, str) and PLACEHOLDER.fullmatch(value)):
+            return False
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        replacement = self.placeholder(name, shown)
+        if isinstance(parent, list):
+            parent[int(last)] = replacement
+        else:
+            parent[last] = replacement
+        return True
+
+    def _regex_match(self, name: str, match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if match.re.groups and match.group(1) is not None:
+            start, end = match.span(1)
+            offset = match.start()
+            secret = match.group(1)
+            if not secret or PLACEHOLDER.fullmatch(secret):
+                return whole
+            return whole[: start - offset] + self.placeholder(name, secret) + whole[end - offset :]
+        if match.re.groups or not whole or PLACEHOLDER.fullmatch(whole):
+            return whole
+        return self.placeholder(name, whole)
+
+
+_MISSING = object()
+
+
+def _pointer_tokens(pointer: str) -> tuple[str, ...]:
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
+def _child(value: Any, token: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(token, _MISSING)
+    if isinstance(value, list) and token.isdigit() and int(token) < len(value):
+        return value[int(token)]
+    return _MISSING
