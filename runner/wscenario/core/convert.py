@@ -1,0 +1,721 @@
+"""Transcripts become scenario steps: what one side did is called, what the other did expected.
+
+A transcript (``docs/transcripts.md``) records both sides of one connection. Playing one
+``side`` of it means: the records ``from`` that side become calls (``connect``, ``send``,
+``ping``, ``close``, ``drop``), the records from the other side become expectations (``open``,
+``message``/``messageReceive``, ``ping``, ``pong``, ``close``). ``StepMaker`` turns records
+into steps of the scenario language one at a time (so a replay can stream), ``to_model`` makes
+a runnable model step of one, and ``convert`` plus ``render_yaml`` write a whole editable
+scenario, with ``sleep`` steps for the recorded gaps and volatile-looking values (uuids,
+timestamps, epoch times, tokens, increasing counters) pointed out or, ``loose``, wildcarded.
+
+Choices, so that a converted scenario replays the recorded bytes exactly:
+
+* a JSON text is sent as ``{json: ...}`` only when its compact form is the recorded text, and
+  expected as ``{json: ...}`` when it is an object or array (so ``ignore`` pointers apply);
+* text holding ``{{`` (which would read as a template) goes through a variable;
+* closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
+* redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from wscenario.core import model
+from wscenario.core.diagnostics import Position
+from wscenario.core.model import JSON, Side
+
+TRANSCRIPT_VERSION = 1
+SCHEMA_URL = (
+    "https://raw.githubusercontent.com/wscenario/wscenario/main/schemas/scenario.schema.json"
+)
+MIN_SLEEP = 0.05
+"""Gaps shorter than this (seconds) are not written as ``sleep`` steps."""
+
+MAX_DELAY = 7 * 24 * 3600.0
+"""A record time beyond this many seconds is taken as a broken transcript."""
+
+PLACEHOLDER = re.compile(r"<redacted:([^:<>\s]+):([0-9A-Za-z]+)>")
+"""A redaction placeholder: the name of what matched, and a short HMAC."""
+
+SKIPPED_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+"""Request headers a client library writes itself (plus every ``sec-websocket-*``)."""
+
+ROLES = ("client", "server")
+EVENT_TYPES = frozenset(
+    {"request", "response", "text", "binary", "ping", "pong", "close", "disconnect", "error"}
+)
+VARIABLE_PREFIX = "text"
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+_EPOCH_RANGES = ((1e9, 1e10), (1e12, 1e13), (1e15, 1e16), (1e18, 1e19))
+"""Seconds, milliseconds, microseconds, nanoseconds since 1970 (2001..2286)."""
+
+_WILDCARDS: dict[str, JSON] = {
+    "uuid": {
+        "$regex": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    },
+    "timestamp": {"$regex": "^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}"},
+    "hex token": {"$regex": "^[0-9a-fA-F]+$"},
+    "token": {"$any": "string"},
+    "epoch time": {"$any": "number"},
+    "counter": {"$any": "number"},
+}
+
+Kind = Literal["uuid", "timestamp", "hex token", "token", "epoch time", "counter"]
+
+
+class RecordError(ValueError):
+    """A transcript record has the wrong shape; the message says what is wrong."""
+
+
+# ------------------------------------------------------------------------------ records
+
+
+def check_header(record: object) -> Mapping[str, Any]:
+    """The header record, checked: a version-1 transcript header with a url.
+
+    Raises:
+        RecordError: not a header, an unknown version, or a wrong type.
+    """
+    if not isinstance(record, dict) or "wscenario_transcript" not in record:
+        raise RecordError("the first line is not a transcript header (wscenario_transcript)")
+    version = record["wscenario_transcript"]
+    if version != TRANSCRIPT_VERSION or isinstance(version, bool):
+        raise RecordError(
+            f"unknown transcript version {version!r} (this wscenario reads version 1)"
+        )
+    _field(record, "url", str)
+    return record
+
+
+def check_record(record: object) -> Mapping[str, Any]:
+    """An event or end record, checked field by field.
+
+    Raises:
+        RecordError: a missing or mistyped field, invalid base64, a bad time.
+    """
+    if not isinstance(record, dict):
+        raise RecordError("a record is a JSON object")
+    kind = _field(record, "type", str)
+    t = record.get("t")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t <= MAX_DELAY:
+        raise RecordError(f"'t' must be seconds between 0 and {MAX_DELAY:g}, got {t!r}")
+    if kind == "end":
+        return record
+    if kind not in EVENT_TYPES:
+        raise RecordError(f"unknown record type {kind!r}")
+    if kind != "error" and record.get("from") not in ROLES:
+        raise RecordError(f"'from' must be 'client' or 'server', got {record.get('from')!r}")
+    if kind == "request":
+        _field(record, "target", str)
+        _headers(record)
+    elif kind == "response":
+        _field(record, "status", int)
+        _headers(record)
+    elif kind == "text":
+        _field(record, "data", str)
+    elif kind in ("binary", "ping", "pong"):
+        record_bytes(record)
+    elif kind == "close":
+        code = record.get("code")
+        if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+            raise RecordError(f"'code' must be an integer or null, got {code!r}")
+        _field(record, "reason", str)
+    return record
+
+
+def record_bytes(record: Mapping[str, Any]) -> bytes:
+    """The decoded ``data`` of a binary, ping or pong record.
+
+    Raises:
+        RecordError: ``data`` is not a string of valid base64.
+    """
+    data = _field(record, "data", str)
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error as exc:
+        raise RecordError(f"'data' is not valid base64: {str(exc).lower()}") from None
+
+
+def _field(record: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = record.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RecordError(f"'{name}' must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _headers(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    headers = record.get("headers")
+    if not isinstance(headers, list) or not all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], str)
+        for pair in headers
+    ):
+        raise RecordError("'headers' must be a list of [name, value] strings")
+    return [(name, value) for name, value in headers]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------ secrets
+
+
+def secret_variable(name: str) -> str:
+    """The environment variable a placeholder's secret comes from: ``WSCENARIO_SECRET_<NAME>``."""
+    return "WSCENARIO_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def restore_secrets(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` with every placeholder whose variable is set put back; the missing variables."""
+    missing: list[str] = []
+
+    def put_back(found: re.Match[str]) -> str:
+        variable = secret_variable(found[1])
+        if variable in env:
+            return env[variable]
+        missing.append(variable)
+        return found[0]
+
+    return PLACEHOLDER.sub(put_back, text), missing
+
+
+def _templated_secrets(text: str) -> str:
+    return PLACEHOLDER.sub(lambda found: f"{{{{ env.{secret_variable(found[1])} }}}}", text)
+
+
+# ------------------------------------------------------------------------------ the handshake
+
+
+def request_headers(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], str | None]:
+    """Headers worth sending again (lower-case names, repeats joined), and the subprotocols.
+
+    Hop-by-hop headers, ``Host`` and every ``Sec-WebSocket-*`` header are left to the client
+    library; ``Sec-WebSocket-Protocol`` comes back as the second value.
+    """
+    kept: dict[str, str] = {}
+    protocol: str | None = None
+    for name, value in headers:
+        key = name.lower()
+        if key == "sec-websocket-protocol":
+            protocol = value if protocol is None else f"{protocol}, {value}"
+        elif key not in SKIPPED_HEADERS and not key.startswith("sec-websocket-"):
+            kept[key] = f"{kept[key]}, {value}" if key in kept else value
+    return kept, protocol
+
+
+def selected_protocol(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The subprotocol a response selected, if any."""
+    for name, value in headers:
+        if name.lower() == "sec-websocket-protocol":
+            return value
+    return None
+
+
+def target_url(url: str, target: str) -> str:
+    """Where to connect: ``url``, with the recorded request ``target`` when ``url`` has no path.
+
+    ``ws://host:1234`` and ``ws://host:1234/`` take the recorded path and query
+    (``/chat?room=1``); a url with its own path (or query) is used as it is.
+    """
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query:
+        return url
+    recorded = urlsplit(target if target.startswith("/") else "/" + target)
+    return urlunsplit((parts.scheme, parts.netloc, recorded.path, recorded.query, ""))
+
+
+# ------------------------------------------------------------------------------ volatile values
+
+
+def volatile_kind(value: JSON) -> Kind | None:
+    """What a value looks like if it probably changes from run to run, else ``None``."""
+    if isinstance(value, str):
+        if _UUID.fullmatch(value):
+            return "uuid"
+        if _ISO_TIME.fullmatch(value):
+            return "timestamp"
+        if _HEX.fullmatch(value):
+            return "hex token"
+        if _TOKEN.fullmatch(value) and re.search(r"\d", value) and re.search(r"[A-Za-z]", value):
+            return "token"
+        return None
+    if _is_number(value) and any(low <= abs(value) < high for low, high in _EPOCH_RANGES):  # type: ignore[arg-type]
+        return "epoch time"
+    return None
+
+
+@dataclass
+class VolatileFinder:
+    """Finds volatile values inside JSON messages, remembering numbers to spot counters.
+
+    A number is a counter when the same pointer held a smaller number in an earlier message
+    from the same side. At most ``max_pointers`` pointers are remembered.
+    """
+
+    max_pointers: int = 10_000
+    _last: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def find(self, role: str, value: JSON, pointer: str = "") -> list[tuple[str, Kind]]:
+        """The pointers of ``value`` that look volatile, with what they look like."""
+        found: list[tuple[str, Kind]] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found += self.find(role, item, f"{pointer}/{_escape(key)}")
+            return found
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                found += self.find(role, item, f"{pointer}/{index}")
+            return found
+        kind = volatile_kind(value)
+        if kind is None and _is_number(value):
+            number = float(value)  # type: ignore[arg-type]
+            where = (role, pointer)
+            before = self._last.get(where)
+            if before is not None and number > before:
+                kind = "counter"
+            if where in self._last or len(self._last) < self.max_pointers:
+                self._last[where] = number
+        if kind is not None:
+            found.append((pointer, kind))
+        return found
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def wildcarded(value: JSON, found: Iterable[tuple[str, Kind]]) -> JSON:
+    """``value`` with each found pointer replaced by a wildcard of its kind."""
+    for pointer, kind in found:
+        value = _replace(value, pointer.split("/")[1:], _WILDCARDS[kind])
+    return value
+
+
+def _replace(value: JSON, tokens: list[str], wildcard: JSON) -> JSON:
+    if not tokens:
+        return wildcard
+    head = tokens[0].replace("~1", "/").replace("~0", "~")
+    if isinstance(value, dict):
+        return {k: _replace(v, tokens[1:], wildcard) if k == head else v for k, v in value.items()}
+    assert isinstance(value, list)
+    index = int(head)
+    return [_replace(v, tokens[1:], wildcard) if i == index else v for i, v in enumerate(value)]
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+@dataclass(frozen=True)
+class MadeStep:
+    """One scenario step made from a record.
+
+    ``data`` is the step in the scenario language; ``call`` says it is this side's action
+    (scheduled at ``t``, seconds after the session started); ``notes`` are remarks for a person
+    (volatile values); ``variables`` are variables the step needs (text holding ``{{``).
+    """
+
+    data: dict[str, JSON]
+    t: float
+    call: bool
+    notes: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StepMaker:
+    """Turns the records of one transcript into steps for ``side``, one record at a time.
+
+    ``url`` is where a client connects (``None``: the ``client`` section's url is used).
+    ``loose`` turns volatile values in expected JSON into wildcards. Redaction placeholders
+    become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert) or, given ``env``, are put
+    back from it at once (replay); the variables that were not set collect in ``missing``.
+    """
+
+    side: Side
+    url: str | None = None
+    loose: bool = False
+    env: Mapping[str, str] | None = None
+    profile: model.Profile = "raw"
+    finder: VolatileFinder = field(default_factory=VolatileFinder)
+    missing: set[str] = field(default_factory=set)
+    _peer_closed: bool = False
+    _variables: int = 0
+    _one_variable: bool = False
+
+    def steps(self, record: Mapping[str, Any]) -> list[MadeStep]:
+        """The steps one checked record (``check_record``) becomes, often none or one."""
+        kind: str = record["type"]
+        if kind in ("end", "error"):
+            return []
+        ours = record["from"] == self.side
+        t = float(record["t"])
+        if kind == "request":
+            return self._request(record, t) if ours else [self._expect_connect(record, t)]
+        if kind == "response":
+            return [] if ours else [self._expect_open(record, t)]
+        if kind in ("text", "binary"):
+            return [self._send(record, t) if ours else self._expect_message(record, t)]
+        if kind == "ping":
+            return self._ping(record, t, ours)
+        if kind == "pong":
+            return [] if ours else [self._expect_control("pong", record, t)]
+        if kind == "close":
+            return self._close(record, t, ours)
+        return self._disconnect(t, ours)
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def _request(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
+        if self.url is None:
+            return [MadeStep({"connect": {}}, t, call=True)]
+        headers, protocol = request_headers(_headers(record))
+        options: dict[str, JSON] = {"header": {k: self._secret(v) for k, v in headers.items()}}
+        if protocol is not None:
+            options["protocol"] = protocol
+        url = self._secret(target_url(self.url, record["target"]))
+        return [MadeStep({"connect": {"url": url, "options": options}}, t, call=True)]
+
+    def _send(self, record: Mapping[str, Any], t: float) -> MadeStep:
+        if record["type"] == "binary":
+            return MadeStep({"send": {"binary": {"base64": record["data"]}}}, t, call=True)
+        text: str = self._secret(record["data"])
+        value = _json_of(text)
+        if value is not None and _compact(value) == text and "{{" not in text:
+            return MadeStep({"send": {"json": value}}, t, call=True)
+        payload, variables = self._verbatim(text)
+        return MadeStep({"send": {"text": payload}}, t, call=True, variables=variables)
+
+    def _ping(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
+        if not ours:
+            return [self._expect_control("ping", record, t)]
+        if self.side == "client":
+            note = "the client pinged here (a client scenario cannot send pings)"
+            return [MadeStep({}, t, call=True, notes=(note,))]
+        return [MadeStep({"ping": {"base64": record["data"]}}, t, call=True)]
+
+    def _close(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
+        code: int | None = record["code"]
+        reason: str = record["reason"]
+        if not ours:
+            self._peer_closed = True
+            shown = 1005 if code is None else code
+            return [MadeStep({"expect": {"close": {"code": shown, "reason": reason}}}, t, False)]
+        if self._peer_closed:
+            return []  # the engine answers the peer's close by itself
+        if code is None:
+            data: dict[str, JSON] = {"noPayload": True} if self.side == "server" else {}
+        else:
+            data = {"code": code, "reason": reason}
+        return [MadeStep({"close": data}, t, call=True)]
+
+    def _disconnect(self, t: float, ours: bool) -> list[MadeStep]:
+        if ours:
+            if self.side == "server":
+                return [MadeStep({"drop": {}}, t, call=True)]
+            return [MadeStep({}, t, call=True, notes=("the client dropped the connection",))]
+        self._peer_closed = True
+        return [MadeStep({"expect": {"close": {"code": 1006}}}, t, call=False)]
+
+    # -- expectations --------------------------------------------------------------------
+
+    def _expect_connect(self, record: Mapping[str, Any], t: float) -> MadeStep:
+        path = urlsplit(record["target"]).path or "/"
+        return MadeStep({"expect": {"connect": {"path": path}}}, t, call=False)
+
+    def _expect_open(self, record: Mapping[str, Any], t: float) -> MadeStep:
+        status: int = record["status"]
+        if status == 101:
+            return MadeStep({"expect": {"open": {"status": 101}}}, t, call=False)
+        if self.profile == "ohos":
+            return MadeStep({"expect": {"error": {"code": 200}}}, t, call=False)
+        return MadeStep({"expect": {"error": {"status": status}}}, t, call=False)
+
+    def _expect_control(self, name: str, record: Mapping[str, Any], t: float) -> MadeStep:
+        matcher: JSON = {"binary": {"base64": record["data"]}}
+        return MadeStep({"expect": {name: matcher}}, t, call=False)
+
+    def _expect_message(self, record: Mapping[str, Any], t: float) -> MadeStep:
+        event = "message" if self.side == "client" else "messageReceive"
+        if record["type"] == "binary":
+            matcher: JSON = {"binary": {"base64": record["data"]}}
+            return MadeStep({"expect": {event: matcher}}, t, call=False)
+        text: str = self._secret(record["data"])
+        value = _json_of(text)
+        if isinstance(value, dict | list) and "{{" not in text and not _has_wildcard_shape(value):
+            found = self.finder.find(record["from"], value)
+            notes = tuple(
+                f"{pointer} looks volatile ({kind}): wildcard it with {_flow(_WILDCARDS[kind])}"
+                " or list it in ignorePointers"
+                for pointer, kind in found
+            )
+            if self.loose and found:
+                return MadeStep(
+                    {"expect": {event: {"json": wildcarded(value, found)}}}, t, call=False
+                )
+            return MadeStep({"expect": {event: {"json": value}}}, t, call=False, notes=notes)
+        payload, variables = self._verbatim(text)
+        return MadeStep({"expect": {event: {"text": payload}}}, t, False, variables=variables)
+
+    # -- text ----------------------------------------------------------------------------
+
+    def _secret(self, text: str) -> str:
+        if "<redacted:" not in text:
+            return text
+        if self.env is None:
+            return _templated_secrets(text)
+        restored, missing = restore_secrets(text, self.env)
+        self.missing.update(missing)
+        return restored
+
+    def _verbatim(self, text: str) -> tuple[str, dict[str, str]]:
+        """Text as a step writes it: through a variable when it holds ``{{``."""
+        if "{{" not in text or (self.env is None and _only_secrets(text)):
+            return text, {}
+        if self._one_variable:
+            name = VARIABLE_PREFIX
+        else:
+            self._variables += 1
+            name = f"{VARIABLE_PREFIX}{self._variables}"
+        return f"{{{{ {name} }}}}", {name: text}
+
+    def reuse_variable(self) -> None:
+        """Use one variable for every verbatim text (a replay runs one step at a time)."""
+        self._one_variable = True
+
+
+def _only_secrets(text: str) -> bool:
+    """Whether every ``{{`` in ``text`` opens a secret template made from a placeholder."""
+    rest = re.sub(r"\{\{ env\.WSCENARIO_SECRET_[A-Z0-9_]+ \}\}", "", text)
+    return "{{" not in rest
+
+
+def _json_of(text: str) -> JSON:
+    try:
+        value: JSON = json.loads(text)
+    except ValueError:
+        return None
+    return value
+
+
+def _compact(value: JSON) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _has_wildcard_shape(value: JSON) -> bool:
+    """Whether the value holds an object that a ``json`` matcher would read as a wildcard."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)).startswith("$"):
+            return True
+        return any(_has_wildcard_shape(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_wildcard_shape(item) for item in value)
+    return False
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def to_model(made: MadeStep, position: Position, pointer: str) -> model.Step | None:
+    """The runnable model step of a made step (``None`` for a note-only step)."""
+    data = made.data
+    where: dict[str, Any] = {"position": position, "pointer": pointer}
+    if "connect" in data:
+        connect: Any = data["connect"]
+        options = connect.get("options", {})
+        return model.Connect(
+            url=connect.get("url"),
+            options=model.ConnectOptions(
+                header=options.get("header", {}), protocol=options.get("protocol")
+            ),
+            **where,
+        )
+    if "send" in data:
+        return model.Send(payload=_payload(data["send"]), **where)
+    if "ping" in data:
+        ping: Any = data["ping"]
+        return model.Ping(data=base64.b64decode(ping["base64"]), **where)
+    if "close" in data:
+        close: Any = data["close"]
+        return model.Close(
+            code=close.get("code"),
+            reason=close.get("reason"),
+            no_payload=close.get("noPayload", False),
+            **where,
+        )
+    if "drop" in data:
+        return model.Drop(**where)
+    if "expect" in data:
+        expect: Any = data["expect"]
+        ((event, value),) = expect.items()
+        if event in model.MESSAGE_EVENTS or event in ("ping", "pong"):
+            matcher = model.EventMatcher(event, payload=_matcher(value))
+        else:
+            matcher = model.EventMatcher(event, fields=value)
+        return model.Expect(matcher=matcher, **where)
+    return None
+
+
+def _payload(value: Any) -> model.Payload:
+    if "json" in value:
+        return model.JsonPayload(value["json"])
+    if "text" in value:
+        return model.TextPayload(value["text"])
+    return model.BinaryPayload(base64.b64decode(value["binary"]["base64"]))
+
+
+def _matcher(value: Any) -> model.PayloadMatcher:
+    if "json" in value:
+        return model.JsonMatcher(value["json"])
+    if "text" in value:
+        return model.TextMatcher(value["text"])
+    return model.BinaryMatcher(base64.b64decode(value["binary"]["base64"]))
+
+
+# ------------------------------------------------------------------------------ whole scenarios
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A whole scenario made from a transcript: its data, and notes per step index."""
+
+    data: dict[str, JSON]
+    notes: Mapping[int, tuple[str, ...]]
+
+
+def convert(
+    header: Mapping[str, Any],
+    records: Iterable[Mapping[str, Any]],
+    *,
+    side: Side,
+    name: str,
+    loose: bool = False,
+    profile: model.Profile = "raw",
+) -> Converted:
+    """The scenario that plays ``side`` of a transcript (checked header and records).
+
+    Gaps of at least ``MIN_SLEEP`` before this side's calls become ``sleep`` steps (rounded to
+    10 ms). A client scenario connects to the header's url with the recorded headers.
+    """
+    maker = StepMaker(side, url=None, loose=loose, profile=profile)
+    steps: list[JSON] = []
+    notes: dict[int, tuple[str, ...]] = {}
+    variables: dict[str, JSON] = {}
+    section: dict[str, JSON] = {}
+    previous = 0.0
+    for record in records:
+        if record["type"] == "request":
+            section = _section(header, record, side, profile)
+        elif record["type"] == "response" and side == "server":
+            protocol = selected_protocol(_headers(record))
+            if protocol is not None:
+                section["handshake"] = {"protocol": protocol}
+        for made in maker.steps(record):
+            gap = made.t - previous
+            if made.call and gap >= MIN_SLEEP:
+                steps.append({"sleep": f"{round(gap * 100) * 10}ms"})
+            previous = max(previous, made.t)
+            variables.update(made.variables)
+            if made.notes:
+                notes[len(steps)] = notes.get(len(steps), ()) + made.notes
+            if made.data:
+                steps.append(made.data)
+    if not section:
+        section = _section(header, {"target": "/", "headers": []}, side, profile)
+    data: dict[str, JSON] = {"wscenario": 1, "name": name}
+    data["description"] = f"Converted from a transcript of {header['url']}"
+    if variables:
+        data["vars"] = variables
+    data[side] = section
+    data["steps"] = steps
+    return Converted(data, notes)
+
+
+def _section(
+    header: Mapping[str, Any], request: Mapping[str, Any], side: Side, profile: str
+) -> dict[str, JSON]:
+    if side == "client":
+        headers, protocol = request_headers(request["headers"])
+        options: dict[str, JSON] = {}
+        if headers:
+            options["header"] = {k: _templated_secrets(v) for k, v in headers.items()}
+        if protocol is not None:
+            options["protocol"] = protocol
+        recorded = urlsplit(header["url"])
+        base = urlunsplit((recorded.scheme, recorded.netloc, "", "", ""))
+        url = _templated_secrets(target_url(base, request["target"]))
+        client: dict[str, JSON] = {"url": url, "profile": profile}
+        if options:
+            client["options"] = options
+        return client
+    path = urlsplit(request["target"]).path or "/"
+    return {"listen": "127.0.0.1:8765", "path": path}
+
+
+# ------------------------------------------------------------------------------ YAML
+
+
+def render_yaml(converted: Converted, *, source: str) -> str:
+    """The scenario as YAML text: the schema line, a note on where it came from, one step a line.
+
+    Each step's notes are written as comments on the lines above it.
+    """
+    data = dict(converted.data)
+    steps = data.pop("steps")
+    assert isinstance(steps, list)
+    lines = [
+        f"# yaml-language-server: $schema={SCHEMA_URL}",
+        f"# Converted from {source}; edit freely.",
+    ]
+    lines += _dump(data).splitlines()
+    lines.append("steps:")
+    for index, step in enumerate(steps):
+        lines += [f"  # {note}" for note in converted.notes.get(index, ())]
+        lines.append("  - " + _flow(step))
+    lines += [f"  # {note}" for note in converted.notes.get(len(steps), ())]
+    return "\n".join(lines) + "\n"
+
+
+def _flow(value: JSON) -> str:
+    return _dump(value, flow=True).strip()
+
+
+def _dump(value: JSON, *, flow: bool = False) -> str:
+    text: str = yaml.safe_dump(
+        value,
+        default_flow_style=flow,
+        sort_keys=False,
+        allow_unicode=True,
+        width=math.inf,
+    )
+    return text.removesuffix("\n...\n")

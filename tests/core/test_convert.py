@@ -1,0 +1,448 @@
+"""Transcript records become scenario steps, model steps and editable YAML."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from wscenario.core import model
+from wscenario.core.convert import (
+    MIN_SLEEP,
+    RecordError,
+    StepMaker,
+    VolatileFinder,
+    check_header,
+    check_record,
+    convert,
+    record_bytes,
+    render_yaml,
+    request_headers,
+    restore_secrets,
+    secret_variable,
+    selected_protocol,
+    target_url,
+    to_model,
+    volatile_kind,
+    wildcarded,
+)
+from wscenario.core.diagnostics import Position
+from wscenario.core.scenario_loader import load_scenario
+
+HEADER = {"wscenario_transcript": 1, "url": "ws://127.0.0.1:8765/chat", "side": "proxy"}
+HERE = Position("t.jsonl", 3, 1)
+UUID = "3f0c2a9b-1111-2222-3333-444455556666"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def request(target: str = "/chat", headers: list[list[str]] | None = None) -> dict[str, Any]:
+    return {"t": 0.001, "from": "client", "type": "request", "target": target,
+            "headers": headers if headers is not None else [["host", "h"]]}  # fmt: skip
+
+
+def response(status: int = 101, protocol: str | None = None) -> dict[str, Any]:
+    headers = [["upgrade", "websocket"]]
+    if protocol is not None:
+        headers.append(["Sec-WebSocket-Protocol", protocol])
+    return {"t": 0.002, "from": "server", "type": "response", "status": status,
+            "reason": "x", "headers": headers}  # fmt: skip
+
+
+def ev(t: float, who: str, type_: str, **fields: Any) -> dict[str, Any]:
+    return {"t": t, "from": who, "type": type_, **fields}
+
+
+CHAT = [
+    request("/chat?room=1", [["Host", "h"], ["Authorization", "<redacted:authorization:8d1e44c0>"],
+                             ["Sec-WebSocket-Key", "k"], ["Sec-WebSocket-Protocol", "chat"],
+                             ["X-A", "1"], ["x-a", "2"]]),
+    response(101, "chat"),
+    ev(0.01, "client", "text", data='{"type":"hello"}'),
+    ev(0.02, "server", "text", data=f'{{"type":"welcome","id":"{UUID}","n":1}}'),
+    ev(0.03, "server", "text", data='{"type":"tick","n":2}'),
+    ev(0.04, "server", "ping", data=b64(b"p")),
+    ev(0.04, "client", "pong", data=b64(b"p")),
+    ev(0.30, "client", "binary", data=b64(b"\x00\xff")),
+    ev(0.31, "server", "binary", data=b64(b"\x00\xff")),
+    ev(0.32, "client", "text", data="{ \"spaced\": true }"),
+    ev(0.33, "server", "text", data="plain {{ not a template }}"),
+    ev(0.34, "client", "ping", data=b64(b"c")),
+    ev(0.35, "server", "pong", data=b64(b"c")),
+    ev(0.9, "client", "close", code=1000, reason="bye"),
+    ev(0.91, "server", "close", code=1000, reason="bye"),
+    {"t": 0.92, "type": "end", "status": "complete"},
+]  # fmt: skip
+
+
+# ------------------------------------------------------------------------- records
+
+
+def test_header_is_checked() -> None:
+    assert check_header(HEADER) is HEADER
+    with pytest.raises(RecordError, match="not a transcript header"):
+        check_header([1])
+    with pytest.raises(RecordError, match="unknown transcript version 2"):
+        check_header({**HEADER, "wscenario_transcript": 2})
+    with pytest.raises(RecordError, match="unknown transcript version True"):
+        check_header({**HEADER, "wscenario_transcript": True})
+    with pytest.raises(RecordError, match="'url' must be a str"):
+        check_header({**HEADER, "url": 5})
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ([], "a record is a JSON object"),
+        ({"t": 0, "type": 3}, "'type' must be a str"),
+        ({"t": -1, "type": "text"}, "'t' must be seconds"),
+        ({"t": 1e12, "type": "text"}, "'t' must be seconds"),
+        ({"t": True, "type": "text"}, "'t' must be seconds"),
+        ({"t": "1", "type": "text"}, "'t' must be seconds"),
+        ({"t": 0, "type": "dance", "from": "client"}, "unknown record type 'dance'"),
+        ({"t": 0, "type": "text", "from": "peer", "data": ""}, "'from' must be"),
+        ({**request(), "target": None}, "'target' must be a str"),
+        ({**request(), "headers": [["a"]]}, "'headers' must be a list"),
+        ({**request(), "headers": "a: b"}, "'headers' must be a list"),
+        ({**response(), "status": "101"}, "'status' must be a int"),
+        (ev(0, "client", "text", data=b"x".hex().encode().decode() and 5), "'data' must be"),
+        (ev(0, "client", "binary", data="!!"), "not valid base64"),
+        (ev(0, "client", "ping", data=3), "'data' must be a str"),
+        (ev(0, "client", "close", code="1000", reason=""), "'code' must be an integer"),
+        (ev(0, "client", "close", code=False, reason=""), "'code' must be an integer"),
+        (ev(0, "client", "close", code=1000, reason=None), "'reason' must be a str"),
+    ],
+)
+def test_bad_records_say_what_is_wrong(record: object, message: str) -> None:
+    with pytest.raises(RecordError, match=message):
+        check_record(record)
+
+
+def test_good_records_pass() -> None:
+    for record in [*CHAT, ev(1, "server", "close", code=None, reason=""),
+                   ev(1, "server", "disconnect", kind="eof", message=""),
+                   {"t": 1, "type": "error", "message": "upstream refused"}]:  # fmt: skip
+        assert check_record(record) is record
+    assert record_bytes(ev(0, "client", "binary", data=b64(b"\x01"))) == b"\x01"
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def test_secrets_are_restored_from_the_environment() -> None:
+    assert secret_variable("x-api.key") == "WSCENARIO_SECRET_X_API_KEY"
+    text = "a=<redacted:token:1f0c2a9b>&b=<redacted:sig:00aa>"
+    restored, missing = restore_secrets(text, {"WSCENARIO_SECRET_TOKEN": "s3"})
+    assert restored == "a=s3&b=<redacted:sig:00aa>"
+    assert missing == ["WSCENARIO_SECRET_SIG"]
+
+
+def test_request_headers_leave_the_library_its_own() -> None:
+    headers = [("Host", "h"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "k"),
+               ("Sec-WebSocket-Protocol", "a"), ("sec-websocket-protocol", "b"),
+               ("Cookie", "c=1"), ("cookie", "d=2")]  # fmt: skip
+    kept, protocol = request_headers(headers)
+    assert kept == {"cookie": "c=1, d=2"}
+    assert protocol == "a, b"
+    assert request_headers([]) == ({}, None)
+    assert selected_protocol([("X", "1"), ("Sec-WebSocket-Protocol", "chat")]) == "chat"
+    assert selected_protocol([]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "target", "expected"),
+    [
+        ("ws://h:1", "/chat?a=1", "ws://h:1/chat?a=1"),
+        ("ws://h:1/", "chat", "ws://h:1/chat"),
+        ("ws://h:1/other", "/chat", "ws://h:1/other"),
+        ("ws://h:1/?x=1", "/chat", "ws://h:1/?x=1"),
+    ],
+)
+def test_target_url_appends_the_recorded_target_only_to_a_bare_url(
+    url: str, target: str, expected: str
+) -> None:
+    assert target_url(url, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("3f0c2a9b-1111-2222-3333-444455556666", "uuid"),
+        ("2026-11-25T16:00:00.123+00:00", "timestamp"),
+        ("2026-11-25 16:00", "timestamp"),
+        ("deadbeefdeadbeef00", "hex token"),
+        ("eyJhbGciOiJIUzI1NiJ9abc", "token"),
+        ("abcdefghijklmnopqrstuvwxyz", None),
+        ("12345678901234567890x", "token"),
+        ("hello", None),
+        (1764086400, "epoch time"),
+        (1764086400123, "epoch time"),
+        (-1764086400.5, "epoch time"),
+        (42, None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_volatile_kinds(value: model.JSON, kind: str | None) -> None:
+    assert volatile_kind(value) == kind
+
+
+def test_counters_are_numbers_that_grow_at_one_pointer() -> None:
+    finder = VolatileFinder(max_pointers=2)
+    assert finder.find("server", {"n": 1, "a": [5]}) == []
+    assert finder.find("server", {"n": 2, "a": [4], "b": 1}) == [("/n", "counter")]
+    assert finder.find("client", {"n": 3}) == []  # each side counts on its own
+    # no room left: a new pointer is not remembered, known ones still are
+    assert finder.find("server", {"m": 1, "n": 3}) == [("/n", "counter")]
+    assert finder.find("server", {"m": 2}) == []
+    assert finder.find("server", {"a/b~c": "3f0c2a9b-1111-2222-3333-444455556666"}) == [
+        ("/a~1b~0c", "uuid")
+    ]
+
+
+def test_wildcarded_replaces_only_the_pointers_found() -> None:
+    value: model.JSON = {"a/b": [1, {"t": 1764086400}], "k": "v"}
+    loose = wildcarded(value, [("/a~1b/1/t", "epoch time"), ("/k", "token")])
+    assert loose == {"a/b": [1, {"t": {"$any": "number"}}], "k": {"$any": "string"}}
+    assert wildcarded(5, [("", "counter")]) == {"$any": "number"}
+
+
+# ------------------------------------------------------------------------- steps
+
+
+def made(side: str, records: list[dict[str, Any]], **kw: Any) -> list[dict[str, Any]]:
+    maker = StepMaker(side, **kw)  # type: ignore[arg-type]
+    return [step.data for record in records for step in maker.steps(record)]
+
+
+def test_client_side_of_a_chat() -> None:
+    steps = made("client", CHAT, url="ws://127.0.0.1:9", env={})
+    assert steps == [
+        {"connect": {"url": "ws://127.0.0.1:9/chat?room=1",
+                     "options": {"header": {"authorization": "<redacted:authorization:8d1e44c0>",
+                                            "x-a": "1, 2"}, "protocol": "chat"}}},
+        {"expect": {"open": {"status": 101}}},
+        {"send": {"json": {"type": "hello"}}},
+        {"expect": {"message": {"json": {"type": "welcome",
+                                         "id": "3f0c2a9b-1111-2222-3333-444455556666", "n": 1}}}},
+        {"expect": {"message": {"json": {"type": "tick", "n": 2}}}},
+        {"expect": {"ping": {"binary": {"base64": b64(b"p")}}}},
+        {"send": {"binary": {"base64": b64(b"\x00\xff")}}},
+        {"expect": {"message": {"binary": {"base64": b64(b"\x00\xff")}}}},
+        {"send": {"text": '{ "spaced": true }'}},
+        {"expect": {"message": {"text": "{{ text1 }}"}}},
+        {},
+        {"expect": {"pong": {"binary": {"base64": b64(b"c")}}}},
+        {"close": {"code": 1000, "reason": "bye"}},
+        {"expect": {"close": {"code": 1000, "reason": "bye"}}},
+    ]  # fmt: skip
+
+
+def test_server_side_of_a_chat() -> None:
+    steps = made("server", CHAT)
+    assert steps[0] == {"expect": {"connect": {"path": "/chat"}}}
+    assert steps[1] == {"expect": {"messageReceive": {"json": {"type": "hello"}}}}
+    assert steps[2] == {"send": {"json": {"type": "welcome",
+                        "id": "3f0c2a9b-1111-2222-3333-444455556666", "n": 1}}}  # fmt: skip
+    assert {"expect": {"pong": {"binary": {"base64": b64(b"p")}}}} in steps
+    assert {"ping": {"base64": b64(b"c")}} not in steps  # the client's ping is expected
+    assert {"expect": {"ping": {"binary": {"base64": b64(b"c")}}}} in steps
+    assert {"send": {"text": "{{ text1 }}"}} in steps
+    assert steps[-1] == {"expect": {"close": {"code": 1000, "reason": "bye"}}}
+    assert {"close": {"code": 1000, "reason": "bye"}} not in steps  # answered by the engine
+
+
+def test_closes_the_engine_answers_are_not_replayed() -> None:
+    records = [ev(1, "server", "close", code=None, reason=""),
+               ev(1.1, "client", "close", code=1005, reason="")]  # fmt: skip
+    assert made("client", records) == [{"expect": {"close": {"code": 1005, "reason": ""}}}]
+    assert made("server", [ev(1, "server", "close", code=None, reason="")]) == [
+        {"close": {"noPayload": True}}
+    ]
+    assert made("client", [ev(1, "client", "close", code=None, reason="")]) == [{"close": {}}]
+
+
+def test_disconnects_and_errors() -> None:
+    drop = ev(1, "server", "disconnect", kind="reset", message="")
+    assert made("server", [drop]) == [{"drop": {}}]
+    assert made("client", [drop]) == [{"expect": {"close": {"code": 1006}}}]
+    maker = StepMaker("client")
+    (note,) = maker.steps(ev(1, "client", "disconnect", kind="eof", message=""))
+    assert note.data == {}
+    assert note.notes == ("the client dropped the connection",)
+    assert maker.steps({"t": 1, "type": "error", "message": "x"}) == []
+    assert maker.steps({"t": 1, "type": "end"}) == []
+
+
+def test_handshake_steps() -> None:
+    assert made("client", [request()]) == [{"connect": {}}]
+    assert made("client", [response(404)]) == [{"expect": {"error": {"status": 404}}}]
+    assert made("client", [response(404)], profile="ohos") == [{"expect": {"error": {"code": 200}}}]
+    assert made("server", [response()]) == []
+    assert made("server", [request("")]) == [{"expect": {"connect": {"path": "/"}}}]
+    plain = made("client", [request("/", [])], url="ws://h/")
+    assert plain == [{"connect": {"url": "ws://h/", "options": {"header": {}}}}]
+
+
+def test_secrets_in_a_replay_are_restored_and_missing_ones_collected() -> None:
+    maker = StepMaker("client", url="ws://h", env={"WSCENARIO_SECRET_TOKEN": "s3"})
+    record = request("/c?token=<redacted:token:1f>", [["Cookie", "<redacted:cookie:2a>"]])
+    (step,) = maker.steps(record)
+    connect: Any = step.data["connect"]
+    assert connect["url"] == "ws://h/c?token=s3"
+    assert connect["options"]["header"] == {"cookie": "<redacted:cookie:2a>"}
+    assert maker.missing == {"WSCENARIO_SECRET_COOKIE"}
+
+
+def test_secrets_in_a_conversion_become_env_templates() -> None:
+    (step,) = StepMaker("client").steps(ev(0, "client", "text", data="<redacted:token:1f>"))
+    assert step.data == {"send": {"text": "{{ env.WSCENARIO_SECRET_TOKEN }}"}}
+    mixed = ev(0, "client", "text", data="{{ x }} <redacted:token:1f>")
+    (step,) = StepMaker("client").steps(mixed)
+    assert step.data == {"send": {"text": "{{ text1 }}"}}
+    assert step.variables == {"text1": "{{ x }} {{ env.WSCENARIO_SECRET_TOKEN }}"}
+
+
+def test_verbatim_texts_share_one_variable_in_a_replay() -> None:
+    maker = StepMaker("client")
+    maker.reuse_variable()
+    first, second = (maker.steps(ev(0, "client", "text", data=f"{{{{{n}"))[0] for n in "ab")
+    assert first.data == second.data == {"send": {"text": "{{ text }}"}}
+    assert second.variables == {"text": "{{b"}
+
+
+def test_json_that_a_matcher_would_misread_is_expected_as_text() -> None:
+    for data in ['{"$any": true}', '[{"a": {"$regex": "x"}}]', '"just a string"', "null"]:
+        (step,) = StepMaker("client").steps(ev(0, "server", "text", data=data))
+        assert step.data == {"expect": {"message": {"text": data}}}
+    (step,) = StepMaker("client").steps(ev(0, "server", "text", data='{"a": {"b": 1, "$c": 2}}'))
+    assert step.data == {"expect": {"message": {"json": {"a": {"b": 1, "$c": 2}}}}}
+
+
+def test_loose_expectations_wildcard_volatile_values_and_notes_point_them_out() -> None:
+    record = ev(0, "server", "text", data='{"ts":"2026-11-25T16:00:00Z","v":1}')
+    (strict,) = StepMaker("client").steps(record)
+    assert strict.notes == (
+        (
+            "/ts looks volatile (timestamp): wildcard it with "
+            "{$regex: '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}'} or list it in ignorePointers"
+        ),
+    )
+    (loose,) = StepMaker("client", loose=True).steps(record)
+    expect: Any = loose.data["expect"]
+    ts = expect["message"]["json"]["ts"]
+    assert ts == {"$regex": "^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}"}
+    (calm,) = StepMaker("client", loose=True).steps(ev(0, "server", "text", data='{"v":1}'))
+    assert calm.data == {"expect": {"message": {"json": {"v": 1}}}}
+
+
+# ------------------------------------------------------------------------- the model
+
+
+def test_model_steps_match_the_scenario_language() -> None:
+    maker = StepMaker("client", url="ws://h", env={})
+    steps = [to_model(s, HERE, "/steps/0") for r in CHAT for s in maker.steps(r)]
+    connect = steps[0]
+    assert isinstance(connect, model.Connect)
+    assert connect.url == "ws://h/chat?room=1"
+    assert connect.options == model.ConnectOptions(
+        header={"authorization": "<redacted:authorization:8d1e44c0>", "x-a": "1, 2"},
+        protocol="chat",
+    )
+    assert steps[1] == model.Expect(
+        matcher=model.EventMatcher("open", fields={"status": 101}), position=HERE,
+        pointer="/steps/0")  # fmt: skip
+    assert isinstance(steps[2], model.Send)
+    assert steps[2].payload == model.JsonPayload({"type": "hello"})
+    assert isinstance(steps[6], model.Send)
+    assert steps[6].payload == model.BinaryPayload(b"\x00\xff")
+    assert isinstance(steps[7], model.Expect)
+    assert steps[7].matcher.payload == model.BinaryMatcher(b"\x00\xff")
+    assert isinstance(steps[8], model.Send)
+    assert steps[8].payload == model.TextPayload('{ "spaced": true }')
+    assert isinstance(steps[9], model.Expect)
+    assert steps[9].matcher.payload == model.TextMatcher("{{ text1 }}")
+    assert steps[10] is None
+    assert isinstance(steps[3], model.Expect)
+    assert isinstance(steps[3].matcher.payload, model.JsonMatcher)
+    assert steps[-2] == model.Close(code=1000, reason="bye", position=HERE, pointer="/steps/0")
+    server = StepMaker("server")
+    ping = server.steps(ev(0, "server", "ping", data=b64(b"x")))[0]
+    assert to_model(ping, HERE, "") == model.Ping(data=b"x", position=HERE, pointer="")
+    drop = server.steps(ev(0, "server", "disconnect", kind="eof", message=""))[0]
+    assert to_model(drop, HERE, "") == model.Drop(position=HERE, pointer="")
+    bare = StepMaker("client").steps(request())[0]
+    connect = to_model(bare, HERE, "")
+    assert isinstance(connect, model.Connect)
+    assert connect.url is None
+
+
+# ------------------------------------------------------------------------- whole scenarios
+
+
+def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
+    converted = convert(HEADER, CHAT, side="client", name="chat")
+    text = render_yaml(converted, source="chat.jsonl")
+    lines = text.splitlines()
+    assert lines[0].startswith("# yaml-language-server: $schema=https://")
+    assert "  # /id looks volatile (uuid)" in "\n".join(lines)
+    assert "  # the client pinged here (a client scenario cannot send pings)" in lines
+    data = yaml.safe_load(text)
+    assert data["client"] == {
+        "url": "ws://127.0.0.1:8765/chat?room=1",
+        "profile": "raw",
+        "options": {
+            "header": {"authorization": "{{ env.WSCENARIO_SECRET_AUTHORIZATION }}", "x-a": "1, 2"},
+            "protocol": "chat",
+        },
+    }
+    assert data["vars"] == {"text1": "plain {{ not a template }}"}
+    sleeps = [step["sleep"] for step in data["steps"] if "sleep" in step]
+    assert sleeps == ["260ms", "550ms"]  # 0.04 -> 0.30 and 0.35 -> 0.90
+    assert {"send": {"json": {"type": "hello"}}} in data["steps"]
+    path = tmp_path / "chat.yaml"
+    path.write_text(text)
+    scenario = load_scenario(path)
+    assert scenario.client is not None
+    assert scenario.client.profile == "raw"
+
+
+def test_short_gaps_are_not_slept_and_notes_at_the_end_are_kept(tmp_path: Path) -> None:
+    records = [request(), response(), ev(0.002 + MIN_SLEEP / 2, "client", "text", data="a"),
+               ev(0.5, "client", "disconnect", kind="eof", message="")]  # fmt: skip
+    converted = convert(HEADER, records, side="client", name="n", loose=True)
+    assert converted.data["steps"] == [
+        {"connect": {}},
+        {"expect": {"open": {"status": 101}}},
+        {"send": {"text": "a"}},
+        {"sleep": "470ms"},
+    ]
+    text = render_yaml(converted, source="n.jsonl")
+    assert text.endswith("  - {sleep: 470ms}\n  # the client dropped the connection\n")
+
+
+def test_a_server_scenario_selects_the_recorded_subprotocol(tmp_path: Path) -> None:
+    converted = convert(HEADER, CHAT, side="server", name="chat")
+    assert converted.data["server"] == {
+        "listen": "127.0.0.1:8765",
+        "path": "/chat",
+        "handshake": {"protocol": "chat"},
+    }
+    without = convert(HEADER, [request(), response()], side="server", name="x")
+    assert without.data["server"] == {"listen": "127.0.0.1:8765", "path": "/chat"}
+    path = tmp_path / "chat.server.yaml"
+    path.write_text(render_yaml(converted, source="chat.jsonl"))
+    assert load_scenario(path).server is not None
+
+
+def test_a_transcript_without_a_request_still_converts() -> None:
+    converted = convert(HEADER, [], side="client", name="empty")
+    assert converted.data["client"] == {"url": "ws://127.0.0.1:8765/", "profile": "raw"}
+    assert converted.data["steps"] == []
+    assert json.loads(json.dumps(converted.data)) == converted.data
