@@ -627,3 +627,24 @@ async def test_calls_after_the_close_are_errors_and_connect_is_refused() -> None
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert [getattr(result, "code", None) for result in results] == [-1, -1, -1]
+
+
+async def test_a_message_over_the_limit_is_an_error_then_a_close() -> None:
+    events: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        events.append(await next_event(driver))
+        events.append(await next_event(driver))
+
+    limits = Limits(max_message_size=1000, handshake_timeout=1.0)
+    async with running({"/": session}, limits=limits) as (_, port), client(port) as ws:
+        await ws.send("x" * 2000)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert [event.name for event in events] == ["error", "close"]
+    assert isinstance(events[0].value, dict)
+    assert events[0].value["kind"] == "protocol"
+    assert events[1].value == {"code": 1006, "reason": ""}

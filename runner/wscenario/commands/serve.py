@@ -209,7 +209,8 @@ class ServeState:
         async def session(driver: ServerDriver) -> None:
             number = self.number()
             name = f"{scenario.name} #{number} {driver.peer}"
-            self.print(number, [f"{name} connected to {driver.handshake.path}"])
+            path = driver.connect_value()["path"]  # without the query, which may hold tokens
+            self.print(number, [f"{name} connected to {path}"])
 
             def on_step(step: StepResult) -> None:
                 self.print(number, render_step(step, self.style))
