@@ -117,17 +117,19 @@ class FakeServer:
         Then open connections get a 1001 close and ``GOING_AWAY_GRACE`` seconds to answer
         before every connection still running is cancelled.
         """
-        async with anyio.create_task_group() as connections:
-            async with anyio.create_task_group() as accepting:
-                for one in single_listeners(listener):
-                    accepting.start_soon(accept_forever, one, connections, self._contain)
-                task_status.started()
-                await self._stopping.wait()
-                accepting.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as connections:
+                async with anyio.create_task_group() as accepting:
+                    for one in single_listeners(listener):
+                        accepting.start_soon(accept_forever, one, connections, self._contain)
+                    task_status.started()
+                    await self._stopping.wait()
+                    accepting.cancel_scope.cancel()
+                await self._close_live_connections()
+                connections.cancel_scope.cancel()
+        finally:
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
-            await self._close_live_connections()
-            connections.cancel_scope.cancel()
 
     def stop(self) -> None:
         """Stop accepting; open connections get a 1001 close, then are cut."""
