@@ -290,3 +290,15 @@ def test_step_errors_point_at_their_own_step() -> None:
     steps = ["  - sleep: 1ms"] * 50 + ["  - sleep: soon"] + ["  - sleep: 1ms"] * 50
     found = check(HEAD + "steps:\n" + "\n".join(steps) + "\n")
     assert [(d.pointer, d.position.line) for d in found] == [("/steps/50/sleep", 54)]
+
+
+def test_steps_are_reached_only_where_broken_steps_are_looked_for() -> None:
+    # schema_errors leaves accepted steps out: that is exact only while the schema reaches
+    # steps through properties/steps/items and the sides' allOf branches alone
+    schema = scenario_schema()
+    assert set(schema["properties"]["steps"]) == {"description", "type", "items"}
+    for branch in schema["allOf"]:
+        assert set(branch) == {"if", "then"}
+        assert set(branch["then"]) == {"properties"}
+        assert set(branch["then"]["properties"]) == {"steps"}
+        assert set(branch["then"]["properties"]["steps"]) == {"items"}

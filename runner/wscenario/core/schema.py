@@ -96,7 +96,9 @@ def schema_errors(data: JSON) -> list[ValidationError]:
     """The errors jsonschema finds in ``data``, validating only the steps that have some.
 
     Steps the predicate accepts are left out of what jsonschema sees; the paths of the
-    errors in the others are put back to their own index.
+    errors in the others are put back to their own index. The schema reaches a step only
+    through ``steps/items`` and its side's ``allOf`` branch, so a step that both accept
+    has no error to report, and the rest of the document is validated as it is.
     """
     steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(steps, list):
