@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from wscenario.core.diagnostics import Diagnostic
@@ -242,25 +244,31 @@ MANY_STEPS = [
     "  - {}",
     "  - []",
     "  - connect: {url: 1}",
-    "  - send: hi",
-    "    result: {error: {}}",
+    "  - send: hi\n    result: {error: {}}",
 ]
 
 
-@pytest.mark.parametrize(
-    "head",
-    [
-        HEAD,
-        "wscenario: 1\nserver: {}\n",
-        "wscenario: 1\n",
-        "wscenario: 1\nclient: {url: x}\nserver: {}\n",
-        "wscenario: 2\nclient: {url: 1}\ntimeout: x\nbad: 1\n",
-    ],
-)
+HEADS = [
+    HEAD,
+    "wscenario: 1\nserver: {}\n",
+    "wscenario: 1\n",
+    "wscenario: 1\nclient: {url: x}\nserver: {}\n",
+    "wscenario: 2\nclient: {url: 1}\ntimeout: x\nbad: 1\n",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
 def test_only_broken_steps_are_given_to_jsonschema_with_the_same_result(head: str) -> None:
     text = head + "steps:\n" + "\n".join(MANY_STEPS * 3) + "\n"
     assert check(text) == _full(text)
     assert len(check(text)) >= 5
+
+
+@settings(max_examples=150, deadline=None)
+@given(head=st.sampled_from(HEADS), steps=st.lists(st.sampled_from(MANY_STEPS), max_size=12))
+def test_any_mix_of_steps_is_reported_as_by_jsonschema_alone(head: str, steps: list[str]) -> None:
+    text = head + "steps:\n" + "".join(f"{step}\n" for step in steps)
+    assert check(text) == _full(text)
 
 
 @pytest.mark.parametrize(
