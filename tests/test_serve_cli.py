@@ -307,3 +307,29 @@ async def test_allow_remote_listens_with_a_warning(tmp_path: Path) -> None:
         code, _, err = await finish(served)
     assert code == 0
     assert "warning: 0.0.0.0 lets other machines connect" in err
+
+
+STOP_READING = """\
+wscenario: 1
+name: deaf
+server:
+  path: /deaf
+steps:
+  - expect: connect
+  - stopReading: {}
+  - send: not listening any more
+"""
+
+
+async def test_a_script_that_stops_reading_ends_its_connection(tmp_path: Path) -> None:
+    path = scenario(tmp_path, "deaf.yaml", STOP_READING)
+    async with serving(path, "--once") as served:
+        async with client(served.url + "/deaf") as ws:
+            assert await ws.recv() == "not listening any more"
+            await ws.send("anyone?")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        code, out, _ = await finish(served)
+    assert closed.value.rcvd is None
+    assert code == 0, out
+    assert "PASSED deaf #1" in out

@@ -221,10 +221,11 @@ class ServeState:
             )
             try:
                 outcome = await runner.run_steps()
-                if outcome.failed_step is None:
+                if outcome.failed_step is not None:
+                    if not driver.ended:
+                        await driver.close(SCENARIO_FAILED, "scenario failed")
+                elif not driver.reading_stopped:
                     await runner.serve_rules()
-                elif not driver.ended:
-                    await driver.close(SCENARIO_FAILED, "scenario failed")
             finally:
                 summary = runner.result(total_steps=len(scenario.steps))
                 self.finished(number, ScenarioResult(name, str(scenario.path), "server", summary))

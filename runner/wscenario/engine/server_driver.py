@@ -130,6 +130,11 @@ class ServerDriver:
             await self._ended.wait()
 
     @property
+    def reading_stopped(self) -> bool:
+        """Whether the script stopped reading (no more events will arrive)."""
+        return self._reading.cancel_called
+
+    @property
     def ended(self) -> bool:
         """Whether the connection is over (closed, dropped or lost)."""
         return self._ended.is_set()
