@@ -498,7 +498,9 @@ async def test_two_hundred_clients_each_run_their_own_script() -> None:
 # ---------------------------------------------------------------------------- TLS
 
 
-async def test_tls_with_client_certificate(tmp_path: Path) -> None:
+async def test_tls_with_client_certificate(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ca = trustme.CA()
     server_cert = ca.issue_cert("127.0.0.1")
     client_cert = ca.issue_cert("client@example")
@@ -521,6 +523,8 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
     async with running(tls=context) as (_, port):
         with pytest.raises((ssl.SSLError, OSError, ConnectionClosed, InvalidHandshake)):
             await talk(client(port, ssl=anonymous))
+        vanishing = await anyio.connect_tcp("127.0.0.1", port)
+        await vanishing.aclose()
         plain = await anyio.connect_tcp("127.0.0.1", port)
         await plain.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         with anyio.fail_after(2):
@@ -528,6 +532,7 @@ async def test_tls_with_client_certificate(tmp_path: Path) -> None:
                 await ws.send("secure")
                 assert await ws.recv() == "secure"
         await plain.aclose()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -33,6 +33,7 @@ from wscenario.core.handshake_policy import (
 )
 from wscenario.core.model import Limits, ServerSpec
 from wscenario.engine import websocket
+from wscenario.engine.errors import TRANSPORT_ERRORS
 from wscenario.engine.server_driver import Peer, ServerDriver
 from wscenario.errors import CannotRun, UsageError
 
@@ -43,6 +44,9 @@ ACCEPT_BACKOFF = 0.1
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 """Seconds a client has to finish the TLS handshake."""
+
+TLS_FAILURES: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, TimeoutError)
+"""What a TLS handshake with a broken, slow or vanishing client raises."""
 
 GOING_AWAY_GRACE = 1.0
 """Seconds open connections get to answer the 1001 close sent when the server stops."""
@@ -156,8 +160,8 @@ class FakeServer:
                     stream = await TLSStream.wrap(
                         stream, server_side=True, ssl_context=self.tls, standard_compatible=False
                     )
-            except (OSError, ssl.SSLError, TimeoutError, anyio.BrokenResourceError) as exc:
-                self._dropped(peer, f"TLS handshake failed: {exc or type(exc).__name__}")
+            except TLS_FAILURES as exc:
+                self._dropped(peer, f"TLS handshake failed: {describe_failure(exc)}")
                 return
         decisions: list[Decision] = []
 
