@@ -289,10 +289,7 @@ async def test_client_vanishing_is_reported_as_1006() -> None:
 
     async with running({"/": session}) as (_, port):
         stream = await anyio.connect_tcp("127.0.0.1", port)
-        await stream.send(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        await stream.send(UPGRADE)
         assert (await stream.receive()).startswith(b"HTTP/1.1 101")
         await stream.aclose()
         await settle(lambda: bool(closes))
@@ -653,3 +650,29 @@ async def test_a_message_over_the_limit_is_an_error_then_a_close() -> None:
     assert isinstance(events[0].value, dict)
     assert events[0].value["kind"] == "protocol"
     assert events[1].value == {"code": 1006, "reason": ""}
+
+
+UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_a_close_left_unanswered_is_cut_after_the_close_timeout() -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.close(1000, "bye")
+        closes.append(await next_event(driver, "close"))
+
+    limits = Limits(close_timeout=0.3, handshake_timeout=1.0)
+    async with running({"/": session}, limits=limits) as (server, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(UPGRADE)
+        begin = anyio.current_time()
+        await settle(lambda: bool(closes))
+        assert anyio.current_time() - begin >= 0.3
+        await settle(lambda: server.open_connections == 0)
+        await stream.aclose()
+    assert closes[0].value == {"code": 1006, "reason": ""}

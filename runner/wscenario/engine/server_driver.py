@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wscenario.core.events import CallError, Event, EventValue
@@ -86,6 +87,7 @@ class ServerDriver:
         self._saw_close = False
         self._transport_closed = False
         self._pieces: list[str | bytes] = []
+        self._tasks: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -94,6 +96,7 @@ class ServerDriver:
         try:
             async with anyio.create_task_group() as tasks:
                 self._emit_nowait("connect", self.connect_value())
+                self._tasks = tasks
                 tasks.start_soon(self._read)
                 try:
                     await session(self)
@@ -172,7 +175,16 @@ class ServerDriver:
             self._sent_close = True
             if self._saw_close:
                 await self._close_transport(abort=False)
+            elif self._tasks is not None:
+                self._tasks.start_soon(self._close_deadline)
         return error
+
+    async def _close_deadline(self) -> None:
+        """Cut the connection if the client has not answered our close in time."""
+        with anyio.move_on_after(self.limits.close_timeout):
+            await self._ended.wait()
+            return
+        await self._close_transport(abort=False)
 
     async def ping(self, data: bytes) -> None:
         """Send a ping."""
@@ -213,6 +225,9 @@ class ServerDriver:
                         break
                     if await self._handle(event):
                         break
+                if not self._saw_close:
+                    self._saw_close = True
+                    await self._emit("close", {"code": ABNORMAL, "reason": ""})
         finally:
             self._events_in.close()
             if not self._reading.cancel_called:
