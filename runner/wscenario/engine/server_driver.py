@@ -92,7 +92,11 @@ class ServerDriver:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self, session: Callable[[ServerDriver], Awaitable[None]]) -> None:
-        """Run ``session`` against this connection, then wait for the connection to end."""
+        """Run ``session`` against this connection, then wait for the connection to end.
+
+        A connection whose script stopped reading is closed when the script ends; one whose
+        close the client leaves unanswered is cut after ``limits.close_timeout``.
+        """
         try:
             async with anyio.create_task_group() as tasks:
                 self._emit_nowait("connect", self.connect_value())
@@ -103,10 +107,6 @@ class ServerDriver:
                 finally:
                     self._events.close()
                 if self._reading.cancel_called:
-                    await self._close_transport(abort=False)
-                elif self._sent_close:
-                    with anyio.move_on_after(self.limits.close_timeout):
-                        await self._ended.wait()
                     await self._close_transport(abort=False)
                 await self._ended.wait()
         finally:
