@@ -27,7 +27,7 @@ import contextlib
 import socket
 import struct
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -66,6 +66,22 @@ _NO_CODE = -1
 """The code ``_FrameParser`` reports for a close frame without payload."""
 
 
+class ConnectionObserver(Protocol):
+    """Sees a connection's traffic as it happens (a transcript tap, say)."""
+
+    def frame_sent(self, data: bytes) -> None:
+        """Whole frames were written, as bytes on the wire."""
+
+    def event_received(self, event: WireEvent) -> None:
+        """An event came off the wire (before anyone takes it from ``receive``)."""
+
+    def dropped(self, *, rst: bool) -> None:
+        """This side cut the connection without a closing handshake."""
+
+    def transport_closed(self) -> None:
+        """The transport is closed: nothing more will be sent or received."""
+
+
 class _FrameParser(FrameProtocol):
     """wsproto's frame parser, except that a close code is reported as written."""
 
@@ -97,6 +113,7 @@ class WebSocketConnection:
         request_headers, response_headers: the opening handshake's headers, in order.
         local_address, remote_address: ``(host, port)`` when the stream is a socket.
         auto_pong: answer every ping with a pong before reporting it.
+        observer: told about every frame written, event read, drop and the transport's end.
     """
 
     def __init__(
@@ -117,6 +134,7 @@ class WebSocketConnection:
         self.request_headers = request_headers
         self.response_headers = response_headers
         self.auto_pong = auto_pong
+        self.observer: ConnectionObserver | None = None
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
@@ -189,6 +207,11 @@ class WebSocketConnection:
         finally:
             self._receiving = False
 
+    def _queue(self, event: WireEvent) -> None:
+        self._pending.append(event)
+        if self.observer is not None:
+            self.observer.event_received(event)
+
     def _parse(self) -> tuple[int, str] | None:
         """Turn buffered bytes into pending events; ``(code, reason)`` on a protocol failure."""
         try:
@@ -199,11 +222,11 @@ class WebSocketConnection:
                     code, reason = payload
                     self._close_received = True
                     self._peer_done.set()
-                    self._pending.append(CloseReceived(None if code == _NO_CODE else code, reason))
+                    self._queue(CloseReceived(None if code == _NO_CODE else code, reason))
                 elif opcode is Opcode.PING:
-                    self._pending.append(PingReceived(bytes(payload)))  # type: ignore[arg-type]
+                    self._queue(PingReceived(bytes(payload)))  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:
-                    self._pending.append(PongReceived(bytes(payload)))  # type: ignore[arg-type]
+                    self._queue(PongReceived(bytes(payload)))  # type: ignore[arg-type]
                 else:
                     failure = self._count(payload, frame.frame_finished)
                     if failure is not None:
@@ -214,9 +237,7 @@ class WebSocketConnection:
                     if final:
                         self._message_bytes = self._message_frames = 0
                     kind: Literal["text", "binary"] = "text" if opcode is Opcode.TEXT else "binary"
-                    self._pending.append(
-                        DataFrame(kind, payload, first, final, frame.frame_finished)
-                    )
+                    self._queue(DataFrame(kind, payload, first, final, frame.frame_finished))
         except ParseFailed as exc:
             return int(exc.code), str(exc)
         except PEER_ERRORS as exc:
@@ -240,7 +261,7 @@ class WebSocketConnection:
         """Fail the connection (RFC 6455 §7.1.7): send the close frame, then close TCP."""
         lost = ConnectionLost(kind="protocol", message=reason, code=code)
         self._lost = lost
-        self._pending.append(lost)
+        self._queue(lost)
         self._peer_done.set()
         if not self._close_sent:
             self._close_sent = True
@@ -251,7 +272,7 @@ class WebSocketConnection:
 
     async def _lose(self, lost: ConnectionLost) -> None:
         self._lost = lost
-        self._pending.append(lost)
+        self._queue(lost)
         self._peer_done.set()
         await self._close_transport()
 
@@ -341,6 +362,7 @@ class WebSocketConnection:
         try:
             async with self._send_lock:
                 await self._stream.send(data)
+                self._observe_sent(data)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
@@ -349,8 +371,13 @@ class WebSocketConnection:
         try:
             async with self._send_lock:
                 await self._stream.send(data)
+                self._observe_sent(data)
         except TRANSPORT_ERRORS:
             pass
+
+    def _observe_sent(self, data: bytes) -> None:
+        if self.observer is not None:
+            self.observer.frame_sent(data)
 
     # ----------------------------------------------------------------------------- close
 
@@ -366,8 +393,12 @@ class WebSocketConnection:
         if self._lost is None and not (self._close_sent and self._close_received):
             kind: Literal["reset", "eof"] = "reset" if rst else "eof"
             self._lost = ConnectionLost(kind=kind, message="connection dropped by this side")
+            if self.observer is not None:
+                self.observer.dropped(rst=rst)
         self._transport_closed = True
         self._peer_done.set()
+        if self.observer is not None:
+            self.observer.transport_closed()
         await anyio.aclose_forcefully(self._stream)
 
     async def aclose(self) -> None:
@@ -404,6 +435,8 @@ class WebSocketConnection:
         if self._transport_closed:
             return
         self._transport_closed = True
+        if self.observer is not None:
+            self.observer.transport_closed()
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(self.limits.close_timeout),
