@@ -126,7 +126,86 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show a traceback for unexpected errors",
     )
+    _add_replay(commands)
+    _add_convert(commands)
     return parser
+
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="replay a transcript's client side against a server, or its server side",
+        description="Replay a recorded transcript: --against URL plays the client (sends what "
+        "it sent, expects what the server answered); --serve plays the server to clients. The "
+        "transcript's own url is never used: a URL without a path gets the recorded path "
+        "and query. Redacted values come from WSCENARIO_SECRET_<NAME> variables.",
+        epilog=EPILOG,
+    )
+    replay.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
+    where = replay.add_mutually_exclusive_group(required=True)
+    where.add_argument("--against", metavar="URL", help="play the client against this server")
+    where.add_argument("--serve", action="store_true", help="play the server to clients")
+    replay.add_argument(
+        "--listen", metavar="HOST:PORT", default="127.0.0.1:8765", help="--serve: where to listen"
+    )
+    replay.add_argument(
+        "--once", action="store_true", help="--serve: stop after the first connection"
+    )
+    replay.add_argument(
+        "--timing",
+        default="recorded",
+        metavar="recorded|fast|xN",
+        help="recorded gaps (default), fast (no waits), or xN (N times as fast: x2, x0.5)",
+    )
+    replay.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="POINTER",
+        help="a JSON Pointer never compared in JSON messages, e.g. /ts (repeatable)",
+    )
+    replay.add_argument(
+        "--timeout", metavar="DURATION", help="wait for each expected event (default 5s)"
+    )
+    replay.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    replay.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
+    replay.add_argument("--no-color", action="store_true", help="never colour the output")
+    replay.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
+    )
+
+
+def _add_convert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="turn a transcript into an editable scenario",
+        description="Write the scenario that plays one side of a transcript: JSON messages "
+        "become json matchers, gaps of 50ms or more become sleeps, values that look volatile "
+        "are pointed out in comments (--loose: replaced by wildcards).",
+        epilog=EPILOG,
+    )
+    convert.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
+    convert.add_argument(
+        "--side", required=True, choices=("client", "server"), help="the side to play"
+    )
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    convert.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    convert.add_argument("--loose", action="store_true", help="wildcard values that look volatile")
+    convert.add_argument(
+        "--profile",
+        choices=("raw", "ohos"),
+        default="raw",
+        help="client profile of the scenario (default raw: the protocol's own truth)",
+    )
+    convert.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,175 @@
+"""``wscenario replay``: play a transcript's client side against a server, or its server side.
+
+``--against URL`` connects to URL (never to the transcript's own url; a URL with no path gets
+the recorded request path and query) with the recorded request headers, sends what the
+client sent at the recorded times (``--timing``) and expects what the server sent. Only
+failing steps are printed, with the same details and diffs as ``run``, then one line with the
+outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with
+the recorded subprotocol and plays the server to each client, until Ctrl-C, SIGTERM or, with
+``--once``, the end of the first connection.
+
+Exit code: 0 passed, 1 a step failed, 2 bad usage or an invalid transcript (with its line),
+3 could not run (port in use), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+
+from wscenario.commands.run import exit_code
+from wscenario.core.units import parse_duration
+from wscenario.engine.replay import (
+    ReplayOptions,
+    ServeReplay,
+    Timing,
+    TranscriptInfo,
+    check_transcript,
+    replay_against,
+)
+from wscenario.engine.server import is_loopback, parse_listen
+from wscenario.errors import UsageError
+from wscenario.report.console import (
+    Style,
+    render_end,
+    render_header,
+    render_step,
+    render_summary,
+    write_lines,
+)
+from wscenario.report.json_report import write_report
+from wscenario.report.junit import write_junit
+from wscenario.report.results import ScenarioResult, StepResult
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``replay`` command; returns the exit code."""
+    out: TextIO = sys.stdout
+    options = ReplayOptions(
+        timing=parse_timing(args.timing),
+        ignore=tuple(args.ignore),
+        expect_timeout=_timeout(args.timeout),
+    )
+    path = Path(args.transcript)
+    info = check_transcript(path, warn=sys.stderr.write)
+    style = Style.for_stream(out, no_color=args.no_color)
+    timestamp = datetime.now(UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    if args.serve:
+        results = anyio.run(_serve, path, info, args.listen, args.once, options, style, out)
+    else:
+        results = [anyio.run(_against, path, args.against, options, style, out)]
+    elapsed = time.perf_counter() - started
+    write_lines(out, [render_summary(results, elapsed, style)])
+    if args.junit:
+        write_junit(Path(args.junit), results, elapsed, timestamp)
+    if args.report:
+        write_report(Path(args.report), results, elapsed, timestamp)
+    return exit_code(results)
+
+
+def parse_timing(value: str) -> Timing:
+    """``recorded``, ``fast`` or ``xN`` (N times as fast, N > 0) as a ``Timing``."""
+    if value == "recorded":
+        return Timing(1.0)
+    if value == "fast":
+        return Timing(None)
+    try:
+        scale = float(value[1:]) if value.startswith("x") else math.nan
+    except ValueError:
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--timing expects recorded, fast or xN (x2, x0.5), got {value!r}")
+    return Timing(scale)
+
+
+def _timeout(value: str | None) -> float:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        return parse_duration(float(value))
+    except ValueError:
+        pass
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise UsageError(f"--timeout expects a duration (250ms, 2s, 1m), got {value!r}") from None
+
+
+async def _against(
+    path: Path,
+    url: str,
+    options: ReplayOptions,
+    style: Style,
+    out: TextIO,
+) -> ScenarioResult:
+    write_lines(out, render_header(f"replay of {path.name} against {url}", str(path), style))
+
+    def on_step(step: StepResult) -> None:
+        if step.failure is not None:
+            write_lines(out, render_step(step, style))
+
+    result, steps = await replay_against(
+        path,
+        url,
+        options,
+        env=os.environ,
+        warn=sys.stderr.write,
+        on_step=on_step,
+    )
+    write_lines(out, [*render_end(result, style), f"{steps} steps replayed"])
+    return result
+
+
+async def _serve(
+    path: Path,
+    info: TranscriptInfo,
+    listen: str,
+    once: bool,
+    options: ReplayOptions,
+    style: Style,
+    out: TextIO,
+) -> list[ScenarioResult]:
+    host, port = parse_listen(listen)
+    if not is_loopback(host):
+        write_lines(sys.stderr, [f"warning: {host} lets other machines connect"])
+
+    def on_step(number: int, step: StepResult) -> None:
+        if step.failure is not None:
+            write_lines(out, [f"[#{number}] {line}" for line in render_step(step, style)])
+
+    replay = ServeReplay(
+        path,
+        info,
+        options,
+        env=os.environ,
+        warn=sys.stderr.write,
+        stop_after=1 if once else None,
+        on_step=on_step,
+        on_result=lambda result: write_lines(out, render_end(result, style)),
+    )
+    async with anyio.create_task_group() as tasks:
+        url = await tasks.start(replay.serve, host, port)
+        write_lines(out, [f"replaying the server side of {path.name} on {url}"])
+        tasks.start_soon(_stop_on_signal, replay)
+        await replay.finished.wait()
+        tasks.cancel_scope.cancel()
+    return replay.results
+
+
+async def _stop_on_signal(replay: ServeReplay) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            replay.stop()
+            return

@@ -1,0 +1,373 @@
+"""Replay a transcript: one side of it becomes scenario steps, run by the step runner.
+
+Replay is not an engine of its own. Records are read one at a time, each becomes steps
+(``core.convert.StepMaker``) and each step runs as soon as it is made (``StepRunner.run_step``,
+streaming), so memory stays flat however long the transcript is:
+
+* ``replay_against`` plays the client over the raw-profile client driver (protocol truth);
+* ``replay_serve`` plays the server to every client that connects, over the fake server.
+
+A step's position is the transcript line it came from (``chat.jsonl:42``). With a ``Timing``
+scale, this side's calls wait for their recorded time, as an absolute deadline from the moment
+the connection opened (the ``open``/``connect`` step), so no error accumulates; expectations
+wait for their event as a scenario does. The transcript is checked in full (streaming) before
+any connection is made, so a broken file is an error (exit 2) rather than half a replay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
+
+from wscenario.core.convert import (
+    RecordError,
+    StepMaker,
+    check_header,
+    check_record,
+    selected_protocol,
+    to_model,
+)
+from wscenario.core.diagnostics import Diagnostic, Position
+from wscenario.core.model import (
+    ClientSpec,
+    Expect,
+    Handshake,
+    Limits,
+    Scenario,
+    ServerSpec,
+    Side,
+)
+from wscenario.engine.raw_driver import RawClientDriver
+from wscenario.engine.server import FakeServer, Route, bound_port, open_listener
+from wscenario.engine.server_driver import ServerDriver
+from wscenario.engine.steps import StepCallback, StepRunner
+from wscenario.errors import ScenarioLoadError, WScenarioError
+from wscenario.report.results import ScenarioResult, SessionResult, StepResult
+
+MAX_LINE = 64 * 1024 * 1024
+"""The longest transcript line read (bytes); a longer one is an error, not a memory spike."""
+
+PRECISION = 0.002
+"""The last stretch before a deadline is waited out by yielding, not by a timer."""
+
+Warn = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How a replay paces this side's calls: ``scale`` 1 as recorded, 2 twice as fast.
+
+    ``scale`` ``None`` sends everything as soon as the steps before it are done.
+    """
+
+    scale: float | None = 1.0
+
+    def deadline(self, base: float, t: float) -> float | None:
+        """When a call recorded at ``t`` is due, counting from ``base``."""
+        return None if self.scale is None else base + t / self.scale
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to replay: pacing, JSON Pointers never compared, and the wait for each event."""
+
+    timing: Timing = field(default_factory=Timing)
+    ignore: tuple[str, ...] = ()
+    expect_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class TranscriptInfo:
+    """What a replay needs to know before it starts: the url, request path, subprotocol."""
+
+    url: str
+    path: str
+    protocol: str | None
+    events: int
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _bad(path: Path, lineno: int, message: str) -> ScenarioLoadError:
+    return ScenarioLoadError([Diagnostic(Position(str(path), lineno, 1), message)])
+
+
+def read_records(path: Path, *, warn: Warn) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """The transcript's checked records with their line numbers, the header first.
+
+    A torn last line (no newline, not JSON) is skipped with a warning; lines after the end
+    record are ignored.
+
+    Raises:
+        ScenarioLoadError: the file cannot be read, or a line is not a valid record.
+    """
+    try:
+        stream: BinaryIO = path.open("rb")
+    except OSError as exc:
+        raise ScenarioLoadError(
+            [Diagnostic(Position(str(path), 0, 0), f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    with stream:
+        lineno = 0
+        while line := stream.readline(MAX_LINE + 1):
+            lineno += 1
+            if len(line) > MAX_LINE:
+                raise _bad(path, lineno, f"line longer than {MAX_LINE // (1024 * 1024)} MiB")
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if not line.endswith(b"\n"):
+                    warn(f"wscenario: warning: {path}:{lineno}: torn last line skipped\n")
+                    return
+                raise _bad(path, lineno, f"not JSON: {exc.msg} (column {exc.colno})") from None
+            except UnicodeDecodeError:
+                raise _bad(path, lineno, "not UTF-8") from None
+            try:
+                record = check_header(value) if lineno == 1 else check_record(value)
+            except RecordError as exc:
+                raise _bad(path, lineno, str(exc)) from None
+            yield lineno, record
+            if record.get("type") == "end":
+                return
+        if lineno == 0:
+            raise _bad(path, 1, "empty file: no transcript header")
+    warn(f"wscenario: warning: {path}: no end record, the transcript is incomplete\n")
+
+
+def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
+    """Read the whole transcript once (streaming) and say what a replay needs.
+
+    Raises:
+        ScenarioLoadError: the transcript is invalid (with the line), or has no handshake.
+    """
+    url = ""
+    target: str | None = None
+    protocol: str | None = None
+    events = 0
+    for lineno, record in read_records(path, warn=warn):
+        if lineno == 1:
+            url = record["url"]
+            continue
+        events += 1
+        kind = record["type"]
+        if kind == "request" and target is None:
+            target = record["target"]
+        elif kind == "response" and protocol is None:
+            protocol = selected_protocol(record["headers"])
+    if target is None:
+        raise _bad(path, 1, "the transcript has no opening handshake (request record)")
+    return TranscriptInfo(url, target.split("?", 1)[0] or "/", protocol, events)
+
+
+# ---------------------------------------------------------------------------- playing
+
+
+@dataclass
+class Player:
+    """Plays one side of one transcript over one driver, step by step as records are read.
+
+    Failures and counts are kept (a streaming ``StepRunner``); the first failure stops it.
+    """
+
+    path: Path
+    side: Side
+    runner: StepRunner
+    maker: StepMaker
+    timing: Timing
+    warn: Warn
+    steps: int = 0
+    _warned: set[str] = field(default_factory=set)
+
+    async def play(self) -> bool:
+        """Run every step; ``False`` at the first failure."""
+        clock = self.runner.clock
+        base = clock()
+        name = str(self.path)
+        for lineno, record in read_records(self.path, warn=self.warn):
+            if lineno == 1:
+                continue
+            for made in self.maker.steps(record):
+                self._warn_missing()
+                step = to_model(made, Position(name, lineno, 1), f"/{lineno - 1}")
+                if step is None:
+                    continue
+                self.runner.variables.update(made.variables)
+                due = self.timing.deadline(base, made.t) if made.call else None
+                if due is not None:
+                    await wait_until(due, clock)
+                self.steps += 1
+                if (await self.runner.run_step(step)).failure is not None:
+                    return False
+                if _opens(step):
+                    base = clock() - made.t / (self.timing.scale or 1.0)
+        return True
+
+    def _warn_missing(self) -> None:
+        for variable in sorted(self.maker.missing - self._warned):
+            self._warned.add(variable)
+            self.warn(
+                f"wscenario: warning: {variable} is not set; its redacted value is sent as is\n"
+            )
+
+    def result(self, name: str) -> ScenarioResult:
+        """The outcome: failed steps, the latest events, and how many steps ran."""
+        summary = self.runner.result()
+        ran = sum(1 for step in summary.steps if step.kind != "rule")
+        session = SessionResult(
+            steps=summary.steps,
+            events=summary.events,
+            variables={},
+            duration=summary.duration,
+            total_steps=ran,
+            error=summary.error,
+        )
+        return ScenarioResult(name, str(self.path), self.side, session)
+
+
+def _opens(step: object) -> bool:
+    return isinstance(step, Expect) and step.matcher.event in ("open", "connect")
+
+
+async def wait_until(deadline: float, clock: Callable[[], float]) -> None:
+    """Sleep until ``deadline`` on ``clock``; the last ``PRECISION`` seconds by yielding."""
+    if deadline - clock() > PRECISION:
+        await anyio.sleep_until(deadline - PRECISION)
+    while clock() < deadline:  # a timer alone is not precise enough
+        await anyio.lowlevel.checkpoint()
+
+
+def _scenario(path: Path, options: ReplayOptions, **side: Any) -> Scenario:
+    return Scenario(
+        path=path,
+        name=path.name,
+        steps=(),
+        ignore_pointers=options.ignore,
+        timeout=options.expect_timeout,
+        **side,
+    )
+
+
+async def replay_against(
+    path: Path,
+    url: str,
+    options: ReplayOptions,
+    *,
+    env: Mapping[str, str],
+    warn: Warn,
+    on_step: StepCallback | None = None,
+) -> tuple[ScenarioResult, int]:
+    """Play the client side of ``path`` against the server at ``url``.
+
+    Returns the result and the number of steps that ran. Check the transcript first
+    (``check_transcript``): a record found broken on the way raises ``ScenarioLoadError``.
+    """
+    scenario = _scenario(path, options, client=ClientSpec(url=url, profile="raw"))
+    driver = RawClientDriver(scenario.limits, warn=warn)
+    runner = StepRunner(scenario, driver, variables={}, env=env, on_step=on_step, streaming=True)
+    maker = StepMaker("client", url=url, env=env)
+    maker.reuse_variable()
+    player = Player(path, "client", runner, maker, options.timing, warn)
+    try:
+        async with driver:
+            await player.play()
+    except (WScenarioError, OSError) as exc:
+        if isinstance(exc, ScenarioLoadError):
+            raise
+        runner.error = runner.error or str(exc)
+    return player.result(f"replay of {path.name} against {url}"), player.steps
+
+
+@dataclass
+class ServeReplay:
+    """A fake server that plays the server side of a transcript to each client.
+
+    ``on_step`` gets each step's result with the connection's number, ``on_result`` each
+    finished connection's result; ``stop_after`` connections (or ``None``: until ``stop()``)
+    are served. ``finished`` is set once the server has stopped.
+    """
+
+    path: Path
+    info: TranscriptInfo
+    options: ReplayOptions
+    env: Mapping[str, str]
+    warn: Warn
+    stop_after: int | None = None
+    on_step: Callable[[int, StepResult], None] | None = None
+    on_result: Callable[[ScenarioResult], object] | None = None
+    results: list[ScenarioResult] = field(default_factory=list)
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    _done: anyio.Event = field(default_factory=anyio.Event)
+    _numbered: int = 0
+
+    def stop(self) -> None:
+        """Stop serving (open connections get a 1001 close)."""
+        self._done.set()
+
+    def spec(self, listen: str) -> ServerSpec:
+        """The fake server's section: the recorded path and subprotocol."""
+        return ServerSpec(
+            listen=listen, path=self.info.path, handshake=Handshake(protocol=self.info.protocol)
+        )
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+    ) -> list[ScenarioResult]:
+        """Listen on ``host:port`` until ``stop_after`` connections have finished.
+
+        ``task_status`` gets the ``ws://host:port/path`` url clients should use.
+
+        Raises:
+            CannotRun: the address cannot be listened on.
+        """
+        listener = await open_listener(host, port)
+        spec = self.spec(f"{host}:{port}")
+        server = FakeServer({spec.path: Route(spec, self._session)}, limits=Limits())
+        try:
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(server.serve, listener)
+                shown = f"[{host}]" if ":" in host else host
+                task_status.started(f"ws://{shown}:{bound_port(listener)}{spec.path}")
+                await self._done.wait()
+                server.stop()
+        finally:
+            self.finished.set()
+        return self.results
+
+    async def _session(self, driver: ServerDriver) -> None:
+        self._numbered += 1
+        number = self._numbered
+        spec = self.spec("")
+        scenario = _scenario(self.path, self.options, server=spec)
+
+        def on_step(step: StepResult) -> None:
+            if self.on_step is not None:
+                self.on_step(number, step)
+
+        runner = StepRunner(
+            scenario, driver, variables={}, env=self.env, on_step=on_step, streaming=True
+        )
+        maker = StepMaker("server", env=self.env)
+        maker.reuse_variable()
+        player = Player(self.path, "server", runner, maker, self.options.timing, self.warn)
+        try:
+            if not await player.play() and not driver.ended:
+                await driver.close(1011, "replay failed")
+        finally:
+            result = player.result(f"replay of {self.path.name} #{number} {driver.peer}")
+            self.results.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
+            if self.stop_after is not None and len(self.results) >= self.stop_after:
+                self._done.set()

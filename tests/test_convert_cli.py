@@ -1,0 +1,120 @@
+"""``wscenario convert`` end to end: convert, validate, and run against the same real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from websockets.sync.client import connect
+
+from tests import test_run_cli
+from tests.engine.test_replay import HEADER, MESSAGES, echo_transcript, end, ev, handshake, write
+from wscenario.cli import main
+
+echo_url = test_run_cli.echo_url
+"""A websockets echo server on a free loopback port (the fixture ``run``'s tests use)."""
+
+
+@pytest.fixture
+def echo_port(echo_url: str) -> int:
+    """The port of a websockets echo server."""
+    return int(echo_url.rstrip("/").rsplit(":", 1)[1])
+
+
+def recorded_against(tmp_path: Path, port: int, *, gap: float = 0.001) -> Path:
+    """A transcript of the echo traffic, recorded as if against the server on ``port``."""
+    path = echo_transcript(tmp_path / "echo.jsonl", gap=gap)
+    lines = path.read_text().splitlines()
+    lines[0] = lines[0].replace("10.255.255.1:9", f"127.0.0.1:{port}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_convert_validate_run_passes_against_the_same_server(
+    tmp_path: Path, echo_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = recorded_against(tmp_path, echo_port, gap=0.06)
+    scenario = tmp_path / "echo.yaml"
+    assert main(["convert", str(path), "--side", "client", "-o", str(scenario)]) == 0
+    assert f"wrote {scenario}" in capsys.readouterr().err
+    text = scenario.read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    steps = yaml.safe_load(text)["steps"]
+    assert {"sleep": "60ms"} in steps
+    assert {"send": {"json": {"type": "hello", "name": "ann"}}} in steps
+    assert {"expect": {"message": {"json": {"type": "hello", "name": "ann"}}}} in steps
+    assert main(["validate", str(scenario)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(scenario)]) == 0, capsys.readouterr().out
+
+
+def test_convert_server_side_then_serve_answers_a_real_client(tmp_path: Path) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    scenario = tmp_path / "echo.server.yaml"
+    assert main(["convert", str(path), "--side", "server", "-o", str(scenario)]) == 0
+    assert main(["validate", str(scenario)]) == 0
+    command = [sys.executable, "-m", "wscenario", "serve", str(scenario),
+               "--listen", "127.0.0.1:0", "--once"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        base = first.split()[2]
+        answers = []
+        with connect(base + "/chat", compression=None) as ws:
+            for message in MESSAGES:
+                ws.send(message)
+                answers.append(ws.recv(timeout=5))
+            ws.close(4001, "bye")
+        rest = process.stdout.read()
+        assert process.wait(timeout=10) == 0, first + rest
+    assert answers == MESSAGES
+
+
+def test_loose_wildcards_volatile_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    welcome = ev(0.01, "server", "text", data='{"id":"3f0c2a9b-1111-2222-3333-444455556666"}')
+    records = [*handshake(), welcome, end(0.02)]
+    path = write(tmp_path / "ids.jsonl", records)
+    assert main(["convert", str(path), "--side", "client"]) == 0
+    strict = capsys.readouterr().out
+    assert "# /id looks volatile (uuid)" in strict
+    assert main(["convert", str(path), "--side", "client", "--loose"]) == 0
+    loose = yaml.safe_load(capsys.readouterr().out)
+    assert loose["steps"][-1] == {
+        "expect": {"message": {"json": {"id": {"$regex": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
+                                                 "[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}}}}
+    }  # fmt: skip
+
+
+def test_an_existing_file_is_kept_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    target = tmp_path / "out.yaml"
+    target.write_text("mine\n")
+    assert main(["convert", str(path), "--side", "client", "-o", str(target)]) == 2
+    assert "exists; add --force" in capsys.readouterr().err
+    assert target.read_text() == "mine\n"
+    assert main(["convert", str(path), "--side", "client", "-o", str(target), "--force"]) == 0
+    assert target.read_text().startswith("# yaml-language-server")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_an_unwritable_folder_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    target = tmp_path / "no" / "such" / "out.yaml"
+    assert main(["convert", str(path), "--side", "client", "-o", str(target)]) == 3
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_a_hostile_transcript_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "bad.jsonl", [*handshake(), {"t": 0.1, "type": "text", "from": "x"}])
+    assert main(["convert", str(path), "--side", "server"]) == 2
+    assert f"{path}:4:1: error: 'from' must be" in capsys.readouterr().err
+    other = write(tmp_path / "v9.jsonl", [], header={**HEADER, "wscenario_transcript": 9})
+    assert main(["convert", str(other), "--side", "server"]) == 2
+    assert "unknown transcript version 9" in capsys.readouterr().err

@@ -1,0 +1,131 @@
+"""``wscenario replay`` end to end: real ``websockets`` servers and clients, exit codes, reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from tests import test_run_cli
+from tests.engine.test_replay import MESSAGES, echo_transcript, end, ev, handshake, write
+from wscenario.cli import main
+from wscenario.commands.replay import parse_timing
+from wscenario.engine.replay import Timing
+from wscenario.errors import UsageError
+
+echo_url = test_run_cli.echo_url
+"""A websockets echo server on a free loopback port (the fixture ``run``'s tests use)."""
+
+
+def test_a_faithful_server_passes(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    junit = tmp_path / "junit.xml"
+    report = tmp_path / "report.json"
+    code = main(["replay", str(path), "--against", echo_url, "--timing", "x4",
+                 "--junit", str(junit), "--report", str(report)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "14 steps replayed" in out
+    assert "1 passed, 0 failed" in out
+    assert ET.parse(junit).getroot().get("failures") in ("0", None)
+    assert json.loads(report.read_text())
+
+
+def test_a_changed_server_fails_with_the_run_diff(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [*handshake(), ev(0.01, "client", "text", data="SHOUT"),
+               ev(0.02, "server", "text", data="shout"), end(0.03)]  # fmt: skip
+    path = write(tmp_path / "shout.jsonl", records)
+    code = main(["replay", str(path), "--against", echo_url, "--timing", "fast", "--no-color"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"FAIL expect message 'shout'  {path}:5" in out
+    assert "received: message 'SHOUT'" in out
+    assert f"failed at {path}:5" in out
+
+
+def test_json_messages_compare_ignoring_pointers(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [*handshake(), ev(0.01, "client", "text", data='{"ts":1,"v":"a"}'),
+               ev(0.02, "server", "text", data='{"ts":2,"v":"a"}'), end(0.03)]  # fmt: skip
+    path = write(tmp_path / "ts.jsonl", records)
+    assert main(["replay", str(path), "--against", echo_url, "--timing", "fast"]) == 1
+    assert "--- expected" in capsys.readouterr().out
+    code = main(["replay", str(path), "--against", echo_url, "--timing", "fast", "--ignore", "/ts"])
+    assert code == 0
+
+
+def test_a_hostile_transcript_is_exit_2_with_its_line(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5][:-3]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(path), "--against", echo_url]) == 2
+    assert f"{path}:6:1: error: not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timing", ["slow", "x0", "x-1", "xinf", "xabc", "x"])
+def test_bad_timing_is_a_usage_error(timing: str) -> None:
+    with pytest.raises(UsageError, match="--timing expects"):
+        parse_timing(timing)
+
+
+def test_timings() -> None:
+    assert parse_timing("recorded") == Timing(1.0)
+    assert parse_timing("fast") == Timing(None)
+    assert parse_timing("x0.5") == Timing(0.5)
+
+
+def test_bad_timeout_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), "--against", "ws://127.0.0.1:9", "--timeout", "soon"]) == 2
+    assert "--timeout expects a duration" in capsys.readouterr().err
+
+
+def test_a_short_timeout_fails_a_silent_server(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [*handshake(), ev(0.01, "server", "text", data="never sent"), end(0.03)]
+    path = write(tmp_path / "silent.jsonl", records)
+    code = main(["replay", str(path), "--against", echo_url, "--timeout", "0.2"])
+    assert code == 1
+    assert "no event within 200ms" in capsys.readouterr().out
+
+
+def test_serve_plays_the_server_side_to_a_websockets_client(tmp_path: Path) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    command = [sys.executable, "-m", "wscenario", "replay", str(path), "--serve",
+               "--listen", "127.0.0.1:0", "--once", "--timing", "fast"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        url = first.split(" on ", 1)[1].strip()
+        assert url.endswith("/chat")
+        answers = []
+        with connect(url, compression=None) as ws:
+            for message in MESSAGES:
+                ws.send(message)
+                answers.append(ws.recv(timeout=5))
+            ws.close(4001, "bye")
+        rest = process.stdout.read()
+        assert process.wait(timeout=10) == 0, rest
+    assert answers == MESSAGES
+    assert "1 passed, 0 failed" in rest
+
+
+def test_against_and_serve_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", "t.jsonl", "--against", "ws://h", "--serve"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
