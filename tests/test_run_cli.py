@@ -260,22 +260,58 @@ def test_missing_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no such file or folder" in capsys.readouterr().err
 
 
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, list[int | None]]]:
+    """A websockets server that reads and never answers; yields its URL and the close codes."""
+    codes: list[int | None] = []
+
+    def listen(connection: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for _ in connection:
+                pass
+        codes.append(connection.close_code)
+
+    with serve(listen, "127.0.0.1", 0, compression=None) as server:
+        port = server.socket.getsockname()[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"ws://127.0.0.1:{port}/", codes
+        server.shutdown()
+        thread.join(5)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigterm_stops_the_run_cleanly(tmp_path: Path, echo_url: str) -> None:
-    steps = "  - connect: {}\n  - expect: open\n  - expect: {message: never, timeout: 30s}\n"
-    path = scenario(tmp_path, "waits", steps)
-    command = [sys.executable, "-m", "wscenario", "run", str(path), "--url", echo_url]
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_run_cleanly(
+    tmp_path: Path, silent_server: tuple[str, list[int | None]], signum: signal.Signals
+) -> None:
+    url, codes = silent_server
+    scenario(tmp_path, "a_quick", "  - connect: {}\n  - expect: open\n")
+    waits = "  - connect: {}\n  - expect: open\n  - expect: {message: never, timeout: 30s}\n"
+    scenario(tmp_path, "b_waits", waits)
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    command = [sys.executable, "-m", "wscenario", "run", str(tmp_path), "--url", url]
+    command += ["--junit", str(junit), "--report", str(report)]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as run:
         assert run.stdout is not None
-        while "expect open" not in run.stdout.readline():
-            assert run.poll() is None, "the run is still waiting"
-        run.send_signal(signal.SIGTERM)
+        opened = 0
+        while opened < 2:
+            line = run.stdout.readline()
+            assert line or run.poll() is None, "the run is still waiting"
+            opened += "expect open" in line
+        run.send_signal(signum)
         out, err = run.communicate(timeout=10)
     assert run.returncode == 130, (out, err)
     assert "Traceback" not in err
-    assert "interrupted: 1 of 1 scenarios did not finish\n0 passed, 0 failed" in out
+    assert "interrupted: 1 of 2 scenarios did not finish\n1 passed, 0 failed" in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert [case.get("name") for case in suite.iter("testcase")] == ["a_quick"]
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert [s["name"] for s in document["scenarios"]] == ["a_quick"]
+    assert codes == [1000, 1001]
 
 
 def test_timeout_option_shortens_every_wait(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import struct
 from pathlib import Path
 from typing import Any, Self
 
+import anyio
+import anyio.abc
 import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 import wscenario.engine.client
-from tests.engine.ws_peers import websockets_server
+from tests.engine.ws_peers import (
+    CloseWatcher,
+    raw_server,
+    read_head,
+    upgrade_response,
+    websockets_server,
+)
 from wscenario.core.diagnostics import Position
 from wscenario.core.model import (
     ClientSpec,
@@ -19,6 +28,7 @@ from wscenario.core.model import (
     Connect,
     EventMatcher,
     Expect,
+    Limits,
     Profile,
     Scenario,
     Send,
@@ -28,7 +38,7 @@ from wscenario.core.model import (
     TextPayload,
     Unordered,
 )
-from wscenario.engine.client import mentioned_events, run_client_scenario
+from wscenario.engine.client import ScenarioInterrupted, mentioned_events, run_client_scenario
 from wscenario.engine.ohos_driver import OhosDriver
 from wscenario.errors import UsageError
 
@@ -131,3 +141,96 @@ async def test_driver_failure_is_a_could_not_run_result(monkeypatch: pytest.Monk
     assert result.outcome == "error"
     assert result.session.error == "no file descriptors left"
     assert result.session.total_steps == 1
+
+
+class ClosedWatcher(CloseWatcher):
+    """Notes the close code and reason the server saw, and tells when it has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = anyio.Event()
+
+    async def __call__(self, ws: ServerConnection) -> None:
+        await super().__call__(ws)
+        self.closed.set()
+
+
+POLITE_CLOSE = {"ohos": (1000, "CLOSE_NORMAL"), "raw": (1000, "")}
+"""What each profile's cleanup writes in its close frame."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+@pytest.mark.parametrize("outcome", ["passed", "failed"])
+async def test_a_connection_left_open_is_closed_politely(profile: Profile, outcome: str) -> None:
+    watcher = ClosedWatcher()
+    steps: tuple[Step, ...] = (Connect(**at(1)), expect(2, "open"))
+    if outcome == "failed":
+        steps += (Expect(matcher=EventMatcher("message"), timeout=0.1, **at(3)),)
+    async with websockets_server(watcher) as port:
+        result = await run_client_scenario(client(port, *steps, profile=profile), env={})
+        with anyio.fail_after(2):
+            await watcher.closed.wait()
+    assert watcher.seen == [POLITE_CLOSE[profile]]
+    assert result.outcome == outcome
+    assert [e.name for e in result.session.events] == ["open"]
+
+
+async def read_client_close(stream: anyio.abc.ByteStream) -> tuple[int, bytes]:
+    """Read masked client frames until a close frame; its code and reason bytes."""
+    data = b""
+    while True:
+        while len(data) < 6 or len(data) < 6 + (data[1] & 0x7F):
+            data += await stream.receive()
+        length = data[1] & 0x7F
+        mask, payload = data[2:6], data[6 : 6 + length]
+        if data[0] & 0x0F == 0x8:
+            plain = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+            return struct.unpack("!H", plain[:2])[0], plain[2:]
+        data = data[6 + length :]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+async def test_a_silent_server_delays_the_end_by_the_close_timeout_at_most(
+    profile: Profile,
+) -> None:
+    closes: list[tuple[int, bytes]] = []
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        closes.append(await read_client_close(stream))
+        await anyio.sleep(30)
+
+    steps = (Connect(**at(1)), expect(2, "open"))
+    async with raw_server(silent) as port:
+        scenario = client(port, *steps, profile=profile, limits=Limits(close_timeout=0.3))
+        begin = anyio.current_time()
+        result = await run_client_scenario(scenario, env={})
+        elapsed = anyio.current_time() - begin
+    assert closes == [(1000, POLITE_CLOSE[profile][1].encode())]
+    assert 0.3 <= elapsed < 1.5
+    assert result.outcome == "passed"
+    assert [e.name for e in result.session.events] == ["open"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+async def test_a_stopped_scenario_closes_with_going_away(profile: Profile) -> None:
+    watcher = ClosedWatcher()
+    steps = (Connect(**at(1)), expect(2, "open"), expect(3, "message"))
+    stop = anyio.CancelScope()
+    opened: list[str] = []
+
+    def on_step(step: object) -> None:
+        opened.append("step")
+        if len(opened) == 2:
+            stop.cancel()
+
+    async with websockets_server(watcher) as port:
+        scenario = client(port, *steps, profile=profile)
+        with anyio.fail_after(5), pytest.raises(ScenarioInterrupted):
+            await run_client_scenario(scenario, env={}, on_step=on_step, stop=stop)
+        with anyio.fail_after(2):
+            await watcher.closed.wait()
+    assert watcher.seen == [(1001, "going away")]

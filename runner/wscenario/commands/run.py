@@ -2,7 +2,9 @@
 
 Scenarios run one at a time (live output, step by step) or ``--jobs N`` at a time (each
 scenario's output printed whole when it ends). ``--junit`` and ``--report`` files are written
-when the run ends. Exit code: 0 all passed, 1 any failed, 3 any could not run.
+when the run ends, also when Ctrl-C (SIGINT) or SIGTERM stops it: scenarios under way are cut
+short and their connections closed with 1001 (a second signal stops at once). Exit code: 0 all
+passed, 1 any failed, 3 any could not run, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_O
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.model import Scenario
 from wscenario.core.units import parse_duration
-from wscenario.engine.client import run_client_scenario
+from wscenario.engine.client import ScenarioInterrupted, run_client_scenario
 from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.console import (
     Style,
@@ -117,17 +119,20 @@ def _adjust(scenario: Scenario, *, url: str | None, timeout: float | None) -> Sc
 async def _run_all(
     scenarios: Sequence[Scenario], jobs: int, style: Style, out: TextIO, debug: bool
 ) -> tuple[list[ScenarioResult], bool]:
-    """Run every scenario, ``jobs`` at a time; ``True`` as second value if SIGTERM stopped it.
+    """Run every scenario, ``jobs`` at a time; ``True`` as second value if a signal stopped it.
 
     An unexpected error in one scenario makes it a could-not-run result (``debug``: raised).
     """
     results: dict[int, ScenarioResult] = {}
     limiter = anyio.CapacityLimiter(jobs)
     live = jobs == 1
-    terminated = False
+    running: set[anyio.CancelScope] = set()
+    stopping = False
 
     async def one(index: int, scenario: Scenario) -> None:
         async with limiter:
+            if stopping:
+                return
             if live:
                 write_lines(out, render_header(scenario.name, str(scenario.path), style))
 
@@ -135,8 +140,14 @@ async def _run_all(
                 if live:
                     write_lines(out, render_step(step, style))
 
+            stop = anyio.CancelScope()
+            running.add(stop)
             try:
-                result = await run_client_scenario(scenario, env=os.environ, on_step=on_step)
+                result = await run_client_scenario(
+                    scenario, env=os.environ, on_step=on_step, stop=stop
+                )
+            except ScenarioInterrupted:
+                return
             except Exception as exc:
                 if debug:
                     raise
@@ -144,22 +155,27 @@ async def _run_all(
                 result = not_run(
                     scenario.name, str(scenario.path), "client", error, len(scenario.steps)
                 )
+            finally:
+                running.discard(stop)
             results[index] = result
             write_lines(out, render_end(result, style) if live else render_scenario(result, style))
 
-    async def watch_sigterm(scope: anyio.CancelScope) -> None:
-        nonlocal terminated
-        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+    async def watch_signals(scope: anyio.CancelScope) -> None:
+        nonlocal stopping
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
-                terminated = True
-                scope.cancel()
-                return
+                if stopping:
+                    scope.cancel()
+                    return
+                stopping = True
+                for stop in running:
+                    stop.cancel()
 
     async with anyio.create_task_group() as group:
         if sys.platform != "win32":
-            group.start_soon(watch_sigterm, group.cancel_scope)
+            group.start_soon(watch_signals, group.cancel_scope)
         async with anyio.create_task_group() as runs:
             for index, scenario in enumerate(scenarios):
                 runs.start_soon(one, index, scenario)
         group.cancel_scope.cancel()
-    return [results[i] for i in sorted(results)], terminated
+    return [results[i] for i in sorted(results)], stopping

@@ -1,7 +1,9 @@
 """Run one client scenario: pick the driver for its profile, run its steps, collect results.
 
 ``profile: ohos`` drives the emulated ``@ohos.net.webSocket`` object, ``profile: raw`` the
-protocol-level client. The connection is closed when the steps end, whatever their outcome.
+protocol-level client. A connection still open when the steps end, whatever their outcome, is
+closed politely (ohos: ``close()`` with the device's defaults; raw: 1000); one cut short by a
+stop request is closed with 1001.
 
 Like an app, an ohos scenario listens to ``open``, ``message``, ``close`` and ``error``, and to
 ``dataEnd`` and ``headerReceive`` only where it mentions them (in an expectation or in
@@ -23,6 +25,13 @@ from wscenario.report.results import ScenarioResult
 
 OPTIONAL_LISTENERS = ("dataEnd", "headerReceive")
 """ohos events a scenario listens to only when it mentions them."""
+
+GOING_AWAY = (1001, "going away")
+"""The close code and reason of a connection whose run was stopped."""
+
+
+class ScenarioInterrupted(Exception):
+    """The scenario was stopped before its steps ended; its connection was closed with 1001."""
 
 
 def mentioned_events(scenario: Scenario) -> frozenset[str]:
@@ -55,14 +64,17 @@ async def run_client_scenario(
     variables: MutableMapping[str, JSON] | None = None,
     on_step: StepCallback | None = None,
     warn: Callable[[str], object] | None = None,
+    stop: anyio.CancelScope | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` against its server and return what happened.
 
     ``variables`` default to the scenario's ``vars``. Problems that keep the scenario from
     running (an unreadable certificate, say) come back as the result's ``error``, not raised.
+    Cancelling ``stop`` (a scope not yet entered) cuts the steps short.
 
     Raises:
         UsageError: ``scenario`` is a server scenario.
+        ScenarioInterrupted: ``stop`` was cancelled before the steps ended.
     """
     client = scenario.client
     if client is None:
@@ -76,11 +88,17 @@ async def run_client_scenario(
         clock=anyio.current_time,
         on_step=on_step,
     )
+    steps = anyio.CancelScope() if stop is None else stop
     try:
         async with driver:
-            await runner.run_steps()
+            with steps:
+                await runner.run_steps()
+            if steps.cancelled_caught:
+                await driver.hang_up(*GOING_AWAY)
     except (WScenarioError, OSError) as exc:
         runner.error = runner.error or str(exc)
+    if steps.cancelled_caught:
+        raise ScenarioInterrupted(scenario.name)
     return ScenarioResult(
         name=scenario.name,
         path=str(scenario.path),

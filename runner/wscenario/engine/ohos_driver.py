@@ -7,6 +7,10 @@ order the app would see them. Calls map to ``connect``/``send``/``close`` of the
 a rejected call becomes the ``CallError`` the device reports. Server-only steps raise
 ``ServerOnlyStep``.
 
+Leaving the ``async with`` block does what an app's cleanup does: a connection still open is
+closed with the device's defaults (``hang_up``), the driver waits up to ``Limits.close_timeout``
+for the server's answer, then TCP is closed. Events of that cleanup are not reported.
+
 ::
 
     async with OhosDriver(api=scenario.client.api, limits=scenario.limits) as driver:
@@ -26,6 +30,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import CLIENT_EVENTS_OHOS, ConnectOptions, Limits, RawFrame
 from wscenario.ohos import OhosError, Pending, WebSocket
+
+ENDING_EVENTS = frozenset({"close", "error"})
+"""Events after which an open session has nothing more to say."""
 
 
 class ServerOnlyStep(AssertionError):
@@ -71,7 +78,11 @@ class OhosDriver:
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.websocket = WebSocket(api=api, internet_permission=internet_permission, limits=limits)
+        self.limits = limits or Limits()
         self._clock = clock
+        self._ended = anyio.Event()
+        """Set while no session is open; a fresh one at each ``open``."""
+        self._ended.set()
         self._started = 0.0
         self._events_in: MemoryObjectSendStream[Event]
         self._events: MemoryObjectReceiveStream[Event]
@@ -91,6 +102,8 @@ class OhosDriver:
         tb: TracebackType | None,
     ) -> bool | None:
         try:
+            if exc is None:
+                await self.hang_up()
             return await self.websocket.__aexit__(exc_type, exc, tb)
         finally:
             self._events_in.close()
@@ -100,8 +113,23 @@ class OhosDriver:
         def record(*args: object) -> None:
             value: EventValue = args[-1] if args else None  # type: ignore[assignment]
             self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+            if name == "open":
+                self._ended = anyio.Event()
+            elif name in ENDING_EVENTS:
+                self._ended.set()
 
         return record
+
+    async def hang_up(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection as an app's cleanup would, if one is open.
+
+        ``close({code, reason})`` (``None``: the device's defaults, 1000 ``CLOSE_NORMAL``),
+        then wait up to ``Limits.close_timeout`` for the session to end (its ``close`` or
+        ``error`` event), also when an earlier ``close`` is still waiting for the answer.
+        """
+        await self.close(code, reason)  # refused when there is nothing (more) to close
+        with anyio.move_on_after(self.limits.close_timeout):
+            await self._ended.wait()
 
     # -------------------------------------------------------------------------------- calls
 

@@ -130,16 +130,11 @@ class RawClientDriver:
         traceback: TracebackType | None,
     ) -> bool | None:
         assert self._tasks is not None
-        connection = self._connection
         with anyio.CancelScope(shield=True):
-            if exc is None and connection is not None and self._state == "open":
-                if not connection.close_sent:
-                    with contextlib.suppress(ConnectionClosed):
-                        await connection.send(SendClose(1000))
-                with anyio.move_on_after(self.limits.close_timeout):
-                    await self._reader_done.wait()
-            if connection is not None:
-                await connection.abort()
+            if exc is None:
+                await self.hang_up()
+            if self._connection is not None:
+                await self._connection.abort()
         self._events_in.close()
         self._events.close()
         self._tasks.cancel_scope.cancel()
@@ -149,6 +144,22 @@ class RawClientDriver:
     def state(self) -> State:
         """``idle``, ``connecting``, ``open`` or ``ended``."""
         return self._state
+
+    async def hang_up(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close an open connection with ``code`` and ``reason`` (default 1000, ``""``).
+
+        Waits up to ``Limits.close_timeout`` in all for the server's close frame and TCP close,
+        also when an earlier close frame is still waiting for its answer. Nothing happens when
+        no connection is open.
+        """
+        connection = self._connection
+        if connection is None or self._state != "open":
+            return
+        with anyio.move_on_after(self.limits.close_timeout):
+            if not connection.close_sent:
+                with contextlib.suppress(ConnectionClosed):
+                    await connection.send(SendClose(1000 if code is None else code, reason or ""))
+            await self._reader_done.wait()
 
     # -------------------------------------------------------------------------- calls
 
