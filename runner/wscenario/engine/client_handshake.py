@@ -45,6 +45,7 @@ from wscenario.engine.http_head import (
     header_values,
     read_head,
 )
+from wscenario.engine.transcript_tap import client_tap
 
 MAX_REJECT_BODY = 1024 * 1024
 """How much of a non-101 response body a client keeps."""
@@ -111,6 +112,28 @@ async def connect(
         HandshakeError: with a ``HandshakeFailed`` saying why (refused, dns, tls, timeout,
             status, accept, protocol, invalid, too-large).
     """
+    tap = client_tap(request.url, request.tls)  # None unless a recording is active
+    try:
+        connection, done = await _connect(request, limits, stream_factory, auto_pong)
+    except HandshakeError as exc:
+        if tap is not None:
+            tap.handshake_failed(exc.failed)
+        raise
+    except BaseException:
+        if tap is not None:
+            tap.close("interrupted")
+        raise
+    if tap is not None:
+        tap.attach(connection, done)
+    return connection, done
+
+
+async def _connect(
+    request: ConnectRequest,
+    limits: Limits,
+    stream_factory: ByteStreamFactory | None,
+    auto_pong: bool,
+) -> tuple[WebSocketConnection, HandshakeDone]:
     target = _target(request.url)
     deadline = min(request.handshake_timeout, limits.handshake_timeout)
     stream, ends_at = await _open(request, target, deadline, stream_factory)

@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 import h11
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute
 
 from wscenario.core.model import Limits
 from wscenario.core.wire import HandshakeDone
@@ -30,6 +31,7 @@ from wscenario.engine.http_head import (
     header_values,
     read_head,
 )
+from wscenario.engine.transcript_tap import recording_active, server_tap
 
 REFUSAL_WRITE_TIMEOUT = 1.0
 """How long a server's refusal may take to write before the connection is dropped anyway."""
@@ -78,6 +80,42 @@ class _Refusal(Exception):
 
 
 async def accept(
+    stream: anyio.abc.ByteStream,
+    limits: Limits,
+    decide: Decide,
+    *,
+    auto_pong: bool = False,
+) -> tuple[WebSocketConnection, HandshakeDone] | None:
+    """Server side: read the opening request, let ``decide`` answer it, return the connection.
+
+    See ``_accept``; while a recording is active (``engine.transcript_tap``), an accepted or
+    refused connection also gets a transcript.
+    """
+    if not recording_active():
+        return await _accept(stream, limits, decide, auto_pong=auto_pong)
+    decided: list[tuple[HandshakeRequest, Accept | Reject]] = []
+
+    async def deciding(request: HandshakeRequest) -> Accept | Reject:
+        decision = await decide(request)
+        decided.append((request, decision))
+        return decision
+
+    local = stream_address(stream, SocketAttribute.local_address)
+    secure = stream.extra(TLSAttribute.ssl_object, None) is not None
+    accepted = await _accept(stream, limits, deciding, auto_pong=auto_pong)
+    if decided:
+        request, decision = decided[0]
+        tap = server_tap(local, request.path, secure=secure)
+        if tap is not None and accepted is not None:
+            tap.attach(*accepted)
+        elif tap is not None and isinstance(decision, Reject):
+            tap.refused(
+                request.path, request.headers, decision.status, decision.headers, decision.body
+            )
+    return accepted
+
+
+async def _accept(
     stream: anyio.abc.ByteStream,
     limits: Limits,
     decide: Decide,
