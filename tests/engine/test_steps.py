@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from websockets.asyncio.server import ServerConnection
 
 from tests.engine.fake_driver import ScriptedDriver, echo
+from tests.engine.ws_peers import LIMITS, websockets_server
 from wscenario.core.diagnostics import Position
 from wscenario.core.events import CallError, Event
 from wscenario.core.model import (
@@ -40,6 +43,7 @@ from wscenario.core.model import (
     TextPayload,
     Unordered,
 )
+from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.steps import StepRunner, run_steps
 from wscenario.errors import CannotRun
 from wscenario.report.results import SessionResult, StepResult
@@ -559,6 +563,29 @@ async def test_json_expected_but_not_json_received_has_no_diff(received: str | b
     result, _ = await run(scenario(step), driver)
     failure = result.steps[0].failure
     assert failure is not None
+    assert failure.diff == ()
+
+
+@pytest.mark.anyio
+async def test_json_nested_too_deeply_to_read_is_a_clear_failure() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+
+    async def send_deep(ws: ServerConnection) -> None:
+        await ws.send(deep)
+        await ws.wait_closed()
+
+    sc = scenario(
+        Connect(**at(1)),
+        Expect(matcher=EventMatcher("open"), **at(2)),
+        Expect(matcher=EventMatcher("message", JsonMatcher({"a": 1})), **at(3)),
+    )
+    async with websockets_server(send_deep) as port, RawClientDriver(LIMITS) as driver:
+        sc = replace(sc, client=ClientSpec(url=f"ws://127.0.0.1:{port}/"))
+        result, _ = await run(sc, driver)
+    failure = result.steps[-1].failure
+    assert failure is not None
+    assert failure.message.startswith("expected JSON, got JSON that cannot be read")
+    assert "recursion" in failure.message
     assert failure.diff == ()
 
 

@@ -519,7 +519,7 @@ class StepRunner:
                 return ()
             try:
                 received: JSON = json.loads(event.value)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
                 return ()
         elif matcher.payload is None and isinstance(matcher.fields, dict):
             expected = matcher.fields
