@@ -581,7 +581,7 @@ async def test_json_nested_too_deeply_to_read_is_a_clear_failure() -> None:
     )
     async with websockets_server(send_deep) as port, RawClientDriver(LIMITS) as driver:
         sc = replace(sc, client=ClientSpec(url=f"ws://127.0.0.1:{port}/"))
-        result, _ = await run(sc, driver)
+        result = await run_steps(sc, driver, variables={}, env={})
     failure = result.steps[-1].failure
     assert failure is not None
     assert failure.message.startswith("expected JSON, got JSON that cannot be read")
