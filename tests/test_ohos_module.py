@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from tests.engine.test_client import read_client_close
+from tests.engine.ws_peers import raw_server, read_head, upgrade_response
 from wscenario.ohos import ListenerArgumentError, OhosError, WebSocket, create_websocket
 
 pytestmark = pytest.mark.anyio
@@ -328,13 +331,6 @@ async def test_reconnect_from_the_close_listener_after_a_server_close() -> None:
         (struct.pack("!H", 4000) + b"bye", {"code": 4000, "reason": "bye"}),
         (struct.pack("!H", 1011), {"code": 1011, "reason": "The link is down"}),
         (b"", {"code": 1000, "reason": "The link is down"}),
-        pytest.param(
-            struct.pack("!H", 2000) + b"odd",
-            {"code": 1002, "reason": "odd"},
-            marks=pytest.mark.xfail(
-                reason="the engine's frame parser refuses reserved close codes as a protocol error"
-            ),
-        ),
     ],
 )
 async def test_server_close_is_echoed_and_reported(
@@ -362,6 +358,26 @@ async def test_server_close_is_echoed_and_reported(
         await anyio.sleep(0.2)
     code = struct.unpack("!H", payload[:2])[0] if payload else 1005
     assert echoed == [(code, payload[2:].decode())]
+
+
+async def test_server_close_with_a_reserved_code_is_reported_as_1002() -> None:
+    """websockets refuses to send 2000 or read it back, so a hand-built server sends it."""
+    echoed: list[tuple[int, bytes]] = []
+
+    async def closing(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        await stream.send(frame(0x8, struct.pack("!H", 2000) + b"odd"))
+        echoed.append(await read_client_close(stream))
+
+    async with raw_server(closing) as port, create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(f"ws://127.0.0.1:{port}/")
+        assert await seen.until("close") == [
+            ("open", {"status": 101, "message": "Switching Protocols"}),
+            ("close", {"code": 1002, "reason": "odd"}),
+        ]
+        assert await seen.quiet(0.2) == []
+    assert echoed == [(2000, b"odd")]
 
 
 # ----------------------------------------------------------------------------- link down
