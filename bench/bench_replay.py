@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from wscenario.core.transcript import End, Header, empty_counts, encode_end, encode_header
+
 ECHO_SERVER = r"""
 import asyncio, json, sys, time
 import websockets
@@ -71,10 +73,9 @@ def echo_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
 
 def write_transcript(path: Path, pairs: int, gap: float) -> None:
     """``pairs`` client messages ``gap`` seconds apart, each echoed by the server."""
-    header = {"wscenario_transcript": 1, "url": "ws://127.0.0.1:1/bench", "side": "proxy",
-              "started": "2026-11-25T16:00:00+00:00", "tls": "none"}  # fmt: skip
+    header = Header("bench", "ws://127.0.0.1:1/bench", "proxy", "2026-11-25T16:00:00+00:00")
     with path.open("w", encoding="utf-8") as out:
-        out.write(json.dumps(header) + "\n")
+        out.write(encode_header(header).decode())
         out.write('{"t":0.001,"from":"client","type":"request","target":"/bench","headers":[]}\n')
         out.write(
             '{"t":0.002,"from":"server","type":"response","status":101,'
@@ -96,7 +97,10 @@ def write_transcript(path: Path, pairs: int, gap: float) -> None:
         out.write(
             f'{{"t":{t + 0.011:.6f},"from":"server","type":"close","code":1000,"reason":""}}\n'
         )
-        out.write(f'{{"t":{t + 0.012:.6f},"type":"end","status":"complete","counts":{{}}}}\n')
+        counts = empty_counts()
+        for role in counts.values():
+            role.update(text=(pairs + 1) // 2, binary=pairs // 2, close=1)
+        out.write(encode_end(End(t + 0.012, "complete", counts)).decode())
 
 
 def replay(path: Path, url: str, timing: str) -> tuple[int, int, float]:

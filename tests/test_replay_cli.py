@@ -72,7 +72,7 @@ def test_a_hostile_transcript_is_exit_2_with_its_line(
     lines[5] = lines[5][:-3]
     path.write_text("\n".join(lines) + "\n")
     assert main(["replay", str(path), "--against", echo_url]) == 2
-    assert f"{path}:6:1: error: not JSON" in capsys.readouterr().err
+    assert f"{path}:6:1: error: not valid JSON" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("timing", ["slow", "x0", "x-1", "xinf", "xabc", "x"])

@@ -17,6 +17,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.engine.ws_peers import websockets_server
+from wscenario.core.transcript import Header, empty_counts, encode_header
 from wscenario.engine import replay as replay_module
 from wscenario.engine.replay import (
     ReplayOptions,
@@ -30,8 +31,11 @@ from wscenario.engine.replay import (
 from wscenario.errors import ScenarioLoadError
 from wscenario.report.results import ScenarioResult
 
-HEADER = {"wscenario_transcript": 1, "url": "ws://10.255.255.1:9/chat", "side": "proxy",
-          "started": "2026-11-25T16:00:00+00:00", "tls": "none"}  # fmt: skip
+HEADER: dict[str, Any] = json.loads(
+    encode_header(
+        Header("wscenario 0.1.0", "ws://10.255.255.1:9/chat", "proxy", "2026-11-25T16:00:00+00:00")
+    )
+)
 FAST = ReplayOptions(timing=Timing(None), expect_timeout=2.0)
 
 
@@ -53,7 +57,7 @@ def handshake(
 
 
 def end(t: float) -> dict[str, Any]:
-    return {"t": t, "type": "end", "status": "complete", "counts": {}}
+    return {"t": t, "type": "end", "status": "complete", "counts": empty_counts()}
 
 
 def write(path: Path, records: list[dict[str, Any]], header: dict[str, Any] = HEADER) -> Path:
@@ -201,12 +205,12 @@ async def test_recorded_headers_are_sent_with_secrets_restored(tmp_path: Path) -
     headers = [
         ["Host", "old:1"],
         ["Authorization", "<redacted:authorization:8d1e44c0>"],
-        ["Cookie", "<redacted:cookie:aa>"],
+        ["Cookie", "<redacted:cookie:aaaaaaaa>"],
         ["Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA=="],
         ["X-Trace", "t-1"],
     ]
     path = write(
-        tmp_path / "h.jsonl", [*handshake("/h?token=<redacted:token:1f>", headers), end(0.01)]
+        tmp_path / "h.jsonl", [*handshake("/h?token=<redacted:token:1f0c2a9b>", headers), end(0.01)]
     )
     recorder = Recorder()
     warnings: list[str] = []
@@ -216,7 +220,7 @@ async def test_recorded_headers_are_sent_with_secrets_restored(tmp_path: Path) -
     assert result.outcome == "passed"
     assert recorder.path == "/h?token=tk"
     assert recorder.headers["authorization"] == "Bearer s3"
-    assert recorder.headers["cookie"] == "<redacted:cookie:aa>"
+    assert recorder.headers["cookie"] == "<redacted:cookie:aaaaaaaa>"
     assert recorder.headers["x-trace"] == "t-1"
     assert recorder.headers["host"] != "old:1"
     assert recorder.headers["sec-websocket-key"] != "AAAAAAAAAAAAAAAAAAAAAA=="
@@ -371,39 +375,34 @@ def bad_line(tmp_path: Path, text: str) -> str:
 GOOD_START = json.dumps(HEADER) + "\n" + "\n".join(json.dumps(r) for r in handshake()) + "\n"
 
 
+END_LINE = json.dumps(end(1)) + "\n"
+
+
+def mid(line: str) -> str:
+    """A transcript with ``line`` as its fourth line, followed by an end record."""
+    return GOOD_START + line + "\n" + END_LINE
+
+
 @pytest.mark.parametrize(
     ("text", "where", "message"),
     [
-        (
-            GOOD_START + '{"t": 0.1, "from": "client", "type": "text"\n' + json.dumps(end(1)),
-            ":4:1:",
-            "not JSON",
-        ),
+        (mid('{"t": 0.1, "from": "client", "type": "text"'), ":4:1:", "not valid JSON"),
         (
             '{"wscenario_transcript": 9, "url": "ws://x/"}\n',
             ":1:1:",
             "unknown transcript version 9",
         ),
-        ('{"url": "ws://x/"}\n', ":1:1:", "not a transcript header"),
-        (
-            GOOD_START + json.dumps(ev(0.1, "client", "text", data=5)) + "\n",
-            ":4:1:",
-            "'data' must be",
-        ),
-        (
-            GOOD_START + json.dumps(ev(0.1, "server", "binary", data="***")) + "\n",
-            ":4:1:",
-            "base64",
-        ),
-        (GOOD_START + json.dumps(ev(-1, "client", "text", data="")) + "\n", ":4:1:", "'t' must be"),
-        (
-            GOOD_START + json.dumps(ev(1e300, "client", "text", data="")) + "\n",
-            ":4:1:",
-            "'t' must be",
-        ),
-        (GOOD_START + "\xff\n", ":4:1:", "not JSON"),
-        ("", ":1:1:", "empty file"),
-        (json.dumps(HEADER) + "\n" + json.dumps(end(0)) + "\n", ":1:1:", "no opening handshake"),
+        ('{"url": "ws://x/"}\n' + END_LINE, ":1:1:", "t must be a number"),
+        (mid(json.dumps(ev(0.1, "client", "text", data=5))), ":4:1:", "data must be a string"),
+        (mid(json.dumps(ev(0.1, "server", "binary", data="***"))), ":4:1:", "base64"),
+        (mid(json.dumps(ev(0.1, "server", "pong", data=b64(b"x"), extra=1))), ":4:1:", "extra"),
+        (mid(json.dumps(ev(-1, "client", "text", data=""))), ":4:1:", "0 or more"),
+        (mid(json.dumps(ev(1e300, "client", "text", data=""))), ":4:1:", "more than a year"),
+        (mid(json.dumps(ev(0.0001, "client", "text", data=""))), ":4:1:", "goes backwards"),
+        (mid("\xff"), ":4:1:", "not valid JSON"),
+        (GOOD_START + END_LINE + END_LINE, ":5:1:", "after the end record"),
+        ("", ":1:1:", "empty transcript"),
+        (json.dumps(HEADER) + "\n" + END_LINE, ":1:1:", "no opening handshake"),
     ],
 )
 def test_hostile_transcripts_are_errors_with_their_line(
@@ -419,15 +418,15 @@ def test_an_enormous_line_is_refused_without_reading_it_whole(
 ) -> None:
     monkeypatch.setattr(replay_module, "MAX_LINE", 1024 * 1024)
     huge = json.dumps(ev(0.1, "client", "text", data="x" * (3 * 1024 * 1024)))
-    shown = bad_line(tmp_path, GOOD_START + huge + "\n")
+    shown = bad_line(tmp_path, mid(huge))
     assert ":4:1:" in shown
-    assert "line longer than 1 MiB" in shown
+    assert "line longer than 1048576 bytes" in shown
 
 
 def test_invalid_utf8_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "latin.jsonl"
-    path.write_bytes(GOOD_START.encode() + b'{"t": 0.1, "data": "\xff"}\n')
-    with pytest.raises(ScenarioLoadError, match=":4:1: error: not"):
+    path.write_bytes(mid("").encode().replace(b"\n\n", b'\n{"t": 0.1, "data": "\xff"}\n'))
+    with pytest.raises(ScenarioLoadError, match=":4:1: error: not valid"):
         check_transcript(path, warn=lambda _: None)
 
 
@@ -438,18 +437,21 @@ def test_a_torn_last_line_and_a_missing_end_are_warnings(tmp_path: Path) -> None
     info = check_transcript(path, warn=warnings.append)
     assert info.path == "/chat"
     assert info.events == 2
-    assert warnings == [f"wscenario: warning: {path}:4: torn last line skipped\n"]
+    assert warnings == [
+        f"wscenario: warning: {path}: line 4: the last line is torn and was skipped\n",
+        f"wscenario: warning: {path}: the transcript is incomplete: it has no end record\n",
+    ]
     path.write_text(GOOD_START, encoding="utf-8")
     warnings.clear()
     check_transcript(path, warn=warnings.append)
     assert warnings == [
-        f"wscenario: warning: {path}: no end record, the transcript is incomplete\n"
+        f"wscenario: warning: {path}: the transcript is incomplete: it has no end record\n"
     ]
 
 
-def test_records_after_the_end_are_not_read_and_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "after.jsonl"
-    path.write_text(GOOD_START + json.dumps(end(1)) + "\nnot json\n", encoding="utf-8")
+def test_records_come_with_their_line_and_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl"
+    path.write_text(GOOD_START + END_LINE, encoding="utf-8")
     assert [n for n, _ in read_records(path, warn=lambda _: None)] == [1, 2, 3, 4]
     with pytest.raises(ScenarioLoadError, match="cannot read"):
         list(read_records(tmp_path / "missing.jsonl", warn=lambda _: None))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wscenario.cli import EXIT_OK
 from wscenario.core.convert import convert, render_yaml
+from wscenario.core.transcript import Header
 from wscenario.engine.replay import read_records
 from wscenario.errors import UsageError
 from wscenario.report.output_file import write_atomic
@@ -28,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{output} exists; add --force to overwrite it")
     records = read_records(path, warn=sys.stderr.write)
     _, header = next(records)
+    assert isinstance(header, Header)  # the reader checks that the first line is one
     name = path.name.removesuffix(path.suffix) if path.suffix in SUFFIXES else path.name
     converted = convert(
         header,
-        (record for _, record in records),
+        (record for _, record in records if not isinstance(record, Header)),
         side=args.side,
         name=name,
         loose=args.loose,

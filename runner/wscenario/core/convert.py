@@ -21,7 +21,6 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -35,19 +34,14 @@ import yaml
 from wscenario.core import model
 from wscenario.core.diagnostics import Position
 from wscenario.core.model import JSON, Side
+from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
+from wscenario.core.transcript import End, Header, TranscriptEvent
 
-TRANSCRIPT_VERSION = 1
 SCHEMA_URL = (
     "https://raw.githubusercontent.com/wscenario/wscenario/main/schemas/scenario.schema.json"
 )
 MIN_SLEEP = 0.05
 """Gaps shorter than this (seconds) are not written as ``sleep`` steps."""
-
-MAX_DELAY = 7 * 24 * 3600.0
-"""A record time beyond this many seconds is taken as a broken transcript."""
-
-PLACEHOLDER = re.compile(r"<redacted:([^:<>\s]+):([0-9A-Za-z]+)>")
-"""A redaction placeholder: the name of what matched, and a short HMAC."""
 
 SKIPPED_HEADERS = frozenset(
     {
@@ -64,10 +58,6 @@ SKIPPED_HEADERS = frozenset(
 )
 """Request headers a client library writes itself (plus every ``sec-websocket-*``)."""
 
-ROLES = ("client", "server")
-EVENT_TYPES = frozenset(
-    {"request", "response", "text", "binary", "ping", "pong", "close", "disconnect", "error"}
-)
 VARIABLE_PREFIX = "text"
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -91,123 +81,7 @@ _WILDCARDS: dict[str, JSON] = {
 Kind = Literal["uuid", "timestamp", "hex token", "token", "epoch time", "counter"]
 
 
-class RecordError(ValueError):
-    """A transcript record has the wrong shape; the message says what is wrong."""
-
-
-# ------------------------------------------------------------------------------ records
-
-
-def check_header(record: object) -> Mapping[str, Any]:
-    """The header record, checked: a version-1 transcript header with a url.
-
-    Raises:
-        RecordError: not a header, an unknown version, or a wrong type.
-    """
-    if not isinstance(record, dict) or "wscenario_transcript" not in record:
-        raise RecordError("the first line is not a transcript header (wscenario_transcript)")
-    version = record["wscenario_transcript"]
-    if version != TRANSCRIPT_VERSION or isinstance(version, bool):
-        raise RecordError(
-            f"unknown transcript version {version!r} (this wscenario reads version 1)"
-        )
-    _field(record, "url", str)
-    return record
-
-
-def check_record(record: object) -> Mapping[str, Any]:
-    """An event or end record, checked field by field.
-
-    Raises:
-        RecordError: a missing or mistyped field, invalid base64, a bad time.
-    """
-    if not isinstance(record, dict):
-        raise RecordError("a record is a JSON object")
-    kind = _field(record, "type", str)
-    t = record.get("t")
-    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t <= MAX_DELAY:
-        raise RecordError(f"'t' must be seconds between 0 and {MAX_DELAY:g}, got {t!r}")
-    if kind == "end":
-        return record
-    if kind not in EVENT_TYPES:
-        raise RecordError(f"unknown record type {kind!r}")
-    if kind != "error" and record.get("from") not in ROLES:
-        raise RecordError(f"'from' must be 'client' or 'server', got {record.get('from')!r}")
-    if kind == "request":
-        _field(record, "target", str)
-        _headers(record)
-    elif kind == "response":
-        _field(record, "status", int)
-        _headers(record)
-    elif kind == "text":
-        _field(record, "data", str)
-    elif kind in ("binary", "ping", "pong"):
-        record_bytes(record)
-    elif kind == "close":
-        code = record.get("code")
-        if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
-            raise RecordError(f"'code' must be an integer or null, got {code!r}")
-        _field(record, "reason", str)
-    return record
-
-
-def record_bytes(record: Mapping[str, Any]) -> bytes:
-    """The decoded ``data`` of a binary, ping or pong record.
-
-    Raises:
-        RecordError: ``data`` is not a string of valid base64.
-    """
-    data = _field(record, "data", str)
-    try:
-        return binascii.a2b_base64(data, strict_mode=True)
-    except binascii.Error as exc:
-        raise RecordError(f"'data' is not valid base64: {str(exc).lower()}") from None
-
-
-def _field(record: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = record.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise RecordError(f"'{name}' must be a {kind.__name__}, got {value!r}")
-    return value
-
-
-def _headers(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    headers = record.get("headers")
-    if not isinstance(headers, list) or not all(
-        isinstance(pair, list)
-        and len(pair) == 2
-        and isinstance(pair[0], str)
-        and isinstance(pair[1], str)
-        for pair in headers
-    ):
-        raise RecordError("'headers' must be a list of [name, value] strings")
-    return [(name, value) for name, value in headers]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 # ------------------------------------------------------------------------------ secrets
-
-
-def secret_variable(name: str) -> str:
-    """The environment variable a placeholder's secret comes from: ``WSCENARIO_SECRET_<NAME>``."""
-    return "WSCENARIO_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
-
-
-def restore_secrets(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """``text`` with every placeholder whose variable is set put back; the missing variables."""
-    missing: list[str] = []
-
-    def put_back(found: re.Match[str]) -> str:
-        variable = secret_variable(found[1])
-        if variable in env:
-            return env[variable]
-        missing.append(variable)
-        return found[0]
-
-    return PLACEHOLDER.sub(put_back, text), missing
 
 
 def _templated_secrets(text: str) -> str:
@@ -311,6 +185,10 @@ class VolatileFinder:
         return found
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
@@ -373,13 +251,14 @@ class StepMaker:
     _variables: int = 0
     _one_variable: bool = False
 
-    def steps(self, record: Mapping[str, Any]) -> list[MadeStep]:
-        """The steps one checked record (``check_record``) becomes, often none or one."""
-        kind: str = record["type"]
-        if kind in ("end", "error"):
+    def steps(self, event: TranscriptEvent | End) -> list[MadeStep]:
+        """The steps one record becomes, often none or one."""
+        if isinstance(event, End) or event.type == "error":
             return []
-        ours = record["from"] == self.side
-        t = float(record["t"])
+        record = _flat(event)
+        kind = event.type
+        ours = event.from_ == self.side
+        t = event.t
         if kind == "request":
             return self._request(record, t) if ours else [self._expect_connect(record, t)]
         if kind == "response":
@@ -399,7 +278,7 @@ class StepMaker:
     def _request(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
         if self.url is None:
             return [MadeStep({"connect": {}}, t, call=True)]
-        headers, protocol = request_headers(_headers(record))
+        headers, protocol = request_headers(record["headers"])
         options: dict[str, JSON] = {"header": {k: self._secret(v) for k, v in headers.items()}}
         if protocol is not None:
             options["protocol"] = protocol
@@ -494,8 +373,9 @@ class StepMaker:
             return text
         if self.env is None:
             return _templated_secrets(text)
-        restored, missing = restore_secrets(text, self.env)
-        self.missing.update(missing)
+        missing: set[str] = set()
+        restored = restore(text, self.env, missing)
+        self.missing.update(secret_variable(name) for name in missing)
         return restored
 
     def _verbatim(self, text: str) -> tuple[str, dict[str, str]]:
@@ -518,6 +398,15 @@ def _only_secrets(text: str) -> bool:
     """Whether every ``{{`` in ``text`` opens a secret template made from a placeholder."""
     rest = re.sub(r"\{\{ env\.WSCENARIO_SECRET_[A-Z0-9_]+ \}\}", "", text)
     return "{{" not in rest
+
+
+def _flat(event: TranscriptEvent) -> dict[str, Any]:
+    """An event as its JSON line has it (binary data in base64)."""
+    flat: dict[str, Any] = {"t": event.t, "from": event.from_, "type": event.type}
+    flat.update(event.fields)
+    if isinstance(flat.get("data"), bytes):
+        flat["data"] = base64.b64encode(flat["data"]).decode("ascii")
+    return flat
 
 
 def _json_of(text: str) -> JSON:
@@ -614,15 +503,15 @@ class Converted:
 
 
 def convert(
-    header: Mapping[str, Any],
-    records: Iterable[Mapping[str, Any]],
+    header: Header,
+    records: Iterable[TranscriptEvent | End],
     *,
     side: Side,
     name: str,
     loose: bool = False,
     profile: model.Profile = "raw",
 ) -> Converted:
-    """The scenario that plays ``side`` of a transcript (checked header and records).
+    """The scenario that plays ``side`` of a transcript (its header and later records).
 
     Gaps of at least ``MIN_SLEEP`` before this side's calls become ``sleep`` steps (rounded to
     10 ms). A client scenario connects to the header's url with the recorded headers.
@@ -634,11 +523,11 @@ def convert(
     section: dict[str, JSON] = {}
     previous = 0.0
     for record in records:
-        if record["type"] == "request":
-            section = _section(header, record, side, profile)
-        elif record["type"] == "response" and side == "server":
-            protocol = selected_protocol(_headers(record))
-            if protocol is not None:
+        if isinstance(record, TranscriptEvent) and record.type == "request":
+            section = _section(header.url, record.fields, side, profile)
+        elif isinstance(record, TranscriptEvent) and record.type == "response" and section:
+            protocol = selected_protocol(record.fields["headers"])
+            if protocol is not None and side == "server":
                 section["handshake"] = {"protocol": protocol}
         for made in maker.steps(record):
             gap = made.t - previous
@@ -651,9 +540,9 @@ def convert(
             if made.data:
                 steps.append(made.data)
     if not section:
-        section = _section(header, {"target": "/", "headers": []}, side, profile)
+        section = _section(header.url, {"target": "/", "headers": ()}, side, profile)
     data: dict[str, JSON] = {"wscenario": 1, "name": name}
-    data["description"] = f"Converted from a transcript of {header['url']}"
+    data["description"] = f"Converted from a transcript of {header.url}"
     if variables:
         data["vars"] = variables
     data[side] = section
@@ -662,7 +551,7 @@ def convert(
 
 
 def _section(
-    header: Mapping[str, Any], request: Mapping[str, Any], side: Side, profile: str
+    recorded_url: str, request: Mapping[str, Any], side: Side, profile: str
 ) -> dict[str, JSON]:
     if side == "client":
         headers, protocol = request_headers(request["headers"])
@@ -671,7 +560,7 @@ def _section(
             options["header"] = {k: _templated_secrets(v) for k, v in headers.items()}
         if protocol is not None:
             options["protocol"] = protocol
-        recorded = urlsplit(header["url"])
+        recorded = urlsplit(recorded_url)
         base = urlunsplit((recorded.scheme, recorded.netloc, "", "", ""))
         url = _templated_secrets(target_url(base, request["target"]))
         client: dict[str, JSON] = {"url": url, "profile": profile}

@@ -16,24 +16,16 @@ any connection is made, so a broken file is an error (exit 2) rather than half a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from wscenario.core.convert import (
-    RecordError,
-    StepMaker,
-    check_header,
-    check_record,
-    selected_protocol,
-    to_model,
-)
+from wscenario.core.convert import StepMaker, selected_protocol, to_model
 from wscenario.core.diagnostics import Diagnostic, Position
 from wscenario.core.model import (
     ClientSpec,
@@ -44,14 +36,16 @@ from wscenario.core.model import (
     ServerSpec,
     Side,
 )
+from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
 from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.server import FakeServer, Route, bound_port, open_listener
 from wscenario.engine.server_driver import ServerDriver
 from wscenario.engine.steps import StepCallback, StepRunner
+from wscenario.engine.transcript_io import open_transcript
 from wscenario.errors import ScenarioLoadError, WScenarioError
 from wscenario.report.results import ScenarioResult, SessionResult, StepResult
 
-MAX_LINE = 64 * 1024 * 1024
+MAX_LINE = DEFAULT_MAX_LINE_LENGTH
 """The longest transcript line read (bytes); a longer one is an error, not a memory spike."""
 
 PRECISION = 0.002
@@ -96,50 +90,19 @@ class TranscriptInfo:
 # ---------------------------------------------------------------------------- reading
 
 
-def _bad(path: Path, lineno: int, message: str) -> ScenarioLoadError:
-    return ScenarioLoadError([Diagnostic(Position(str(path), lineno, 1), message)])
+def read_records(path: Path, *, warn: Warn) -> Iterator[tuple[int, Record]]:
+    """The transcript's records with their line numbers, the header first.
 
-
-def read_records(path: Path, *, warn: Warn) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """The transcript's checked records with their line numbers, the header first.
-
-    A torn last line (no newline, not JSON) is skipped with a warning; lines after the end
-    record are ignored.
+    What the reader skipped or found missing (a torn last line, no end record) is warned
+    about once the file has been read.
 
     Raises:
         ScenarioLoadError: the file cannot be read, or a line is not a valid record.
     """
-    try:
-        stream: BinaryIO = path.open("rb")
-    except OSError as exc:
-        raise ScenarioLoadError(
-            [Diagnostic(Position(str(path), 0, 0), f"cannot read: {exc.strerror or exc}")]
-        ) from None
-    with stream:
-        lineno = 0
-        while line := stream.readline(MAX_LINE + 1):
-            lineno += 1
-            if len(line) > MAX_LINE:
-                raise _bad(path, lineno, f"line longer than {MAX_LINE // (1024 * 1024)} MiB")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if not line.endswith(b"\n"):
-                    warn(f"wscenario: warning: {path}:{lineno}: torn last line skipped\n")
-                    return
-                raise _bad(path, lineno, f"not JSON: {exc.msg} (column {exc.colno})") from None
-            except UnicodeDecodeError:
-                raise _bad(path, lineno, "not UTF-8") from None
-            try:
-                record = check_header(value) if lineno == 1 else check_record(value)
-            except RecordError as exc:
-                raise _bad(path, lineno, str(exc)) from None
-            yield lineno, record
-            if record.get("type") == "end":
-                return
-        if lineno == 0:
-            raise _bad(path, 1, "empty file: no transcript header")
-    warn(f"wscenario: warning: {path}: no end record, the transcript is incomplete\n")
+    transcript = open_transcript(path, MAX_LINE)
+    yield from enumerate(transcript, start=1)
+    for warning in transcript.warnings:
+        warn(f"wscenario: warning: {path}: {warning}\n")
 
 
 def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
@@ -152,18 +115,18 @@ def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
     target: str | None = None
     protocol: str | None = None
     events = 0
-    for lineno, record in read_records(path, warn=warn):
-        if lineno == 1:
-            url = record["url"]
-            continue
-        events += 1
-        kind = record["type"]
-        if kind == "request" and target is None:
-            target = record["target"]
-        elif kind == "response" and protocol is None:
-            protocol = selected_protocol(record["headers"])
+    for _, record in read_records(path, warn=warn):
+        if isinstance(record, Header):
+            url = record.url
+        elif isinstance(record, TranscriptEvent):
+            events += 1
+            if record.type == "request" and target is None:
+                target = record.fields["target"]
+            elif record.type == "response" and protocol is None:
+                protocol = selected_protocol(record.fields["headers"])
     if target is None:
-        raise _bad(path, 1, "the transcript has no opening handshake (request record)")
+        message = "the transcript has no opening handshake (request record)"
+        raise ScenarioLoadError([Diagnostic(Position(str(path), 1, 1), message)])
     return TranscriptInfo(url, target.split("?", 1)[0] or "/", protocol, events)
 
 
@@ -191,8 +154,8 @@ class Player:
         clock = self.runner.clock
         base = clock()
         name = str(self.path)
-        for lineno, record in read_records(self.path, warn=self.warn):
-            if lineno == 1:
+        for lineno, record in read_records(self.path, warn=_quiet):
+            if isinstance(record, Header):
                 continue
             for made in self.maker.steps(record):
                 self._warn_missing()
@@ -230,6 +193,10 @@ class Player:
             error=summary.error,
         )
         return ScenarioResult(name, str(self.path), self.side, session)
+
+
+def _quiet(_: str) -> None:
+    """Warnings are given by the first reading (``check_transcript``), not again."""
 
 
 def _opens(step: object) -> bool:
