@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 import wscenario.commands.run
+from tests.engine.ws_peers import upgrade_response
 from tests.report.sample import could_not_run, failed, passed
 from wscenario.cli import main
 from wscenario.commands.run import exit_code
@@ -281,7 +284,7 @@ def silent_server() -> Iterator[tuple[str, list[int | None]]]:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_run_cleanly(
     tmp_path: Path, silent_server: tuple[str, list[int | None]], signum: signal.Signals
 ) -> None:
@@ -312,6 +315,73 @@ def test_a_signal_stops_the_run_cleanly(
     document = json.loads(report.read_text(encoding="utf-8"))
     assert [s["name"] for s in document["scenarios"]] == ["a_quick"]
     assert codes == [1000, 1001]
+
+
+class InterruptingServer:
+    """Sends this process SIGINT once a client is connected and reads its close frame; then
+    either answers it, or (``again``) sends SIGINT once more and never answers."""
+
+    def __init__(self, *, again: bool) -> None:
+        self.again = again
+        self.closes: list[tuple[int, bytes]] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"ws://127.0.0.1:{self._listener.getsockname()[1]}/"
+
+    def serve_one(self) -> None:
+        connection, _ = self._listener.accept()
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += connection.recv(4096)
+            connection.sendall(upgrade_response(head))
+            threading.Event().wait(0.3)  # the client is waiting for a message by now
+            os.kill(os.getpid(), signal.SIGINT)
+            data = connection.recv(4096)  # a masked close frame, short enough for one read
+            mask, payload = data[2:6], data[6 : 6 + (data[1] & 0x7F)]
+            plain = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+            self.closes.append((int.from_bytes(plain[:2], "big"), plain[2:]))
+            if self.again:
+                os.kill(os.getpid(), signal.SIGINT)
+                connection.recv(4096)  # until the client drops the connection
+            else:
+                connection.sendall(bytes([0x88, len(plain)]) + plain)  # then close TCP first
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[str]:
+        thread = threading.Thread(target=self.serve_one, daemon=True)
+        thread.start()
+        with self._listener:
+            yield self.url
+            thread.join(5)
+
+
+def raw_waiting_scenarios(folder: Path) -> None:
+    """Two raw-profile scenarios that wait 30s for a message, with a 30s close timeout."""
+    waits = "  - connect: {}\n  - expect: open\n  - expect: {message: never, timeout: 30s}\n"
+    for name in ("a_waits", "b_never_starts"):
+        path = scenario(folder, name, waits, extra="limits: {closeTimeout: 30s}\n")
+        path.write_text(path.read_text().replace("client:\n", "client:\n  profile: raw\n"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("again", [False, True])
+def test_ctrl_c_closes_with_1001_and_starts_nothing_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], again: bool
+) -> None:
+    """A second Ctrl-C stops at once, without waiting for the server to answer the close."""
+    raw_waiting_scenarios(tmp_path)
+    report = tmp_path / "report.json"
+    server = InterruptingServer(again=again)
+    started = time.monotonic()
+    with server.running() as url:
+        code = main(["run", str(tmp_path), "--url", url, "--report", str(report)])
+    assert time.monotonic() - started < 10
+    out = capsys.readouterr().out
+    assert code == 130, out
+    assert "interrupted: 2 of 2 scenarios did not finish\n0 passed, 0 failed" in out
+    assert "b_never_starts" not in out
+    assert json.loads(report.read_text(encoding="utf-8"))["scenarios"] == []
+    assert server.closes == [(1001, b"going away")]
 
 
 def test_timeout_option_shortens_every_wait(
