@@ -129,3 +129,33 @@ def test_against_and_serve_exclude_each_other(capsys: pytest.CaptureFixture[str]
         main(["replay", "t.jsonl", "--against", "ws://h", "--serve"])
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_transcript_recorded_by_run_replays_against_the_same_server(
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scenario = tmp_path / "talk.yaml"
+    scenario.write_text(
+        "wscenario: 1\nclient:\n"
+        f"  url: {echo_url}talk?token=abc\n"
+        "  profile: raw\n  options: {header: {authorization: Bearer xyz}}\n"
+        "steps:\n  - connect: {}\n  - expect: {open: {status: 101}}\n"
+        "  - send: {json: {a: 1}}\n  - expect: {message: {json: {a: 1}}}\n"
+        "  - send: {binary: {hex: 00ff}}\n  - expect: {message: {binary: {hex: 00ff}}}\n"
+        "  - close: {code: 4000, reason: done}\n  - expect: {close: {code: 4000}}\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(scenario), "--record", str(tmp_path / "recs")]) == 0
+    (transcript,) = (tmp_path / "recs").iterdir()
+    assert "Bearer xyz" not in transcript.read_text()
+    capsys.readouterr()
+    monkeypatch.setenv("WSCENARIO_SECRET_TOKEN", "abc")
+    monkeypatch.setenv("WSCENARIO_SECRET_AUTHORIZATION", "Bearer xyz")
+    code = main(["replay", str(transcript), "--against", echo_url, "--timing", "fast"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    assert "8 steps replayed" in captured.out
+    assert "WSCENARIO_SECRET" not in captured.err

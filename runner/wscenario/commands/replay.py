@@ -114,7 +114,7 @@ async def _against(
     style: Style,
     out: TextIO,
 ) -> ScenarioResult:
-    write_lines(out, render_header(f"replay of {path.name} against {url}", str(path), style))
+    write_lines(out, render_header(path.name, f"{path} against {url}", style))
 
     def on_step(step: StepResult) -> None:
         if step.failure is not None:

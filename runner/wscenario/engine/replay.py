@@ -249,7 +249,7 @@ async def replay_against(
         if isinstance(exc, ScenarioLoadError):
             raise
         runner.error = runner.error or str(exc)
-    return player.result(f"replay of {path.name} against {url}"), player.steps
+    return player.result(path.name), player.steps
 
 
 @dataclass
@@ -332,7 +332,7 @@ class ServeReplay:
             if not await player.play() and not driver.ended:
                 await driver.close(1011, "replay failed")
         finally:
-            result = player.result(f"replay of {self.path.name} #{number} {driver.peer}")
+            result = player.result(f"{self.path.name} #{number} {driver.peer}")
             self.results.append(result)
             if self.on_result is not None:
                 self.on_result(result)
