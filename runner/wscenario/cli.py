@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from wscenario._version import __version__
+from wscenario.commands.record_options import add_record_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
     run.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
     run.add_argument("--no-color", action="store_true", help="never colour the output")
+    add_record_options(run)
     run.add_argument(
         "--debug",
         action="store_true",
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
     serve.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
     serve.add_argument("--no-color", action="store_true", help="never colour the output")
+    add_record_options(serve)
     serve.add_argument(
         "--debug",
         action="store_true",

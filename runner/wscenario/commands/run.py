@@ -23,10 +23,12 @@ from typing import TextIO
 import anyio
 
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.model import Scenario
 from wscenario.core.units import parse_duration
 from wscenario.engine.client import ScenarioInterrupted, run_client_scenario
+from wscenario.engine.transcript_tap import Recording, recording
 from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.console import (
     Style,
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     timeout = _parse_timeout(args.timeout)
     if args.jobs < 1:
         raise UsageError(f"--jobs expects a positive number, got {args.jobs}")
+    record = recording_from_args(args)
     try:
         selection = select_scenarios(args.paths, overrides, "client")
     except ScenarioLoadError as exc:
@@ -66,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no client scenarios to run")
     started = time.perf_counter()
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    results, interrupted = anyio.run(_run_all, scenarios, args.jobs, style, out, args.debug)
+    try:
+        results, interrupted = anyio.run(
+            _run_all, scenarios, args.jobs, style, out, args.debug, record
+        )
+    finally:
+        if record is not None:
+            record.close_all()
     elapsed = time.perf_counter() - started
     if interrupted:
         unfinished = len(scenarios) - len(results)
@@ -78,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         write_junit(Path(args.junit), results, elapsed, timestamp)
     if args.report:
         write_report(Path(args.report), results, elapsed, timestamp)
-    return exit_code(results, interrupted=interrupted)
+    code = exit_code(results, interrupted=interrupted)
+    if record is not None and record.errors and code == EXIT_OK:
+        return EXIT_CANNOT_RUN  # a transcript could not be written in full
+    return code
 
 
 def exit_code(results: Sequence[ScenarioResult], *, interrupted: bool = False) -> int:
@@ -117,9 +129,16 @@ def _adjust(scenario: Scenario, *, url: str | None, timeout: float | None) -> Sc
 
 
 async def _run_all(
-    scenarios: Sequence[Scenario], jobs: int, style: Style, out: TextIO, debug: bool
+    scenarios: Sequence[Scenario],
+    jobs: int,
+    style: Style,
+    out: TextIO,
+    debug: bool,
+    record: Recording | None = None,
 ) -> tuple[list[ScenarioResult], bool]:
     """Run every scenario, ``jobs`` at a time; ``True`` as second value if a signal stopped it.
+
+    With ``record``, each connection a scenario makes writes a transcript named after it.
 
     An unexpected error in one scenario makes it a could-not-run result (``debug``: raised).
     """
@@ -143,9 +162,10 @@ async def _run_all(
             stop = anyio.CancelScope()
             running.add(stop)
             try:
-                result = await run_client_scenario(
-                    scenario, env=os.environ, on_step=on_step, stop=stop
-                )
+                with recording(record, scenario.name):
+                    result = await run_client_scenario(
+                        scenario, env=os.environ, on_step=on_step, stop=stop
+                    )
             except ScenarioInterrupted:
                 return
             except Exception as exc:

@@ -20,7 +20,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -29,10 +29,12 @@ import anyio
 from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.stapled import MultiListener
 
+from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.diagnostics import Position
-from wscenario.core.handshake_policy import Refuse
+from wscenario.core.handshake_policy import Refuse, render_handshake
 from wscenario.core.model import JSON, Scenario
+from wscenario.core.templating import TemplateError
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -46,6 +48,7 @@ from wscenario.engine.server import (
 from wscenario.engine.server_driver import Peer, ServerDriver
 from wscenario.engine.steps import StepRunner
 from wscenario.engine.tls import server_context
+from wscenario.engine.transcript_tap import recording
 from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.console import Style, render_end, render_step, render_summary, write_lines
 from wscenario.report.json_report import write_report
@@ -55,6 +58,7 @@ from wscenario.report.results import Failure, ScenarioResult, SessionResult, Ste
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 3
 
 SCENARIO_FAILED = 1011
 """The close code a connection gets when its script failed while it was still open."""
@@ -69,15 +73,23 @@ def run(args: argparse.Namespace) -> int:
         for diagnostic in exc.diagnostics:
             sys.stderr.write(diagnostic.render() + "\n")
         return EXIT_USAGE
+    record = recording_from_args(args)
     style = Style.for_stream(out, no_color=args.no_color)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
-    results, elapsed = anyio.run(serve_plan, plan, out, style)
+    try:
+        with recording(record, "serve"):
+            results, elapsed = anyio.run(serve_plan, plan, out, style)
+    finally:
+        if record is not None:
+            record.close_all()
     write_lines(out, [render_summary(results, elapsed, style)])
     if args.junit:
         write_junit(Path(args.junit), results, elapsed, timestamp)
     if args.report:
         write_report(Path(args.report), results, elapsed, timestamp)
-    return EXIT_OK if all(result.outcome == "passed" for result in results) else EXIT_FAILED
+    if not all(result.outcome == "passed" for result in results):
+        return EXIT_FAILED
+    return EXIT_CANNOT_RUN if record is not None and record.errors else EXIT_OK
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -122,7 +134,7 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     selection = select_scenarios(args.paths, parse_vars(args.var), "server")
     if not selection.scenarios:
         raise UsageError("no server scenario in " + ", ".join(args.paths))
-    scenarios = selection.scenarios
+    scenarios = [_rendered(scenario) for scenario in selection.scenarios]
     if args.max_connections is not None and args.max_connections < 1:
         raise UsageError(f"--max-connections must be 1 or more, got {args.max_connections}")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -153,6 +165,16 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
         stop_after=1 if args.once else args.max_connections,
         tls=(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None,
     )
+
+
+def _rendered(scenario: Scenario) -> Scenario:
+    """The scenario with the templates of its handshake rules filled in."""
+    assert scenario.server is not None
+    try:
+        server = render_handshake(scenario.server, scenario.vars, os.environ)
+    except TemplateError as exc:
+        raise UsageError(f"{scenario.path}: server.handshake: {exc}") from exc
+    return replace(scenario, server=server)
 
 
 # ---------------------------------------------------------------------------- serving

@@ -215,7 +215,7 @@ def server_tap(local: Address | None, path: str, *, secure: bool) -> TranscriptT
     """A tap for a connection accepted at ``local``, when a recording is active.
 
     The header's ``url`` is the address the client reached; ``tls`` is ``none`` (a server
-    verifies no certificate).
+    verifies no certificate). The file name holds the recording's label and the path.
     """
     active = _active.get()
     if active is None:
@@ -224,4 +224,4 @@ def server_tap(local: Address | None, path: str, *, secure: bool) -> TranscriptT
     host, port = local or ("localhost", 0)
     host = f"[{host}]" if ":" in host else host
     url = f"{'wss' if secure else 'ws'}://{host}:{port}{path}"
-    return record.start(side="server", label=label, url=url)
+    return record.start(side="server", label=f"{label}-{path.split('?')[0]}", url=url)
