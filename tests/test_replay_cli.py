@@ -159,3 +159,12 @@ def test_a_transcript_recorded_by_run_replays_against_the_same_server(
     assert code == 0, captured.out
     assert "8 steps replayed" in captured.out
     assert "WSCENARIO_SECRET" not in captured.err
+
+
+def test_serve_on_a_port_in_use_is_exit_3(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    taken = echo_url.removeprefix("ws://").rstrip("/")
+    assert main(["replay", str(path), "--serve", "--listen", taken, "--once"]) == 3
+    assert f"cannot listen on {taken}: address already in use" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from wscenario.engine.replay import (
     replay_against,
     wait_until,
 )
+from wscenario.engine.server import open_listener
 from wscenario.errors import ScenarioLoadError
 from wscenario.report.results import ScenarioResult
 
@@ -288,7 +289,7 @@ async def serve_replay(path: Path, run: Callable[[str], Any], **kw: Any) -> list
         path, info, kw.pop("options", FAST), env={}, warn=lambda _: None, stop_after=1
     )
     async with anyio.create_task_group() as tasks:
-        url = await tasks.start(replay.serve, "127.0.0.1", 0)
+        url = await tasks.start(replay.serve, await open_listener("127.0.0.1", 0), "127.0.0.1")
         await run(url)
     return replay.results
 

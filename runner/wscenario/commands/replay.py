@@ -36,7 +36,7 @@ from wscenario.engine.replay import (
     check_transcript,
     replay_against,
 )
-from wscenario.engine.server import is_loopback, parse_listen
+from wscenario.engine.server import is_loopback, open_listener, parse_listen
 from wscenario.errors import UsageError
 from wscenario.report.console import (
     Style,
@@ -159,8 +159,9 @@ async def _serve(
         on_step=on_step,
         on_result=lambda result: write_lines(out, render_end(result, style)),
     )
+    listener = await open_listener(host, port)
     async with anyio.create_task_group() as tasks:
-        url = await tasks.start(replay.serve, host, port)
+        url = await tasks.start(replay.serve, listener, host)
         write_lines(out, [f"replaying the server side of {path.name} on {url}"])
         tasks.start_soon(_stop_on_signal, replay)
         await replay.finished.wait()

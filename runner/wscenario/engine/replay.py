@@ -23,7 +23,8 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskStatus
+from anyio.abc import SocketStream, TaskStatus
+from anyio.streams.stapled import MultiListener
 
 from wscenario.core.convert import StepMaker, selected_protocol, to_model
 from wscenario.core.diagnostics import Diagnostic, Position
@@ -38,7 +39,7 @@ from wscenario.core.model import (
 )
 from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
 from wscenario.engine.raw_driver import RawClientDriver
-from wscenario.engine.server import FakeServer, Route, bound_port, open_listener
+from wscenario.engine.server import FakeServer, Route, bound_port
 from wscenario.engine.server_driver import ServerDriver
 from wscenario.engine.steps import StepCallback, StepRunner
 from wscenario.engine.transcript_io import open_transcript
@@ -286,26 +287,23 @@ class ServeReplay:
 
     async def serve(
         self,
+        listener: MultiListener[SocketStream],
         host: str,
-        port: int,
         *,
         task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
     ) -> list[ScenarioResult]:
-        """Listen on ``host:port`` until ``stop_after`` connections have finished.
+        """Serve on ``listener`` (see ``open_listener``) until ``stop_after`` connections end.
 
         ``task_status`` gets the ``ws://host:port/path`` url clients should use.
-
-        Raises:
-            CannotRun: the address cannot be listened on.
         """
-        listener = await open_listener(host, port)
+        port = bound_port(listener)
         spec = self.spec(f"{host}:{port}")
         server = FakeServer({spec.path: Route(spec, self._session)}, limits=Limits())
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(server.serve, listener)
                 shown = f"[{host}]" if ":" in host else host
-                task_status.started(f"ws://{shown}:{bound_port(listener)}{spec.path}")
+                task_status.started(f"ws://{shown}:{port}{spec.path}")
                 await self._done.wait()
                 server.stop()
         finally:
