@@ -31,13 +31,16 @@ import asyncio, json, sys, time
 import websockets
 
 async def main():
+    timed = sys.argv[1:] == ["--times"]
     times = []
     async def handler(ws):
         async for message in ws:
-            times.append(time.monotonic())
+            if timed:
+                times.append(time.monotonic())
             await ws.send(message)
-        print(json.dumps(times), flush=True)
-        times.clear()
+        if timed:
+            print(json.dumps(times), flush=True)
+            times.clear()
     async with websockets.serve(handler, "127.0.0.1", 0, compression=None,
                                 max_size=None, ping_interval=None) as server:
         print(next(iter(server.sockets)).getsockname()[1], flush=True)
@@ -57,11 +60,13 @@ print(f"RESULT {code} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} {took
 
 
 @contextmanager
-def echo_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A websockets echo server in its own process; yields its url and the process."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True
-    )
+def echo_server(*, times: bool = False) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A websockets echo server in its own process; yields its url and the process.
+
+    With ``times`` it prints the arrival times of each connection's messages when it ends.
+    """
+    command = [sys.executable, "-c", ECHO_SERVER] + (["--times"] if times else [])
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         port = int(process.stdout.readline())
@@ -120,7 +125,7 @@ def replay(path: Path, url: str, timing: str) -> tuple[int, int, float]:
 def timing_accuracy(folder: Path, messages: int, gap: float) -> None:
     path = folder / "timing.jsonl"
     write_transcript(path, messages, gap)
-    with echo_server() as (url, process):
+    with echo_server(times=True) as (url, process):
         code, _, took = replay(path, url, "recorded")
         assert process.stdout is not None
         arrivals = json.loads(process.stdout.readline())
