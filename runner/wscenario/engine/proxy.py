@@ -1,0 +1,528 @@
+"""The recording proxy: a WebSocket client talks to the proxy, the proxy to the real server.
+
+Each accepted connection has two legs, each a ``WebSocketConnection`` with its own protocol
+state: the client leg (the proxy is the server) and the upstream leg (the proxy is the
+client, so it masks every frame with its own keys). The client's opening request is read
+under the limits, then the upstream connection is opened to the same path and query (added
+to the upstream URL's path) with the client's headers, minus hop-by-hop and
+``Sec-WebSocket-*`` ones; offered subprotocols are offered upstream and extensions never
+are, so both legs run without compression and the transcript holds plain text.
+
+* The upstream accepts: the client gets 101 with the subprotocol the upstream selected and
+  the upstream's other end-to-end response headers (``Set-Cookie``...).
+* The upstream answers another status: the client gets that status, its body and its
+  end-to-end headers, as if it had talked to the server directly.
+* The upstream cannot be reached or breaks the handshake: 502; it does not answer in time:
+  504. Past ``max_connections`` open connections: 503.
+
+Then every message (reassembled, under the size limit), ping, pong and close is forwarded as
+it arrives, each direction in its own task that waits for the other leg's send before reading
+more, so a slow reader slows its writer down and nothing queues up. A close frame is passed
+on with its code and reason as written. A peer that breaks the protocol gets the close code
+its engine chose (1002, 1007, 1009) and the other side gets 1011; a TCP connection that ends
+without a closing handshake is ended the same way on the other leg (a reset as a reset).
+``stop()`` sends 1001 on both legs of every open connection.
+
+Everything seen is reported to a ``ConnectionRecorder``, one per connection, in the
+transcript vocabulary of ``docs/transcripts.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import anyio
+from anyio.abc import ByteStream, SocketStream, TaskStatus
+from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSStream
+
+from wscenario.core.handshake_policy import over_capacity, plain_refusal
+from wscenario.core.model import Limits
+from wscenario.core.wire import (
+    CloseReceived,
+    ConnectionLost,
+    ConnectRequest,
+    DataFrame,
+    HandshakeDone,
+    HandshakeFailed,
+    PingReceived,
+    PongReceived,
+    SendClose,
+    SendMessage,
+    SendPing,
+    SendPong,
+    TlsPolicy,
+    WireAction,
+)
+from wscenario.engine import tls, websocket
+from wscenario.engine.errors import (
+    TRANSPORT_ERRORS,
+    ConnectionClosed,
+    HandshakeError,
+    connect_failure_from,
+)
+from wscenario.engine.server import (
+    GOING_AWAY_GRACE,
+    AcceptingListener,
+    accept_forever,
+    describe_failure,
+    peer_of,
+    single_listeners,
+)
+from wscenario.engine.server_driver import Peer
+
+log = logging.getLogger(__name__)
+
+Role = Literal["client", "server"]
+EndStatus = Literal["complete", "interrupted", "aborted", "io-error"]
+Headers = tuple[tuple[str, str], ...]
+
+GOING_AWAY = 1001
+"""The close code both legs get when the proxy stops."""
+
+PEER_BROKE_PROTOCOL = 1011
+"""The close code one side gets when the other side broke the protocol."""
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers that describe one HTTP hop (or that the engine writes itself): never forwarded."""
+
+
+_TLS_FAILURES: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValueError)
+"""What a failed TLS handshake with the upstream raises (``ValueError``: an unusable host)."""
+
+
+class ConnectionRecorder(Protocol):
+    """Takes what one proxied connection carried, in the transcript's terms."""
+
+    async def event(self, from_: Role, type_: str, fields: Mapping[str, Any]) -> None:
+        """One event (``request``, ``response``, ``text``, ``close``...) sent by ``from_``."""
+
+    async def end(self, status: EndStatus) -> str | None:
+        """The connection is over; returns where the transcript went, if anywhere."""
+
+
+RecorderFactory = Callable[[str], Awaitable[ConnectionRecorder]]
+"""Opens the recorder of one connection, given the upstream URL it was proxied to."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where connections go: a ``ws://`` or ``wss://`` URL and, for ``wss``, how to verify it.
+
+    ``tls`` is the client context for ``wss`` (``None`` for ``ws``); ``tls_mode`` is what the
+    transcript header records (``none``, ``strict`` or ``insecure``).
+    """
+
+    url: str
+    tls: ssl.SSLContext | None = None
+    tls_mode: str = "none"
+    connect_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"the upstream must be a ws:// or wss:// URL, not {self.url!r}")
+
+    def url_for(self, target: str) -> str:
+        """The upstream URL a client's request ``target`` goes to (paths and queries joined)."""
+        base = urlsplit(self.url)
+        asked = urlsplit(target)
+        path = base.path.rstrip("/") + "/" + asked.path.lstrip("/")
+        query = "&".join(part for part in (base.query, asked.query) if part)
+        return f"{base.scheme}://{base.netloc}{path}" + (f"?{query}" if query else "")
+
+
+@dataclass
+class ConnectionReport:
+    """What one proxied connection did, for the proxy's output lines."""
+
+    number: int
+    peer: Peer
+    url: str = ""
+    status: EndStatus = "complete"
+    closed_by: Role | None = None
+    code: int | None = None
+    reason: str = ""
+    problem: str = ""
+    transcript: str | None = None
+    opened: bool = False
+
+
+def upstream_context(*, cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    """The client context for a ``wss`` upstream.
+
+    Strict by default (the system's CAs, plus ``cafile`` when given; the host name must
+    match); ``insecure`` checks nothing.
+
+    Raises:
+        TlsSetupError: ``cafile`` cannot be read or holds no certificate.
+    """
+    if insecure:
+        return tls.client_context(TlsPolicy(mode="none"))
+    context = tls.client_context(TlsPolicy(mode="strict", cafile=cafile))
+    if cafile is not None:
+        context.load_default_certs()  # the given CA comes on top of the system's
+    return context
+
+
+def forwarded_headers(headers: Headers) -> Headers:
+    """``headers`` minus hop-by-hop ones (and those ``Connection`` lists), ``Sec-WebSocket-*``."""
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return tuple(
+        (name, value)
+        for name, value in headers
+        if name.lower() not in HOP_BY_HOP
+        and name.lower() not in named
+        and not name.lower().startswith("sec-websocket-")
+    )
+
+
+class RecordingProxy:
+    """Proxies every connection accepted on a listener to one upstream, recording each."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        recorder: RecorderFactory,
+        *,
+        limits: Limits | None = None,
+        on_open: Callable[[ConnectionReport], None] | None = None,
+        on_close: Callable[[ConnectionReport], None] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.limits = limits if limits is not None else Limits()
+        self.reports: list[ConnectionReport] = []
+        self._recorder = recorder
+        self._on_open = on_open
+        self._on_close = on_close
+        self._numbers = itertools.count(1)
+        self._open = 0
+        self._live: set[_ProxiedConnection] = set()
+        self._stopping = anyio.Event()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections currently open, including those still in their handshake."""
+        return self._open
+
+    async def serve(
+        self,
+        listener: AcceptingListener | MultiListener[SocketStream],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept and proxy connections until ``stop()``, then close the open ones with 1001."""
+        try:
+            async with anyio.create_task_group() as connections:
+                async with anyio.create_task_group() as accepting:
+                    for one in single_listeners(listener):
+                        accepting.start_soon(accept_forever, one, connections, self._contain)
+                    task_status.started()
+                    await self._stopping.wait()
+                    accepting.cancel_scope.cancel()
+                with anyio.move_on_after(GOING_AWAY_GRACE, shield=True):
+                    async with anyio.create_task_group() as closing:
+                        for connection in list(self._live):
+                            closing.start_soon(connection.going_away)
+                connections.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+
+    def stop(self) -> None:
+        """Stop accepting; open connections get 1001 on both legs, then are cut."""
+        self._stopping.set()
+
+    async def _contain(self, stream: ByteStream) -> None:
+        """Proxy one connection; whatever goes wrong stays inside it."""
+        report = ConnectionReport(next(self._numbers), peer_of(stream))
+        self._open += 1
+        connection = _ProxiedConnection(self, report)
+        self._live.add(connection)
+        try:
+            await connection.run(stream)
+        except Exception as exc:
+            report.status = "aborted"
+            report.problem = describe_failure(exc)
+            log.debug("connection from %s failed", report.peer, exc_info=exc)
+        finally:
+            self._open -= 1
+            self._live.discard(connection)
+            with anyio.CancelScope(shield=True):
+                await connection.finish()
+                await anyio.aclose_forcefully(stream)
+            if report.url:
+                self.reports.append(report)
+                if self._on_close is not None:
+                    self._on_close(report)
+
+    def _opened(self, report: ConnectionReport) -> None:
+        if self._on_open is not None:
+            self._on_open(report)
+
+
+class _ProxiedConnection:
+    """One client connection and its upstream leg, from the request to the last close."""
+
+    def __init__(self, proxy: RecordingProxy, report: ConnectionReport) -> None:
+        self.proxy = proxy
+        self.report = report
+        self.limits = proxy.limits
+        self.recorder: ConnectionRecorder | None = None
+        self.client: websocket.WebSocketConnection | None = None
+        self.upstream: websocket.WebSocketConnection | None = None
+        self.interrupted = False
+        self._cut: set[int] = set()
+        self._closing = anyio.Event()
+
+    # -------------------------------------------------------------------- handshake
+
+    async def run(self, stream: ByteStream) -> None:
+        """Read the client's request, connect upstream, answer the client, then relay."""
+        accepted = await websocket.accept(stream, self.limits, self._decide)
+        if accepted is None:
+            if self.upstream is not None:  # the client went away before its 101
+                self.report.status = "aborted"
+                self.report.problem = "the client left during the handshake"
+                await self._forward(self.upstream, SendClose(GOING_AWAY, "the client left"))
+            return
+        self.client = accepted[0]
+        self.report.opened = True
+        self.proxy._opened(self.report)
+        await self._relay()
+
+    async def _decide(
+        self, request: websocket.HandshakeRequest
+    ) -> websocket.Accept | websocket.Reject:
+        if self.proxy.open_connections > self.limits.max_connections:
+            refusal = over_capacity(self.limits.max_connections)
+            self.report.problem = refusal.why
+            return websocket.Reject(refusal.status, refusal.body.encode(), refusal.headers)
+        url = self.proxy.upstream.url_for(request.path)
+        self.report.url = url
+        self.recorder = await self.proxy._recorder(url)
+        await self._record(
+            "client", "request", {"target": request.path, "headers": request.headers}
+        )
+        try:
+            self.upstream, done = await self._connect(url, request)
+        except HandshakeError as exc:
+            return await self._refused(exc.failed)
+        headers = forwarded_headers(done.headers)
+        fields = {"status": done.status, "reason": done.reason, "headers": done.headers}
+        await self._record("server", "response", fields)
+        return websocket.Accept(done.subprotocol, headers)
+
+    async def _connect(
+        self, url: str, request: websocket.HandshakeRequest
+    ) -> tuple[websocket.WebSocketConnection, HandshakeDone]:
+        """Open the upstream leg to ``url`` with the client's end-to-end headers."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        shown = f"[{host}]" if ":" in host else host
+        host_header = shown if parts.port is None else f"{shown}:{port}"
+        resource = parts.path + (f"?{parts.query}" if parts.query else "")
+        context = self.proxy.upstream.tls
+
+        async def open_stream() -> ByteStream:
+            stream: ByteStream = await anyio.connect_tcp(host, port)
+            if context is None:
+                return stream
+            try:
+                return await TLSStream.wrap(
+                    stream, hostname=host, ssl_context=context, standard_compatible=False
+                )
+            except _TLS_FAILURES as exc:
+                await anyio.aclose_forcefully(stream)
+                raise HandshakeError(connect_failure_from(exc)) from exc
+
+        connect = ConnectRequest(
+            url=f"ws://{shown}:{port}{resource}",
+            headers=(("Host", host_header), *forwarded_headers(request.headers)),
+            subprotocols=request.subprotocols,
+            connect_timeout=self.proxy.upstream.connect_timeout,
+            handshake_timeout=self.limits.handshake_timeout,
+        )
+        return await websocket.connect(connect, self.limits, stream_factory=open_stream)
+
+    async def _refused(self, failed: HandshakeFailed) -> websocket.Reject:
+        """The client's answer when the upstream did not accept (see the module docstring)."""
+        self.report.status = "aborted"
+        self.report.problem = f"upstream: {failed.message}"
+        if failed.kind == "status" and 200 <= failed.status < 1000:
+            reason = failed.message.removeprefix(f"server answered {failed.status}").strip()
+            fields = {
+                "status": failed.status,
+                "reason": reason,
+                "headers": failed.headers,
+                "body": failed.body,
+            }
+            await self._record("server", "response", fields)
+            return websocket.Reject(failed.status, failed.body, forwarded_headers(failed.headers))
+        await self._record("server", "error", {"message": self.report.problem})
+        status = 504 if failed.kind == "timeout" else 502
+        phrase = "upstream timed out" if status == 504 else "upstream unavailable"
+        refusal = plain_refusal(status, f"{phrase}: {failed.message}", failed.message)
+        return websocket.Reject(refusal.status, refusal.body.encode(), refusal.headers)
+
+    # ------------------------------------------------------------------------ relay
+
+    async def _relay(self) -> None:
+        """Forward both ways until both closes are through, a leg is lost, or time is up."""
+        assert self.client is not None
+        assert self.upstream is not None
+        async with anyio.create_task_group() as group:
+            pumps: list[
+                tuple[websocket.WebSocketConnection, websocket.WebSocketConnection, Role]
+            ] = [
+                (self.client, self.upstream, "client"),
+                (self.upstream, self.client, "server"),
+            ]
+            done = [0]
+
+            async def pump(
+                source: websocket.WebSocketConnection,
+                target: websocket.WebSocketConnection,
+                role: Role,
+            ) -> None:
+                await self._pump(source, target, role)
+                done[0] += 1
+                if done[0] == len(pumps):
+                    group.cancel_scope.cancel()
+
+            for source, target, role in pumps:
+                group.start_soon(pump, source, target, role)
+            await self._closing.wait()
+            await anyio.sleep(self.limits.close_timeout)
+            group.cancel_scope.cancel()
+
+    async def _pump(
+        self,
+        source: websocket.WebSocketConnection,
+        target: websocket.WebSocketConnection,
+        role: Role,
+    ) -> None:
+        """Forward what ``source`` (sent by ``role``) says to ``target`` until it ends."""
+        texts: list[str] = []
+        chunks: list[bytes] = []
+        while True:
+            try:
+                event = await source.receive()
+            except ConnectionClosed:
+                return
+            if isinstance(event, DataFrame):
+                if isinstance(event.data, str):
+                    texts.append(event.data)
+                else:
+                    chunks.append(event.data)
+                if not event.final:
+                    continue
+                data: str | bytes = "".join(texts) if event.kind == "text" else b"".join(chunks)
+                texts.clear()
+                chunks.clear()
+                await self._record(role, event.kind, {"data": data})
+                await self._forward(target, SendMessage(data))
+            elif isinstance(event, PingReceived | PongReceived):
+                kind = "ping" if isinstance(event, PingReceived) else "pong"
+                await self._record(role, kind, {"data": event.data})
+                ping = isinstance(event, PingReceived)
+                await self._forward(target, SendPing(event.data) if ping else SendPong(event.data))
+            elif isinstance(event, CloseReceived):
+                await self._closed(role, event, target)
+                return
+            elif isinstance(event, ConnectionLost):
+                await self._lost(role, event, source, target)
+                return
+
+    async def _forward(self, target: websocket.WebSocketConnection, action: WireAction) -> None:
+        """Send ``action``; a leg that is closing or gone drops it (its own pump reports why)."""
+        with contextlib.suppress(ConnectionClosed):
+            await target.send(action)
+
+    async def _closed(
+        self, role: Role, event: CloseReceived, target: websocket.WebSocketConnection
+    ) -> None:
+        await self._record(role, "close", {"code": event.code, "reason": event.reason})
+        if self.report.closed_by is None:
+            self.report.closed_by = role
+            self.report.code, self.report.reason = event.code, event.reason
+        self._closing.set()
+        await self._forward(target, SendClose(event.code, event.reason))
+
+    async def _lost(
+        self,
+        role: Role,
+        event: ConnectionLost,
+        source: websocket.WebSocketConnection,
+        target: websocket.WebSocketConnection,
+    ) -> None:
+        self._closing.set()
+        if id(source) in self._cut:
+            return  # this side ended it, because the other leg was lost
+        self.report.status = "aborted"
+        who = "client" if role == "client" else "upstream"
+        self.report.problem = self.report.problem or f"{who}: {event.message or event.kind}"
+        await self._record(role, "disconnect", {"kind": event.kind, "message": event.message})
+        if event.kind == "protocol":
+            reason = f"the {who} broke the protocol ({event.code})"
+            await self._forward(target, SendClose(PEER_BROKE_PROTOCOL, reason))
+        else:
+            self._cut.add(id(target))
+            await target.abort(rst=event.kind == "reset")
+
+    async def going_away(self) -> None:
+        """The proxy stops: 1001 on both legs."""
+        self.interrupted = True
+        for leg in (self.client, self.upstream):
+            if leg is not None and not leg.close_sent:
+                await self._forward(leg, SendClose(GOING_AWAY, "proxy shutting down"))
+
+    # ----------------------------------------------------------------------- ending
+
+    async def finish(self) -> None:
+        """Close both legs (closing handshake within the close deadline) and end the record."""
+        legs = [leg for leg in (self.upstream, self.client) if leg is not None]
+        deadline = GOING_AWAY_GRACE if self.interrupted else self.limits.close_timeout
+        with anyio.move_on_after(deadline):
+            async with anyio.create_task_group() as closing:
+                for leg in legs:
+                    closing.start_soon(leg.aclose)
+        if self.interrupted:
+            self.report.status = "interrupted"
+        elif self.client is not None and not all(leg.close_received for leg in legs):
+            self.report.status = "aborted"
+        for leg in legs:
+            await leg.abort()  # a leg that did not close in time
+        if self.recorder is not None:
+            self.report.transcript = await self.recorder.end(self.report.status)
+
+    async def _record(self, role: Role, type_: str, fields: Mapping[str, Any]) -> None:
+        if self.recorder is not None:
+            await self.recorder.event(role, type_, fields)
