@@ -400,3 +400,34 @@ def test_a_transcript_without_a_request_still_converts() -> None:
     assert converted.data["client"] == {"url": "ws://127.0.0.1:8765/", "profile": "raw"}
     assert converted.data["steps"] == []
     assert json.loads(json.dumps(converted.data)) == converted.data
+
+
+def test_an_ohos_client_expects_what_a_device_reports() -> None:
+    records = [
+        ev(0.1, "server", "ping", data=b64(b"p")),
+        ev(0.1, "server", "pong", data=b64(b"p")),
+        ev(0.2, "server", "close", code=4000, reason="done"),
+    ]
+    maker = StepMaker("client", profile="ohos")
+    steps = [step for record in records for step in maker.steps(record)]
+    assert [step.data for step in steps] == [{"expect": "close"}]
+    assert steps[0].notes == (
+        "recorded: close 4000 'done'; a device reports its own code and reason",
+    )
+    assert to_model(steps[0], HERE, "") == model.Expect(
+        matcher=model.EventMatcher("close"), position=HERE, pointer=""
+    )
+    lost = ev(0.3, "server", "disconnect", kind="reset", message="")
+    assert made("client", [lost], profile="ohos") == [
+        {"expect": {"error": {"code": 200}}},
+        {"expect": "close"},
+    ]
+
+
+def test_an_ohos_conversion_validates(tmp_path: Path) -> None:
+    converted = convert(HEADER, CHAT, side="client", name="chat", profile="ohos")
+    path = tmp_path / "chat.yaml"
+    path.write_text(render_yaml(converted, source="chat.jsonl"))
+    scenario = load_scenario(path)
+    assert scenario.client is not None
+    assert scenario.client.profile == "ohos"

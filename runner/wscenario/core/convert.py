@@ -265,10 +265,13 @@ class StepMaker:
             return [] if ours else [self._expect_open(record, t)]
         if kind in ("text", "binary"):
             return [self._send(record, t) if ours else self._expect_message(record, t)]
+        if kind in ("ping", "pong") and not ours:
+            shown = self.profile == "raw"  # a device does not report control frames
+            return [self._expect_control(kind, record, t)] if shown else []
         if kind == "ping":
-            return self._ping(record, t, ours)
+            return self._ping(record, t)
         if kind == "pong":
-            return [] if ours else [self._expect_control("pong", record, t)]
+            return []
         if kind == "close":
             return self._close(record, t, ours)
         return self._disconnect(t, ours)
@@ -295,9 +298,7 @@ class StepMaker:
         payload, variables = self._verbatim(text)
         return MadeStep({"send": {"text": payload}}, t, call=True, variables=variables)
 
-    def _ping(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
-        if not ours:
-            return [self._expect_control("ping", record, t)]
+    def _ping(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
         if self.side == "client":
             note = "the client pinged here (a client scenario cannot send pings)"
             return [MadeStep({}, t, call=True, notes=(note,))]
@@ -309,6 +310,11 @@ class StepMaker:
         if not ours:
             self._peer_closed = True
             shown = 1005 if code is None else code
+            if self.profile == "ohos":
+                note = (
+                    f"recorded: close {shown} {reason!r}; a device reports its own code and reason"
+                )
+                return [MadeStep({"expect": "close"}, t, call=False, notes=(note,))]
             return [MadeStep({"expect": {"close": {"code": shown, "reason": reason}}}, t, False)]
         if self._peer_closed:
             return []  # the engine answers the peer's close by itself
@@ -324,6 +330,11 @@ class StepMaker:
                 return [MadeStep({"drop": {}}, t, call=True)]
             return [MadeStep({}, t, call=True, notes=("the client dropped the connection",))]
         self._peer_closed = True
+        if self.profile == "ohos":
+            return [
+                MadeStep({"expect": {"error": {"code": 200}}}, t, call=False),
+                MadeStep({"expect": "close"}, t, call=False),
+            ]
         return [MadeStep({"expect": {"close": {"code": 1006}}}, t, call=False)]
 
     # -- expectations --------------------------------------------------------------------
@@ -466,6 +477,8 @@ def to_model(made: MadeStep, position: Position, pointer: str) -> model.Step | N
         return model.Drop(**where)
     if "expect" in data:
         expect: Any = data["expect"]
+        if isinstance(expect, str):
+            return model.Expect(matcher=model.EventMatcher(expect), **where)
         ((event, value),) = expect.items()
         if event in model.MESSAGE_EVENTS or event in ("ping", "pong"):
             matcher = model.EventMatcher(event, payload=_matcher(value))
