@@ -10,6 +10,8 @@ import anyio.abc
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.engine.test_client import read_client_close
+from tests.engine.ws_peers import raw_server, read_head, upgrade_response
 from wscenario.core.events import CallError, Event
 from wscenario.core.model import ClientCert, ConnectOptions, RawFrame
 from wscenario.engine.ohos_driver import OhosDriver, ServerOnlyStep, options_object
@@ -125,3 +127,26 @@ def test_options_become_request_options() -> None:
         "pongTimeout": 2,
         "skipServerCertVerification": True,
     }
+
+
+async def test_leaving_waits_for_the_answer_to_an_earlier_close() -> None:
+    closed_after_the_answer = anyio.Event()
+
+    async def slow_to_answer(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        code, reason = await read_client_close(stream)
+        with anyio.move_on_after(0.3):
+            await stream.receive()  # EndOfStream, ending the handler, if the client left early
+        await stream.send(bytes([0x88, 2 + len(reason)]) + code.to_bytes(2, "big") + reason)
+        with pytest.raises(anyio.EndOfStream):  # the client closes TCP, and only then
+            await stream.receive()
+        closed_after_the_answer.set()
+
+    async with raw_server(slow_to_answer) as port:
+        async with OhosDriver() as driver:
+            await driver.connect(f"ws://127.0.0.1:{port}/", ConnectOptions())
+            assert await next_value(driver, "headerReceive")
+            assert await next_value(driver, "open")
+            assert await driver.close(None, None) is None
+        with anyio.fail_after(2):
+            await closed_after_the_answer.wait()
