@@ -15,7 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import pytest
 
-from wscenario.commands.serve import ListenerPlan, ServePlan, serve_plan
+from wscenario.cli import build_parser
+from wscenario.commands.serve import plan_from, serve_plan
 from wscenario.core.model import Connect, Scenario
 from wscenario.core.scenario_loader import check_scenario, find_scenario_files, load_scenario
 from wscenario.engine.client import run_client_scenario
@@ -55,14 +56,10 @@ def on_port(scenario: Scenario, port: int) -> Scenario:
 
 @pytest.mark.anyio
 async def test_the_whole_demo_passes_on_both_sides() -> None:
-    scenarios = [load_scenario(path) for path in FILES]
-    servers = [s for s in scenarios if s.server is not None]
-    clients = [s for s in scenarios if s.client is not None]
+    clients = [s for s in (load_scenario(path) for path in FILES) if s.client is not None]
     connections = sum(1 for c in clients for step in c.steps if isinstance(step, Connect))
-    plan = ServePlan(
-        listeners=(ListenerPlan("127.0.0.1", 0, {s.server.path: s for s in servers if s.server}),),
-        stop_after=connections,
-    )
+    arguments = ["serve", str(DEMO), "--listen", "127.0.0.1:0"]
+    plan = plan_from(build_parser().parse_args([*arguments, "--max-connections", str(connections)]))
     out = io.StringIO()
     served: list[ScenarioResult] = []
     client_results: list[ScenarioResult] = []

@@ -40,10 +40,11 @@ rules:
 GREET = """\
 wscenario: 1
 name: greeter
+vars: {token: t.1}
 server:
   path: /greet
   handshake:
-    require: {header: {authorization: "^Bearer .+"}}
+    require: {header: {authorization: "^Bearer {{ token }}$"}}
     reject: {status: 401, body: no token}
 steps:
   - expect: connect
@@ -185,7 +186,8 @@ async def test_routes_by_path_refuses_by_rule_and_writes_reports(tmp_path: Path)
     greet = scenario(tmp_path, "greet.yaml", GREET)
     junit = tmp_path / "out.xml"
     report = tmp_path / "out.json"
-    args = (echo, greet, "--max-connections", "3", "--junit", str(junit), "--report", str(report))
+    reports = ("--junit", str(junit), "--report", str(report))
+    args = (echo, greet, "--max-connections", "4", *reports)
     async with serving(*args) as served:
         assert "(paths: /echo, /greet)" in served.lines[0]
         with pytest.raises(InvalidStatus) as refused:
@@ -193,7 +195,12 @@ async def test_routes_by_path_refuses_by_rule_and_writes_reports(tmp_path: Path)
                 pass
         assert refused.value.response.status_code == 401
         assert refused.value.response.body == b"no token"
-        headers = {"Authorization": "Bearer t"}
+        near_miss = {"Authorization": "Bearer tx1"}
+        with pytest.raises(InvalidStatus) as refused_again:
+            async with client(served.url + "/greet", additional_headers=near_miss):
+                pass
+        assert refused_again.value.response.status_code == 401
+        headers = {"Authorization": "Bearer t.1"}
         async with client(served.url + "/greet", additional_headers=headers) as ws:
             assert await ws.recv() == "hi"
             await ws.send("bye")
@@ -209,10 +216,11 @@ async def test_routes_by_path_refuses_by_rule_and_writes_reports(tmp_path: Path)
     assert code == 1, out
     assert "handshake refused with 401: missing header authorization" in out
     assert "handshake refused with 404" in out
-    assert "2 passed, 1 failed" in out
+    assert "does not match the pattern ^Bearer t\\.1$" in out
+    assert "3 passed, 1 failed" in out
     assert 'failures="1"' in junit.read_text()
     document = json.loads(report.read_text())
-    assert document["summary"] == {"total": 3, "passed": 2, "failed": 1, "error": 0}
+    assert document["summary"] == {"total": 4, "passed": 3, "failed": 1, "error": 0}
 
 
 async def test_tls_listener_requires_a_client_certificate(

@@ -11,8 +11,10 @@ from wscenario.core.handshake_policy import (
     decide,
     offered_subprotocols,
     over_capacity,
+    render_handshake,
 )
-from wscenario.core.model import Handshake, Reject, ServerSpec
+from wscenario.core.model import JSON, Handshake, Reject, ServerSpec
+from wscenario.core.templating import TemplateError
 
 TEXT = ("content-type", "text/plain; charset=utf-8")
 
@@ -94,7 +96,7 @@ def test_header_not_matching_is_refused() -> None:
     decision = decide(HandshakeRequest("/chat", (("authorization", "Basic x"),)), SPECS)
     assert isinstance(decision, Refuse)
     assert decision.status == 401
-    assert decision.why == "header authorization does not match '^Bearer .+'"
+    assert decision.why == "header authorization does not match the pattern ^Bearer .+"
 
 
 def test_reject_keeps_its_own_content_type() -> None:
@@ -152,3 +154,41 @@ def test_over_capacity_is_503() -> None:
     assert decision.status == 503
     assert decision.why == "more than 256 connections"
     assert decision.body.endswith("\n")
+
+
+def test_render_handshake_fills_templates_and_escapes_regex_values() -> None:
+    spec = ServerSpec(
+        path="/t",
+        handshake=Handshake(
+            require_headers={"authorization": "^Bearer {{ token }}$", "x-n": "^{{ n }}$"},
+            origins=("https://{{ env.HOST }}",),
+            protocol="{{ proto }}",
+            reject=Reject(status=401, body="need {{ token }}", headers={"x-why": "{{ n }}"}),
+        ),
+    )
+    variables: dict[str, JSON] = {"token": "a+b.c", "n": 1.5, "proto": "chat.v1"}
+    rendered = render_handshake(spec, variables, {"HOST": "app.example"})
+    handshake = rendered.handshake
+    assert handshake.origins == ("https://app.example",)
+    assert handshake.protocol == "chat.v1"
+    assert handshake.reject.body == "need a+b.c"
+    assert handshake.reject.headers == {"x-why": "1.5"}
+    good = HandshakeRequest(
+        "/t", (("authorization", "Bearer a+b.c"), ("origin", "https://app.example"), ("x-n", "1.5"))
+    )
+    assert decide(good, {"/t": rendered}) == Accept(path="/t")
+    loose = HandshakeRequest(
+        "/t", (("authorization", "Bearer aab.c"), ("origin", "https://app.example"), ("x-n", "1.5"))
+    )
+    assert isinstance(decide(loose, {"/t": rendered}), Refuse)
+
+
+def test_render_handshake_keeps_absent_rules_absent() -> None:
+    spec = ServerSpec(path="/")
+    assert render_handshake(spec, {}, {}) == spec
+
+
+def test_render_handshake_refuses_unknown_names() -> None:
+    spec = ServerSpec(path="/", handshake=Handshake(reject=Reject(body="{{ missing }}")))
+    with pytest.raises(TemplateError):
+        render_handshake(spec, {}, {})

@@ -20,7 +20,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -32,8 +32,9 @@ from anyio.streams.stapled import MultiListener
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.diagnostics import Position
-from wscenario.core.handshake_policy import Refuse
+from wscenario.core.handshake_policy import Refuse, render_handshake
 from wscenario.core.model import JSON, Scenario
+from wscenario.core.templating import TemplateError
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -133,7 +134,7 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     selection = select_scenarios(args.paths, parse_vars(args.var), "server")
     if not selection.scenarios:
         raise UsageError("no server scenario in " + ", ".join(args.paths))
-    scenarios = selection.scenarios
+    scenarios = [_rendered(scenario) for scenario in selection.scenarios]
     if args.max_connections is not None and args.max_connections < 1:
         raise UsageError(f"--max-connections must be 1 or more, got {args.max_connections}")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -164,6 +165,16 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
         stop_after=1 if args.once else args.max_connections,
         tls=(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None,
     )
+
+
+def _rendered(scenario: Scenario) -> Scenario:
+    """The scenario with the templates of its handshake rules filled in."""
+    assert scenario.server is not None
+    try:
+        server = render_handshake(scenario.server, scenario.vars, os.environ)
+    except TemplateError as exc:
+        raise UsageError(f"{scenario.path}: server.handshake: {exc}") from exc
+    return replace(scenario, server=server)
 
 
 # ---------------------------------------------------------------------------- serving

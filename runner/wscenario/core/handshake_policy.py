@@ -6,15 +6,19 @@ request to the scenario serving that path and applies its ``handshake`` rules: r
 headers, the ``Origin`` allow-list, the subprotocol to select and the delay before the 101.
 It answers with an ``Accept`` or a ``Refuse`` (the scenario's ``reject``, a 404 for a path no
 scenario serves, or a 503 when the server is full). The engine carries the answer out.
+
+``{{ name }}`` templates in the handshake rules are rendered once, before serving
+(``render_handshake``); a value put into a required-header regex matches literally.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from wscenario.core.model import Reject, ServerSpec
+from wscenario.core.model import JSON, Reject, ServerSpec
+from wscenario.core.templating import render_text
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -75,6 +79,56 @@ def offered_subprotocols(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(offered)
 
 
+def render_handshake(
+    spec: ServerSpec, variables: Mapping[str, JSON], env: Mapping[str, str]
+) -> ServerSpec:
+    """``spec`` with the templates in its handshake rules rendered.
+
+    Values rendered into a required-header regex are escaped, so ``^Bearer {{ token }}$``
+    requires exactly that token.
+
+    Raises:
+        TemplateError: a template names an unknown variable or an unset environment variable.
+    """
+    handshake = spec.handshake
+    escaped_vars = {name: _literal(name, variables) for name in variables}
+    escaped_env = {name: re.escape(value) for name, value in env.items()}
+    reject = handshake.reject
+    return replace(
+        spec,
+        handshake=replace(
+            handshake,
+            require_headers={
+                name: render_text(pattern, escaped_vars, escaped_env)
+                for name, pattern in handshake.require_headers.items()
+            },
+            origins=(
+                None
+                if handshake.origins is None
+                else tuple(render_text(origin, variables, env) for origin in handshake.origins)
+            ),
+            protocol=(
+                None
+                if handshake.protocol is None
+                else render_text(handshake.protocol, variables, env)
+            ),
+            reject=replace(
+                reject,
+                body=render_text(reject.body, variables, env),
+                headers={
+                    name: render_text(value, variables, env)
+                    for name, value in reject.headers.items()
+                },
+            ),
+        ),
+    )
+
+
+def _literal(name: str, variables: Mapping[str, JSON]) -> str:
+    """Variable ``name`` as rendering writes it, escaped to match itself inside a regex."""
+    return re.escape(render_text("{{ " + name + " }}", variables, {}))
+
+
 def decide(request: HandshakeRequest, specs: Mapping[str, ServerSpec]) -> Decision:
     """Route ``request`` by path to one of ``specs`` (keyed by path) and apply its rules."""
     spec = specs.get(request.path)
@@ -116,7 +170,7 @@ def _failed_requirement(
         if value is None:
             return f"missing header {name}"
         if re.search(pattern, value) is None:
-            return f"header {name} does not match {pattern!r}"
+            return f"header {name} does not match the pattern {pattern}"
     if origins is not None:
         origin = request.header("origin")
         if origin is None:
