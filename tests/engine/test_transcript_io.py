@@ -276,6 +276,20 @@ def test_failing_fsync_is_an_io_error(tmp_path: Path, monkeypatch: pytest.Monkey
     writer.close()
 
 
+def test_a_failing_close_is_an_io_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER)
+    real = os.close
+
+    def close(fd: int) -> None:
+        real(fd)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("wscenario.engine.transcript_io.os.close", close)
+    writer.close()
+    assert writer.io_error is not None
+    assert "input/output error" in str(writer.io_error)
+
+
 def test_a_header_that_cannot_be_written_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -172,7 +172,11 @@ class TranscriptWriter:
             self._write(encode_end(End(self.elapsed(), end_status, counts)), after_error=True)
         self.sync()
         self.closed = True
-        os.close(self._fd)
+        try:
+            os.close(self._fd)
+        except OSError as exc:  # NFS and the like report a failed write here
+            if self.io_error is None:
+                self._fail(exc)
 
     def _write(self, data: bytes, *, after_error: bool = False) -> None:
         if self.io_error is not None and not after_error:
