@@ -309,3 +309,15 @@ def test_redaction_policy_is_in_the_header(tmp_path: Path) -> None:
     assert isinstance(header, Header)
     assert header.redaction == policy
     assert header.url == "ws://u:p@h/?token=1"
+
+
+async def test_an_interrupted_recording_marks_connections_closed_since(tmp_path: Path) -> None:
+    record = Recording(tmp_path)
+    async with websockets_server(echo) as port:
+        with recording(record, "stopped"):
+            connection = await open_client(port)
+        record.interrupted = True
+        await connection.aclose()
+    (only,) = transcripts(tmp_path)
+    assert [e[1] for e in events(only)][-2:] == ["close", "close"]
+    assert only[-1].status == "interrupted"  # type: ignore[union-attr]

@@ -188,6 +188,8 @@ async def _run_all(
                     scope.cancel()
                     return
                 stopping = True
+                if record is not None:
+                    record.interrupted = True
                 for stop in running:
                     stop.cancel()
 

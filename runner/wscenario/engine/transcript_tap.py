@@ -37,7 +37,8 @@ from wscenario.errors import CannotRun
 class Recording:
     """Where transcripts go (``folder``), what is redacted, and what went wrong so far.
 
-    ``key`` keys the redaction placeholders; a fresh random one per run by default.
+    ``key`` keys the redaction placeholders; a fresh random one per run by default. Once
+    ``interrupted`` is set (Ctrl-C, SIGTERM), transcripts end as ``interrupted``.
     """
 
     folder: Path
@@ -45,6 +46,7 @@ class Recording:
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     warn: Callable[[str], object] | None = None
     errors: list[CannotRun] = field(default_factory=list)
+    interrupted: bool = False
     taps: set[TranscriptTap] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +152,8 @@ class TranscriptTap:
     def close(self, status: EndStatus | None = None) -> None:
         """Write the end record; only the first call writes.
 
-        ``status`` ``None`` means ``complete`` after a closing handshake, else ``aborted``.
+        ``status`` ``None`` means ``interrupted`` once the recording is, else ``complete``
+        after a closing handshake, else ``aborted``.
         """
         if self.writer.closed:
             return
@@ -163,6 +166,8 @@ class TranscriptTap:
                 and connection.close_received
             )
             status = "complete" if clean else "aborted"
+            if self.recording.interrupted:
+                status = "interrupted"
         if connection is not None and connection.lost is not None:
             self._write(self.recorder.received(self.writer.elapsed(), connection.lost))
         self.writer.close(status)
