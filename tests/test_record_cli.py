@@ -114,6 +114,21 @@ def test_run_record_writes_the_messages_byte_for_byte(
     assert "hunter2" not in next(record.glob("*.jsonl")).read_text(encoding="utf-8")
 
 
+def test_run_record_in_parallel_names_each_transcript_after_its_scenario(
+    tmp_path: Path, echo_url: str
+) -> None:
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.yaml").write_text(
+            CLIENT.format(name=name, profile="raw"), encoding="utf-8"
+        )
+    record = tmp_path / "rec"
+    argv = ["run", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml")]
+    assert main([*argv, "--url", echo_url, "--jobs", "2", "--record", str(record)]) == 0
+    names = sorted(path.name.split("-")[1] for path in record.glob("*.jsonl"))
+    assert names == ["first", "second"]
+    assert len(transcripts(record)) == 2
+
+
 def test_run_record_without_redaction_keeps_secrets(tmp_path: Path, echo_url: str) -> None:
     path = tmp_path / "hello.yaml"
     path.write_text(CLIENT.format(name="plain", profile="raw"), encoding="utf-8")

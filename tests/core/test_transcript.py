@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wscenario.core.redaction_policy import RedactionPolicy, RedactionRule
 from wscenario.core.transcript import (
@@ -357,3 +359,24 @@ def test_reader_tracks_time_across_lines() -> None:
     early = encode_event(TranscriptEvent(4.0, "server", "text", {"data": ""}))
     with pytest.raises(TranscriptError, match=r"^line 3: t goes backwards"):
         read_all([encode_header(HEADER) + late + early])
+
+
+@given(
+    texts=st.lists(st.text(), max_size=5),
+    blobs=st.lists(st.binary(), max_size=5),
+    cuts=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20),
+)
+def test_any_messages_round_trip_whatever_the_chunks(
+    texts: list[str], blobs: list[bytes], cuts: list[int]
+) -> None:
+    events = [TranscriptEvent(0.5, "client", "text", {"data": text}) for text in texts]
+    events += [TranscriptEvent(1.0, "server", "binary", {"data": blob}) for blob in blobs]
+    data = encode_header(HEADER) + b"".join(map(encode_event, events)) + END_LINE
+    chunks = []
+    position = 0
+    for cut in cuts * (len(data) // sum(cuts) + 1):
+        chunks.append(data[position : position + cut])
+        position += cut
+    records, reader = read_all(chunks)
+    assert records == [HEADER, *events, decode_line(END_LINE, 1)]
+    assert reader.complete
