@@ -399,6 +399,14 @@ def test_an_enormous_line_is_refused_with_its_line_number(tmp_path: Path) -> Non
         list(open_transcript(path))
 
 
+def test_a_transcript_can_be_read_twice() -> None:
+    transcript = open_transcript(FIXTURES / "valid" / "chat.jsonl")
+    first = list(transcript)
+    assert list(transcript) == first
+    assert transcript.complete
+    assert len(first) == 8
+
+
 def test_an_empty_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import anyio
 import pytest
+import trustme
 from websockets.asyncio.client import connect as websockets_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
@@ -35,6 +37,7 @@ from wscenario.core.wire import (
     SendClose,
     SendMessage,
     SendPing,
+    TlsPolicy,
 )
 from wscenario.engine.errors import HandshakeError
 from wscenario.engine.transcript_tap import Recording, recording, recording_active
@@ -321,3 +324,29 @@ async def test_an_interrupted_recording_marks_connections_closed_since(tmp_path:
     (only,) = transcripts(tmp_path)
     assert [e[1] for e in events(only)][-2:] == ["close", "close"]
     assert only[-1].status == "interrupted"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("mode", "written"), [("strict", "strict"), ("none", "insecure")])
+async def test_wss_transcripts_name_the_verification_mode(
+    tmp_path: Path, trustme_ca: trustme.CA, mode: str, written: str
+) -> None:
+    leaf = trustme_ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(context)
+    cafile = tmp_path / "ca.pem"
+    trustme_ca.cert_pem.write_to_path(str(cafile))
+    folder = tmp_path / "rec"
+    async with websockets_server(echo, ssl=context) as port:
+        url = f"wss://127.0.0.1:{port}/secure"
+        policy = TlsPolicy(mode=mode, cafile=str(cafile))  # type: ignore[arg-type]
+        with recording(Recording(folder), "tls"):
+            connection, _ = await connect(ConnectRequest(url, tls=policy), LIMITS)
+        await connection.send(SendMessage("over tls"))
+        assert await connection.receive() == DataFrame("text", "over tls", True, True)
+        await connection.aclose()
+    (only,) = transcripts(folder)
+    header = only[0]
+    assert isinstance(header, Header)
+    assert (header.url, header.tls) == (url, written)
+    assert ("server", "text", {"data": "over tls"}) in events(only)
+    assert only[-1].status == "complete"  # type: ignore[union-attr]

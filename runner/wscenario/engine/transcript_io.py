@@ -229,9 +229,9 @@ def _sync_folder(folder: Path) -> None:
 
 
 class TranscriptFile:
-    """A transcript file read record by record: iterate it once.
+    """A transcript file read record by record; each iteration reads it again.
 
-    After iteration, ``warnings`` holds the reader's warnings (a torn last line, a missing end
+    After an iteration, ``warnings`` holds the reader's warnings (a torn last line, a missing end
     record) and ``complete`` says whether the end record was there.
 
     Iterating raises ``ScenarioLoadError`` (exit code 2) with a diagnostic at the offending
@@ -240,6 +240,7 @@ class TranscriptFile:
 
     def __init__(self, path: Path, max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
         self.path = path
+        self.max_line_length = max_line_length
         self.reader = TranscriptReader(max_line_length)
 
     @property
@@ -253,6 +254,7 @@ class TranscriptFile:
         return self.reader.complete
 
     def __iter__(self) -> Iterator[Record]:
+        self.reader = TranscriptReader(self.max_line_length)
         fd = self._open()
         try:
             while chunk := self._read(fd):
