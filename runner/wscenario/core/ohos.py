@@ -310,10 +310,12 @@ class OhosSocket:
             self._finish_client_close(now)
             return
         if event.code is None:
+            self._actions.append(SendClose(None, ""))
             code, reason = DEFAULT_CLOSE_CODE, LINK_DOWN
         else:
+            # libwebsockets rewrites a reserved code in the payload it then echoes
             code, reason = peer_close_code(event.code), event.reason or LINK_DOWN
-        self._actions.append(SendClose(event.code, event.reason))
+            self._actions.append(SendClose(code, event.reason))
         self._end(code, reason, now)
 
     def _finish_client_close(self, now: float) -> None:
