@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -232,3 +233,47 @@ def test_serve_record_writes_a_server_transcript(tmp_path: Path) -> None:
     end = only[-1]
     assert isinstance(end, End)
     assert end.status == "complete"
+
+
+WAITER = """\
+wscenario: 1
+name: waiter
+timeout: 5s
+server:
+  listen: 127.0.0.1:0
+  path: /wait
+steps:
+  - expect: connect
+  - expect: {messageReceive: hi}
+  - expect: {close: {}}
+"""
+
+
+def test_serve_record_marks_connections_a_signal_ends_as_interrupted(tmp_path: Path) -> None:
+    scenario = tmp_path / "waiter.yaml"
+    scenario.write_text(WAITER, encoding="utf-8")
+    record = tmp_path / "rec"
+    port = free_port()
+    argv = ["serve", str(scenario), "--listen", f"127.0.0.1:{port}", "--record", str(record)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wscenario", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with connect_when_listening(f"ws://127.0.0.1:{port}/wait") as client:
+            client.send("hi")
+            time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            with contextlib.suppress(ConnectionClosed):
+                client.recv(timeout=5)
+        process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+    (only,) = [checked_transcript(path) for path in sorted(record.glob("*.jsonl"))]
+    assert ("client", "text", {"data": "hi"}) in events(only)
+    end = only[-1]
+    assert isinstance(end, End)
+    assert end.status == "interrupted"

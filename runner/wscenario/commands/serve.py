@@ -48,7 +48,7 @@ from wscenario.engine.server import (
 from wscenario.engine.server_driver import Peer, ServerDriver
 from wscenario.engine.steps import StepRunner
 from wscenario.engine.tls import server_context
-from wscenario.engine.transcript_tap import recording
+from wscenario.engine.transcript_tap import mark_interrupted, recording
 from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.console import Style, render_end, render_step, render_summary, write_lines
 from wscenario.report.json_report import write_report
@@ -325,5 +325,6 @@ async def _stop_on_signal(
     ):
         task_status.started(scope)
         async for _ in signals:
+            mark_interrupted()
             stop.set()
             return

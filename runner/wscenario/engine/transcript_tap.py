@@ -201,6 +201,13 @@ def recording(record: Recording | None, label: str) -> Iterator[None]:
         _active.reset(token)
 
 
+def mark_interrupted() -> None:
+    """From now on, the active recording's transcripts end as ``interrupted`` (a signal)."""
+    active = _active.get()
+    if active is not None:
+        active[0].interrupted = True
+
+
 def client_tap(url: str, tls: TlsPolicy) -> TranscriptTap | None:
     """A tap for a client connection about to be made, when a recording is active."""
     active = _active.get()
