@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
 
 from tests import test_run_cli
 from tests.engine.test_replay import MESSAGES, echo_transcript, end, ev, handshake, write
@@ -168,3 +173,35 @@ def test_serve_on_a_port_in_use_is_exit_3(
     taken = echo_url.removeprefix("ws://").rstrip("/")
     assert main(["replay", str(path), "--serve", "--listen", taken, "--once"]) == 3
     assert f"cannot listen on {taken}: address already in use" in capsys.readouterr().err
+
+
+def test_sigint_stops_the_replay_and_closes_with_1001(tmp_path: Path) -> None:
+    closes: list[int | None] = []
+    arrived = threading.Event()
+
+    def silent(connection: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for _ in connection:
+                arrived.set()
+        closes.append(
+            connection.protocol.close_rcvd.code if connection.protocol.close_rcvd else None
+        )
+
+    records = [*handshake(), ev(0.01, "client", "text", data="hi"),
+               ev(0.02, "server", "text", data="never"), end(0.03)]  # fmt: skip
+    path = write(tmp_path / "silent.jsonl", records)
+    with serve(silent, "127.0.0.1", 0, compression=None) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        command = [sys.executable, "-m", "wscenario", "replay", str(path), "--against", url,
+                   "--timing", "fast", "--timeout", "30s"]  # fmt: skip
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            assert arrived.wait(10)
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=10)
+        server.shutdown()
+        thread.join(5)
+    assert process.returncode == 130, out
+    assert "interrupted: the replay did not finish" in out
+    assert closes == [1001]

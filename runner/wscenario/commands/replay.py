@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -66,17 +67,21 @@ def run(args: argparse.Namespace) -> int:
     style = Style.for_stream(out, no_color=args.no_color)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
+    interrupted = False
     if args.serve:
         results = anyio.run(_serve, path, info, args.listen, args.once, options, style, out)
     else:
-        results = [anyio.run(_against, path, args.against, options, style, out)]
+        result, interrupted = anyio.run(_against, path, args.against, options, style, out)
+        results = [result]
     elapsed = time.perf_counter() - started
+    if interrupted:
+        write_lines(out, ["interrupted: the replay did not finish"])
     write_lines(out, [render_summary(results, elapsed, style)])
     if args.junit:
         write_junit(Path(args.junit), results, elapsed, timestamp)
     if args.report:
         write_report(Path(args.report), results, elapsed, timestamp)
-    return exit_code(results)
+    return exit_code(results, interrupted=interrupted)
 
 
 def parse_timing(value: str) -> Timing:
@@ -113,23 +118,23 @@ async def _against(
     options: ReplayOptions,
     style: Style,
     out: TextIO,
-) -> ScenarioResult:
+) -> tuple[ScenarioResult, bool]:
+    """Replay against ``url``; ``True`` as second value if a signal cut it short."""
     write_lines(out, render_header(path.name, f"{path} against {url}", style))
 
     def on_step(step: StepResult) -> None:
         if step.failure is not None:
             write_lines(out, render_step(step, style))
 
-    result, steps = await replay_against(
-        path,
-        url,
-        options,
-        env=os.environ,
-        warn=sys.stderr.write,
-        on_step=on_step,
-    )
+    stop = anyio.CancelScope()
+    async with anyio.create_task_group() as watching:
+        watching.start_soon(_on_signal, stop.cancel)
+        result, steps = await replay_against(
+            path, url, options, env=os.environ, warn=sys.stderr.write, on_step=on_step, stop=stop
+        )
+        watching.cancel_scope.cancel()
     write_lines(out, [*render_end(result, style), f"{steps} steps replayed"])
-    return result
+    return result, stop.cancelled_caught
 
 
 async def _serve(
@@ -163,14 +168,15 @@ async def _serve(
     async with anyio.create_task_group() as tasks:
         url = await tasks.start(replay.serve, listener, host)
         write_lines(out, [f"replaying the server side of {path.name} on {url}"])
-        tasks.start_soon(_stop_on_signal, replay)
+        tasks.start_soon(_on_signal, replay.stop)
         await replay.finished.wait()
         tasks.cancel_scope.cancel()
     return replay.results
 
 
-async def _stop_on_signal(replay: ServeReplay) -> None:
+async def _on_signal(stop: Callable[[], object]) -> None:
+    """Call ``stop`` at the first SIGINT or SIGTERM."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            replay.stop()
+            stop()
             return

@@ -38,6 +38,7 @@ from wscenario.core.model import (
     Side,
 )
 from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
+from wscenario.engine.client import GOING_AWAY
 from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.server import FakeServer, Route, bound_port
 from wscenario.engine.server_driver import ServerDriver
@@ -231,11 +232,14 @@ async def replay_against(
     env: Mapping[str, str],
     warn: Warn,
     on_step: StepCallback | None = None,
+    stop: anyio.CancelScope | None = None,
 ) -> tuple[ScenarioResult, int]:
     """Play the client side of ``path`` against the server at ``url``.
 
     Returns the result and the number of steps that ran. Check the transcript first
     (``check_transcript``): a record found broken on the way raises ``ScenarioLoadError``.
+    Cancelling ``stop`` (a scope not yet entered) cuts the replay short; the connection is
+    then closed with 1001 and ``stop.cancelled_caught`` is true.
     """
     scenario = _scenario(path, options, client=ClientSpec(url=url, profile="raw"))
     driver = RawClientDriver(scenario.limits, warn=warn)
@@ -243,9 +247,13 @@ async def replay_against(
     maker = StepMaker("client", url=url, env=env)
     maker.reuse_variable()
     player = Player(path, "client", runner, maker, options.timing, warn)
+    steps = anyio.CancelScope() if stop is None else stop
     try:
         async with driver:
-            await player.play()
+            with steps:
+                await player.play()
+            if steps.cancelled_caught:
+                await driver.hang_up(*GOING_AWAY)
     except (WScenarioError, OSError) as exc:
         if isinstance(exc, ScenarioLoadError):
             raise
