@@ -59,6 +59,7 @@ SKIPPED_HEADERS = frozenset(
 """Request headers a client library writes itself (plus every ``sec-websocket-*``)."""
 
 VARIABLE_PREFIX = "text"
+"""Variables holding text that contains ``{{`` are named ``text1``, ``text2``..."""
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
