@@ -124,3 +124,19 @@ def test_references_resolve_in_the_root_given() -> None:
 def test_unknown_keywords_and_references_are_refused(schema: Any, message: str) -> None:
     with pytest.raises(UnsupportedSchema, match=message.replace("$", r"\$")):
         compile_predicate(schema)
+
+
+@pytest.mark.parametrize(
+    ("schema", "instance", "valid"),
+    [
+        ({"const": "a"}, "a", True),
+        ({"const": "a"}, "b", False),
+        ({"const": "1"}, 1, False),
+        ({"enum": [1, "x"]}, "x", True),
+        ({"const": [1, "a"]}, [1.0, "a"], True),
+        ({"const": {"k": True}}, {"k": 1}, False),
+    ],
+)
+def test_equality_cases_agree_with_jsonschema(schema: Any, instance: Any, valid: bool) -> None:
+    assert compile_predicate(schema)(instance) is valid
+    assert Draft202012Validator(schema).is_valid(instance) is valid
