@@ -248,6 +248,12 @@ class RawClientDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
+        try:  # an event already queued is taken without a pass through the event loop
+            return self._events.receive_nowait()
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            return None
         with anyio.move_on_after(within):
             try:
                 return await self._events.receive()
@@ -363,7 +369,8 @@ class RawClientDriver:
 
     async def _emit(self, name: str, value: EventValue) -> None:
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._events_in.send(Event(name, value, self._clock() - self._started))
+            # the queue is unbounded: queued at once, without a pass through the event loop
+            self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
 
 
 def _open_value(done: HandshakeDone) -> JSON:
