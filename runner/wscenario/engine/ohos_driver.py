@@ -181,6 +181,12 @@ class OhosDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event the app saw, or ``None`` if none arrives within ``within`` seconds."""
+        try:  # an event already queued is taken without a pass through the event loop
+            return self._events.receive_nowait()
+        except anyio.WouldBlock:
+            pass
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
         with anyio.move_on_after(within):
             try:
                 return await self._events.receive()
