@@ -1,279 +1,235 @@
-"""``--record DIR`` on ``run`` and ``serve``: one schema-valid transcript per connection."""
+"""``wscenario record`` as a user runs it: a real process between real peers, signals, files."""
 
 from __future__ import annotations
 
-import contextlib
+import json
 import signal
 import socket
-import subprocess
+import stat
 import sys
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import pytest
+from anyio.streams.text import TextReceiveStream
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as sync_connect
-from websockets.sync.server import ServerConnection, serve
 
-from tests.transcript_checks import checked_transcript
+from tests.engine.ws_peers import echo, websockets_server
+from tests.test_serve_cli import Served, finish
 from wscenario.cli import main
-from wscenario.core.transcript import End, Header, Record, TranscriptEvent
+from wscenario.core.transcript import End, Header, TranscriptEvent
+from wscenario.engine.server import bound_port, open_listener
+from wscenario.engine.transcript_io import open_transcript
+
+pytestmark = pytest.mark.anyio
 
 
-def echo(connection: ServerConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        for message in connection:
-            connection.send(message)
-
-
-@pytest.fixture
-def echo_url() -> Iterator[str]:
-    """A websockets echo server on a free loopback port, run in a thread."""
-    with serve(echo, "127.0.0.1", 0, compression=None) as server:
-        port = server.socket.getsockname()[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"ws://127.0.0.1:{port}/feed"
-        server.shutdown()
-        thread.join(5)
-
-
-CLIENT = """\
-wscenario: 1
-name: {name}
-timeout: 2s
-client:
-  url: ws://127.0.0.1:9/
-  profile: {profile}
-steps:
-  - connect: {{options: {{header: {{Authorization: Bearer hunter2}}}}}}
-  - expect: {{open: {{status: 101}}}}
-  - send: {{json: {{type: hello, token: abc, text: "ünï ✓"}}}}
-  - expect: {{message: {{json: {{type: hello, token: abc, text: "ünï ✓"}}}}}}
-  - send: {{binary: {{hex: "00ff10"}}}}
-  - expect: {{message: {{binary: {{hex: "00ff10"}}}}}}
-  - close: {{code: 1000, reason: bye}}
-  - expect: {{close: {{code: 1000}}}}
-"""
-
-
-def events(records: list[Record]) -> list[tuple[str, str, dict[str, object]]]:
-    return [(r.from_, r.type, dict(r.fields)) for r in records if isinstance(r, TranscriptEvent)]
-
-
-def lowered(headers: object) -> dict[str, str]:
-    assert isinstance(headers, tuple)
-    return {name.lower(): value for name, value in headers}
-
-
-def transcripts(folder: Path) -> list[list[Record]]:
-    return [checked_transcript(path) for path in sorted(folder.glob("*.jsonl"))]
-
-
-@pytest.mark.parametrize("profile", ["raw", "ohos"])
-def test_run_record_writes_the_messages_byte_for_byte(
-    tmp_path: Path, echo_url: str, profile: str
-) -> None:
-    path = tmp_path / "hello.yaml"
-    path.write_text(CLIENT.format(name="hello feed", profile=profile), encoding="utf-8")
-    record = tmp_path / "rec"
-    code = main(
-        ["run", str(path), "--url", echo_url, "--record", str(record), "--redact-pointer", "/token"]
-    )
-    assert code == 0
-    (only,) = transcripts(record)
-    assert "hello_feed" in next(record.glob("*.jsonl")).name
-    header = only[0]
-    assert isinstance(header, Header)
-    assert header.side == "client"
-    assert header.url == echo_url
-    assert [rule.pointer for rule in header.redaction.rules] == ["/token"]
-    got = events(only)
-    request_headers = lowered(got[0][2]["headers"])
-    assert request_headers["authorization"].startswith("<redacted:authorization:")
-    traffic = [(who, kind, fields.get("data")) for who, kind, fields in got[2:]]
-    sent_json = traffic[0][2]
-    assert isinstance(sent_json, str)
-    assert "abc" not in sent_json
-    assert "ünï ✓" in sent_json
-    assert sent_json.startswith('{"type":"hello","token":"<redacted:token:')
-    assert traffic == [
-        ("client", "text", sent_json),
-        ("server", "text", sent_json),
-        ("client", "binary", b"\x00\xff\x10"),
-        ("server", "binary", b"\x00\xff\x10"),
-        ("client", "close", None),
-        ("server", "close", None),
-    ]
-    assert got[-1][2] == {"code": 1000, "reason": "bye"}
-    end = only[-1]
-    assert isinstance(end, End)
-    assert end.status == "complete"
-    assert "hunter2" not in next(record.glob("*.jsonl")).read_text(encoding="utf-8")
-
-
-def test_run_record_in_parallel_names_each_transcript_after_its_scenario(
-    tmp_path: Path, echo_url: str
-) -> None:
-    for name in ("first", "second"):
-        (tmp_path / f"{name}.yaml").write_text(
-            CLIENT.format(name=name, profile="raw"), encoding="utf-8"
-        )
-    record = tmp_path / "rec"
-    argv = ["run", str(tmp_path / "first.yaml"), str(tmp_path / "second.yaml")]
-    assert main([*argv, "--url", echo_url, "--jobs", "2", "--record", str(record)]) == 0
-    names = sorted(path.name.split("-")[1] for path in record.glob("*.jsonl"))
-    assert names == ["first", "second"]
-    assert len(transcripts(record)) == 2
-
-
-def test_run_record_without_redaction_keeps_secrets(tmp_path: Path, echo_url: str) -> None:
-    path = tmp_path / "hello.yaml"
-    path.write_text(CLIENT.format(name="plain", profile="raw"), encoding="utf-8")
-    record = tmp_path / "rec"
-    assert main(["run", str(path), "--url", echo_url, "--record", str(record), "--no-redact"]) == 0
-    (only,) = transcripts(record)
-    request_headers = lowered(events(only)[0][2]["headers"])
-    assert request_headers["authorization"] == "Bearer hunter2"
-
-
-def test_run_record_rejects_bad_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "hello.yaml"
-    path.write_text(CLIENT.format(name="x", profile="raw"), encoding="utf-8")
-    code = main(["run", str(path), "--record", str(tmp_path), "--redact-regex", "("])
-    assert code == 2
-    assert "redaction regex is invalid" in capsys.readouterr().err
-    assert list(tmp_path.glob("*.jsonl")) == []
-
-
-def test_run_record_into_an_unusable_folder_still_runs(
-    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "hello.yaml"
-    path.write_text(CLIENT.format(name="x", profile="raw"), encoding="utf-8")
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    code = main(["run", str(path), "--url", echo_url, "--record", str(blocker / "rec")])
-    assert code == 3
-    out = capsys.readouterr()
-    assert "warning: cannot create the transcript folder" in out.err
-    assert "passed" in out.out
-
-
-SERVER = """\
-wscenario: 1
-name: greeter
-timeout: 2s
-server:
-  listen: 127.0.0.1:0
-  path: /greet
-steps:
-  - expect: connect
-  - expect: {messageReceive: hi}
-  - send: hello
-  - expect: {close: {}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def connect_when_listening(url: str) -> ClientConnection:
-    for _ in range(200):
+@asynccontextmanager
+async def recording(*args: str) -> AsyncIterator[Served]:
+    """Start ``wscenario record --listen 127.0.0.1:0 ARGS``; wait for its first line."""
+    command = [sys.executable, "-m", "wscenario", "record", "--listen", "127.0.0.1:0", *args]
+    async with await anyio.open_process(command) as process:
+        assert process.stdout is not None
+        buffered = ""
+        with anyio.fail_after(10):
+            async for chunk in TextReceiveStream(process.stdout):
+                buffered += chunk
+                if "\n" in buffered:
+                    break
+        first, _, rest = buffered.partition("\n")
+        assert first.startswith("recording ws://127.0.0.1:"), first
         try:
-            return sync_connect(url, compression=None, open_timeout=2)
-        except ConnectionRefusedError:
-            time.sleep(0.02)
-    raise AssertionError(f"nothing listens at {url}")
+            yield Served(process, first.split()[1], [first, *rest.splitlines()])
+        finally:
+            if process.returncode is None:
+                process.terminate()
 
 
-def test_serve_record_writes_a_server_transcript(tmp_path: Path) -> None:
-    scenario = tmp_path / "greeter.yaml"
-    scenario.write_text(SERVER, encoding="utf-8")
-    record = tmp_path / "rec"
-    port = free_port()
-    argv = ["serve", str(scenario), "--listen", f"127.0.0.1:{port}", "--once"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wscenario", *argv, "--record", str(record)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"ws://127.0.0.1:{port}/greet"
-    try:
-        with connect_when_listening(url) as client:
-            client.send("hi")
-            assert client.recv(timeout=2) == "hello"
-        out, err = process.communicate(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == 0, out + err
-    (only,) = transcripts(record)
-    header = only[0]
+async def line_with(proxy: Served, text: str) -> str:
+    """Read the proxy's output until a line holds ``text`` (kept for ``finish``)."""
+    assert proxy.process.stdout is not None
+    pending = ""
+    with anyio.fail_after(5):
+        async for chunk in TextReceiveStream(proxy.process.stdout):
+            pending += chunk
+            *whole, pending = pending.split("\n")
+            proxy.lines.extend(whole)
+            found = [line for line in whole if text in line]
+            if found:
+                assert not pending, pending
+                return found[0]
+    raise AssertionError(f"no line with {text!r}")
+
+
+def transcripts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.jsonl"))
+
+
+async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    args = ("--out", str(out), "--redact-pointer", "/password")
+    async with (
+        websockets_server(echo) as port,
+        recording("--upstream", f"ws://127.0.0.1:{port}/api", *args) as proxy,
+    ):
+        headers = {"Authorization": "Bearer sekrit-header"}
+        target = proxy.url + "/chat?token=sekrit-query&room=1"
+        async with connect(target, additional_headers=headers, proxy=None) as client:
+            await client.send('{"user":"ann","password":"sekrit-body"}')
+            assert await client.recv() == '{"user":"ann","password":"sekrit-body"}'
+            await client.send(b"\x01\x02")
+            assert await client.recv() == b"\x01\x02"
+            await client.close(4000, "done")
+        await line_with(proxy, "transcript")
+        proxy.process.send_signal(signal.SIGTERM)
+        code, printed, err = await finish(proxy)
+    assert code == 0, printed + err
+    (path,) = transcripts(out)
+    raw = path.read_bytes()
+    assert b"sekrit" not in raw
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    records = list(open_transcript(path))
+    header, *events, end = records
     assert isinstance(header, Header)
-    assert header.side == "server"
-    assert header.url == url
-    assert "serve-_greet" in next(record.glob("*.jsonl")).name
-    traffic = [(who, kind, fields.get("data")) for who, kind, fields in events(only)]
-    assert traffic[:4] == [
-        ("client", "request", None),
-        ("server", "response", None),
-        ("client", "text", "hi"),
-        ("server", "text", "hello"),
-    ]
-    assert [kind for _, kind, _ in traffic[4:]] == ["close", "close"]
-    end = only[-1]
+    assert (header.side, header.tls) == ("proxy", "none")
+    assert header.url.startswith(f"ws://127.0.0.1:{port}/api/chat?token=<redacted:token:")
     assert isinstance(end, End)
     assert end.status == "complete"
+    assert end.counts["client"]["text"] == end.counts["server"]["text"] == 1
+    assert all(isinstance(event, TranscriptEvent) for event in events)
+    kinds = [(e.from_, e.type) for e in events if isinstance(e, TranscriptEvent)]
+    assert kinds == [
+        ("client", "request"),
+        ("server", "response"),
+        ("client", "text"),
+        ("server", "text"),
+        ("client", "binary"),
+        ("server", "binary"),
+        ("client", "close"),
+        ("server", "close"),
+    ]
+    request = events[0]
+    assert isinstance(request, TranscriptEvent)
+    assert request.fields["target"].startswith("/chat?token=<redacted:token:")
+    authorization = {k.lower(): v for k, v in request.fields["headers"]}["authorization"]
+    assert authorization.startswith("<redacted:authorization:")
+    message = json.loads(events[2].fields["data"])  # type: ignore[union-attr]
+    assert message["user"] == "ann"
+    assert message["password"].startswith("<redacted:")
+    assert events[6].fields == {"code": 4000, "reason": "done"}  # type: ignore[union-attr]
+    assert f"opened -> ws://127.0.0.1:{port}/api/chat?token=" in printed
+    assert f"closed 4000 'done' by the client, transcript {path}" in printed
 
 
-WAITER = """\
-wscenario: 1
-name: waiter
-timeout: 5s
-server:
-  listen: 127.0.0.1:0
-  path: /wait
-steps:
-  - expect: connect
-  - expect: {messageReceive: hi}
-  - expect: {close: {}}
-"""
+async def test_no_redact_writes_secrets_as_they_are(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    async with (
+        websockets_server(echo) as port,
+        recording(
+            "--upstream", f"ws://127.0.0.1:{port}", "--out", str(out), "--no-redact"
+        ) as proxy,
+    ):
+        async with connect(proxy.url + "/?token=plain", proxy=None) as client:
+            await client.send("x")
+            await client.recv()
+        proxy.process.send_signal(signal.SIGINT)
+        code, _, _ = await finish(proxy)
+    assert code == 0
+    (path,) = transcripts(out)
+    assert b"token=plain" in path.read_bytes()
 
 
-def test_serve_record_marks_connections_a_signal_ends_as_interrupted(tmp_path: Path) -> None:
-    scenario = tmp_path / "waiter.yaml"
-    scenario.write_text(WAITER, encoding="utf-8")
-    record = tmp_path / "rec"
-    port = free_port()
-    argv = ["serve", str(scenario), "--listen", f"127.0.0.1:{port}", "--record", str(record)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wscenario", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with connect_when_listening(f"ws://127.0.0.1:{port}/wait") as client:
-            client.send("hi")
-            time.sleep(0.2)
-            process.send_signal(signal.SIGINT)
-            with contextlib.suppress(ConnectionClosed):
-                client.recv(timeout=5)
-        process.communicate(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
-    (only,) = [checked_transcript(path) for path in sorted(record.glob("*.jsonl"))]
-    assert ("client", "text", {"data": "hi"}) in events(only)
-    end = only[-1]
+async def test_stopping_closes_open_connections_with_1001_and_ends_their_transcripts(
+    tmp_path: Path,
+) -> None:
+    seen: list[int | None] = []
+
+    async def hold(ws: ServerConnection) -> None:
+        await ws.send(await ws.recv())
+        await ws.wait_closed()
+        seen.append(ws.close_code)
+
+    out = tmp_path / "rec"
+    async with (
+        websockets_server(hold) as port,
+        recording("--upstream", f"ws://127.0.0.1:{port}", "--out", str(out)) as proxy,
+    ):
+        async with connect(proxy.url, proxy=None) as client:
+            await client.send("hello")
+            assert await client.recv() == "hello"
+            proxy.process.send_signal(signal.SIGINT)
+            with anyio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+                await client.recv()
+        code, printed, err = await finish(proxy)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+    assert seen == [1001]
+    assert code == 0, err
+    assert "interrupted, closed with 1001" in printed
+    *_, end = open_transcript(transcripts(out)[0])
     assert isinstance(end, End)
     assert end.status == "interrupted"
+
+
+async def test_an_upstream_refusal_is_recorded_and_printed(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    listener = await open_listener("127.0.0.1", 0)
+    port = bound_port(listener)
+    await listener.aclose()
+    async with recording("--upstream", f"ws://127.0.0.1:{port}", "--out", str(out)) as proxy:
+        with pytest.raises(Exception, match="502"):
+            await connect(proxy.url, proxy=None, open_timeout=5)
+        await line_with(proxy, "transcript")
+        proxy.process.send_signal(signal.SIGTERM)
+        code, printed, _ = await finish(proxy)
+    assert code == 0
+    assert "aborted (upstream: connection refused)" in printed
+    *_, error, end = open_transcript(transcripts(out)[0])
+    assert isinstance(error, TranscriptEvent)
+    assert error.type == "error"
+    assert isinstance(end, End)
+    assert end.status == "aborted"
+
+
+def test_a_port_in_use_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["record", "--listen", f"127.0.0.1:{port}", "--upstream", "ws://x"])
+    assert code == 3
+    assert "address already in use" in capsys.readouterr().err
+
+
+LOCAL = ["--listen", "127.0.0.1:0"]
+UPSTREAM = ["--upstream", "ws://127.0.0.1:9"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "0.0.0.0:0", *UPSTREAM], "--allow-remote"),
+        ([*LOCAL, "--upstream", "http://example.com"], "ws:// or wss://"),
+        ([*LOCAL, *UPSTREAM, "--cafile", "ca.pem"], "only apply to a wss:// upstream"),
+        ([*LOCAL, "--upstream", "wss://h", "--cafile", "c", "--insecure"], "do not go together"),
+        ([*LOCAL, *UPSTREAM, "--max-connections", "0"], "1 or more"),
+        ([*LOCAL, *UPSTREAM, "--redact-regex", "("], "regex"),
+        (["--listen", "nowhere", *UPSTREAM], "HOST:PORT"),
+    ],
+)
+def test_bad_usage_is_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["record", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unreadable_cafile_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.pem")
+    code = main(["record", "--listen", "127.0.0.1:0", "--upstream", "wss://h", "--cafile", missing])
+    assert code == 3
+    assert "cannot read CA file" in capsys.readouterr().err

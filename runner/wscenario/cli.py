@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from wscenario._version import __version__
-from wscenario.commands.record_options import add_record_options
+from wscenario.commands.record_options import add_record_options, add_redaction_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -129,9 +129,55 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show a traceback for unexpected errors",
     )
+    _add_record(commands)
     _add_replay(commands)
     _add_convert(commands)
     return parser
+
+
+def _add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    record = commands.add_parser(
+        "record",
+        help="proxy clients to a server and record each connection as a transcript",
+        description="A recording proxy: clients connect to --listen, each connection is relayed "
+        "to --upstream (same path and query) and written as one transcript into --out, with "
+        "secrets redacted. Runs until Ctrl-C or SIGTERM (open connections get 1001).",
+        epilog=EPILOG,
+    )
+    record.add_argument(
+        "--listen", required=True, metavar="HOST:PORT", help="where clients connect"
+    )
+    record.add_argument(
+        "--upstream", required=True, metavar="URL", help="the ws:// or wss:// server to relay to"
+    )
+    record.add_argument(
+        "--out",
+        default="transcripts",
+        metavar="DIR",
+        help="transcript folder (default: transcripts)",
+    )
+    record.add_argument("--cafile", metavar="FILE", help="also trust this CA for a wss:// upstream")
+    record.add_argument(
+        "--insecure", action="store_true", help="do not verify the upstream's certificate"
+    )
+    record.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow an address other machines can reach (e.g. 0.0.0.0)",
+    )
+    record.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections open at once before new ones get 503 (default 256)",
+    )
+    add_redaction_options(record)
+    record.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
+    )
 
 
 def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
