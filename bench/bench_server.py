@@ -1,0 +1,383 @@
+"""Fake-server benchmark: an echo scenario served by ``wscenario serve`` against bare servers.
+
+Three servers, each in its own process pinned to CPU 0, load from the ``websockets`` client in
+another process pinned to CPU 1:
+
+* ``wscenario``: ``wscenario serve`` running an echo scenario (one rule answers every message
+  with the text it captured);
+* ``wsproto``: a bare wsproto + anyio echo server (``wsproto_echo_server.py``), the floor;
+* ``websockets``: the websockets library's own echo server (``echo_server.py``), a reference.
+
+Throughput: text messages of 32 B and 1 KiB, ``round trip`` (send, await the echo, repeat) and
+``pipelined`` (the client sends as fast as back-pressure lets it while a reader counts the
+echoes); messages/s over ``--duration`` seconds after a warm-up. Every round runs every stack
+seconds apart in shuffled order; the ratio to wsproto is taken per round, the median shown.
+
+Connections (fresh server per stack): 20 warm-up connections, then 1,000 timed new connections
+(100 handshakes in flight), then up to ``--idle`` in all; after a settle the server's RSS
+growth per connection is read from ``/proc``, every connection echoes 4 bytes to prove it is
+alive, and all close.
+
+Run: ``python bench/bench_server.py [--rounds 3] [--duration 1] [--idle 10000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from websockets.asyncio.client import ClientConnection, connect
+
+HERE = Path(__file__).resolve().parent
+STACKS = ("wscenario", "wsproto", "websockets")
+BASELINE = "wsproto"
+SIZES = {"32 B": 32, "1 KiB": 1024}
+MODES = ("round trip", "pipelined")
+SERVER_CPU = 0
+CLIENT_CPU = 1
+IN_FLIGHT = 100
+WARM_CONNECTIONS = 20
+TIMED_CONNECTIONS = 1000
+SETTLE = 1.0
+WARMUP = 0.25
+
+ECHO_SCENARIO = """\
+wscenario: 1
+name: echo
+server:
+  listen: 127.0.0.1:0
+  path: /
+limits:
+  maxConnections: 20000
+  maxMessageSize: 1MiB
+steps: []
+rules:
+  - on: {messageReceive: {regex: "(?s)^(?P<message>.*)$"}}
+    send: "{{ message }}"
+"""
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard limit (inherited by children); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _pinned(cpu: int) -> None:
+    if cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {cpu})
+
+
+@contextmanager
+def server(stack: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start one echo server in its own process; yield it and its port; kill it after."""
+    port_file = workdir / f"{stack}.port"
+    port_file.unlink(missing_ok=True)
+    log = workdir / f"{stack}.log"
+    if stack == "wscenario":
+        scenario = workdir / "echo.server.yaml"
+        scenario.write_text(ECHO_SCENARIO)
+        command = [sys.executable, "-m", "wscenario", "serve", str(scenario), "--no-color"]
+    else:
+        script = "wsproto_echo_server.py" if stack == "wsproto" else "echo_server.py"
+        command = [sys.executable, str(HERE / script), str(port_file)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: _pinned(SERVER_CPU),  # noqa: PLW1509 - no threads here
+        )
+    try:
+        yield process, _wait_port(stack, port_file, log, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_port(stack: str, port_file: Path, log: Path, process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{stack} server exited: {log.read_text()[-2000:]}")
+        if stack == "wscenario":
+            for line in log.read_text().splitlines():
+                if line.startswith("listening on ws://"):
+                    return int(line.split()[2].rsplit(":", 1)[1])
+        elif port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        time.sleep(0.05)
+    raise SystemExit(f"{stack} server did not start")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def client(*args: str) -> subprocess.Popen[str]:
+    """This script in client mode, in its own process on the client CPU."""
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: _pinned(CLIENT_CPU),  # noqa: PLW1509 - no threads here
+    )
+
+
+def _line(pipe: IO[str] | None) -> dict[str, float]:
+    assert pipe is not None
+    line = pipe.readline()
+    if not line:
+        raise SystemExit("the client process ended early")
+    result: dict[str, float] = json.loads(line)
+    return result
+
+
+# ---------------------------------------------------------------------------- client side
+
+
+async def _round_trips(ws: ClientConnection, message: str, until: float) -> int:
+    count = 0
+    while time.perf_counter() < until:
+        await ws.send(message)
+        await ws.recv()
+        count += 1
+    return count
+
+
+async def _pipelined(ws: ClientConnection, message: str, warmup: float, duration: float) -> int:
+    """Echoes received in the measured window while a sender keeps the pipe full."""
+
+    async def blast() -> None:
+        while True:
+            await ws.send(message)
+            await asyncio.sleep(0)  # let the reader in even while the socket takes everything
+
+    sender = asyncio.create_task(blast())
+    start = time.perf_counter() + warmup
+    end = start + duration
+    count = 0
+    try:
+        while (now := time.perf_counter()) < end:
+            await ws.recv()
+            if now >= start:
+                count += 1
+    finally:
+        sender.cancel()
+    return count
+
+
+async def client_rate(port: int, mode: str, size: int, duration: float) -> None:
+    """Print ``{"rate": messages per second}`` for one mode and size."""
+    message = ("0123456789abcdef" * (size // 16 + 1))[:size]
+    async with connect(
+        f"ws://127.0.0.1:{port}/", compression=None, ping_interval=None, max_size=None
+    ) as ws:
+        if mode == "round trip":
+            await _round_trips(ws, message, time.perf_counter() + WARMUP)
+            count = await _round_trips(ws, message, time.perf_counter() + duration)
+        else:
+            count = await _pipelined(ws, message, WARMUP, duration)
+        ws.transport.abort()
+    print(json.dumps({"rate": count / duration}), flush=True)
+
+
+async def _open_many(port: int, count: int, into: list[ClientConnection]) -> float:
+    """Open ``count`` connections with ``IN_FLIGHT`` handshakes at a time; seconds taken."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one() -> None:
+        async with gate:
+            into.append(
+                await connect(
+                    f"ws://127.0.0.1:{port}/",
+                    compression=None,
+                    ping_interval=None,
+                    open_timeout=60,
+                )
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    return time.perf_counter() - start
+
+
+async def client_idle(port: int, total: int) -> None:
+    """Warm up, time 1,000 new connections, hold ``total`` idle, then prove them alive.
+
+    Talks to the bench over stdin/stdout: one JSON line per phase, one stdin line to go on.
+    """
+    raise_fd_limit()
+    held: list[ClientConnection] = []
+    await _open_many(port, WARM_CONNECTIONS, held)
+    print(json.dumps({"warm": len(held)}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    first = await _open_many(port, TIMED_CONNECTIONS, held)
+    rest = await _open_many(port, max(total - TIMED_CONNECTIONS - WARM_CONNECTIONS, 0), held)
+    print(json.dumps({"first": first, "all": first + rest, "held": len(held)}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def alive(ws: ClientConnection) -> bool:
+        async with gate:
+            try:
+                await ws.send("ping")
+                return await asyncio.wait_for(ws.recv(), 30) == "ping"
+            except Exception:  # noqa: BLE001 - a dead connection is what we count
+                return False
+
+    answered = sum(await asyncio.gather(*(alive(ws) for ws in held)))
+    for ws in held:
+        ws.transport.abort()
+    print(json.dumps({"alive": answered}), flush=True)
+
+
+# ---------------------------------------------------------------------------- bench side
+
+
+def measure_rates(rounds: int, duration: float, workdir: Path) -> dict[str, list[float]]:
+    """Messages/s per (stack, mode, size) cell, one sample per round."""
+    samples: dict[str, list[float]] = {}
+    with (
+        server("wscenario", workdir) as (_, p1),
+        server("wsproto", workdir) as (_, p2),
+        server("websockets", workdir) as (_, p3),
+    ):
+        ports = {"wscenario": p1, "wsproto": p2, "websockets": p3}
+        for _ in range(rounds):
+            for mode in MODES:
+                for label, size in SIZES.items():
+                    order = list(STACKS)
+                    random.shuffle(order)
+                    for stack in order:
+                        proc = client("rate", str(ports[stack]), mode, str(size), str(duration))
+                        rate = _line(proc.stdout)["rate"]
+                        proc.wait()
+                        samples.setdefault(f"{stack}|{mode}|{label}", []).append(rate)
+    return samples
+
+
+def measure_connections(stack: str, total: int, workdir: Path) -> dict[str, float]:
+    """Accept time for 1,000 connections and server KiB per idle connection."""
+    with server(stack, workdir) as (process, port):
+        proc = client("idle", str(port), str(total))
+        _line(proc.stdout)
+        time.sleep(0.2)
+        before = rss_kib(process.pid)
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        opened = _line(proc.stdout)
+        time.sleep(SETTLE)
+        after = rss_kib(process.pid)
+        proc.stdin.write("echo\n")
+        proc.stdin.flush()
+        alive = _line(proc.stdout)["alive"]
+        proc.wait()
+    new = opened["held"] - WARM_CONNECTIONS
+    return {
+        "first": opened["first"],
+        "all": opened["all"],
+        "held": opened["held"],
+        "alive": alive,
+        "kib_per_conn": (after - before) / new,
+    }
+
+
+def report_rates(samples: dict[str, list[float]], rounds: int) -> list[str]:
+    """A Markdown table: median msgs/s and median per-round ratio to wsproto."""
+    lines = [
+        "| mode | size | " + " | ".join(STACKS) + " | wscenario ÷ wsproto | websockets ÷ wsproto |",
+        "|---|---|" + "---|" * (len(STACKS) + 2),
+    ]
+    for mode in MODES:
+        for label in SIZES:
+            cell = {stack: samples[f"{stack}|{mode}|{label}"] for stack in STACKS}
+            rates = " | ".join(f"{statistics.median(cell[s]):,.0f}" for s in STACKS)
+            ratios = [
+                statistics.median(cell[s][r] / cell[BASELINE][r] for r in range(rounds))
+                for s in ("wscenario", "websockets")
+            ]
+            lines.append(f"| {mode} | {label} | {rates} | {ratios[0]:.2f}× | {ratios[1]:.2f}× |")
+    return lines
+
+
+def report_connections(results: dict[str, dict[str, float]]) -> list[str]:
+    """A Markdown table of the connection measurements."""
+    base = results.get(BASELINE)
+    lines = [
+        (
+            "| stack | held / alive | 1,000 new connections | × wsproto | all (conn/s) "
+            "| server KiB per idle conn |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for stack, r in results.items():
+        ratio = f"{r['first'] / base['first']:.2f}×" if base else "-"
+        rate = (r["held"] - WARM_CONNECTIONS) / r["all"]
+        lines.append(
+            f"| {stack} | {r['held']:,.0f} / {r['alive']:,.0f} | {r['first']:.2f} s | {ratio} "
+            f"| {r['all']:.1f} s ({rate:,.0f}/s) | {r['kib_per_conn']:.1f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    """Run the benchmark (or, with ``rate``/``idle`` as first argument, one client)."""
+    if len(sys.argv) > 1 and sys.argv[1] == "rate":
+        port, mode, size, duration = sys.argv[2:6]
+        asyncio.run(client_rate(int(port), mode, int(size), float(duration)))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "idle":
+        asyncio.run(client_idle(int(sys.argv[2]), int(sys.argv[3])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds per cell")
+    parser.add_argument("--idle", type=int, default=10_000, help="idle connections to hold")
+    parser.add_argument("--skip", choices=("rates", "connections"), action="append", default=[])
+    args = parser.parse_args()
+    limit = raise_fd_limit()
+    if args.idle + 100 > limit:
+        raise SystemExit(f"--idle {args.idle} needs more than the open-files limit {limit}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if "rates" not in args.skip:
+            samples = measure_rates(args.rounds, args.duration, workdir)
+            print(f"## Echo throughput, messages/s (text, {args.rounds} rounds)\n")
+            print("\n".join(report_rates(samples, args.rounds)) + "\n", flush=True)
+        if "connections" not in args.skip:
+            results = {s: measure_connections(s, args.idle, workdir) for s in STACKS}
+            print(f"## Connections ({args.idle:,} idle, {IN_FLIGHT} handshakes in flight)\n")
+            print("\n".join(report_connections(results)))
+
+
+if __name__ == "__main__":
+    main()
