@@ -1,0 +1,246 @@
+"""The pytest plugin: scenario files run as pytest tests against a real websockets server.
+
+Each test runs pytest on files written to a temporary folder (``pytester``); the plugin is
+loaded the way users get it, through the ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+from websockets.sync.server import ServerConnection, serve
+
+# The plugin's lazily imported modules are imported here, so that pytester's in-process runs
+# (which unload what each run imported) never load libyaml's bindings a second time.
+import wscenario.core.scenario_loader
+import wscenario.engine.client
+import wscenario.report.console  # noqa: F401
+from wscenario.pytest_plugin import DEFAULT_FILES, headline
+from wscenario.report.results import not_run
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def echo(connection: ServerConnection) -> None:
+    """Send every message back."""
+    for message in connection:
+        connection.send(message)
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    """A websockets echo server on 127.0.0.1, served from a thread: its ``ws://`` URL."""
+    with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/echo"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def client(url: str, *, expect: str = "hello", name: str = "echo it") -> str:
+    """A client scenario that sends ``hello`` and expects ``expect`` back."""
+    return f"""\
+wscenario: 1
+name: {name}
+timeout: 2s
+vars:
+  word: hello
+client:
+  url: {url}
+  profile: raw
+steps:
+  - connect: {{}}
+  - expect: open
+  - send: "{{{{ word }}}}"
+  - expect: {{message: {expect}}}
+  - close: {{code: 1000}}
+  - expect: {{close: {{code: 1000}}}}
+"""
+
+
+SERVER = """\
+wscenario: 1
+name: a fake server
+server:
+  path: /
+steps:
+  - expect: connect
+"""
+
+
+def test_a_passing_client_scenario_is_one_passing_test(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client(echo_url))
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*echo.wscenario.yaml::echo it PASSED*"])
+
+
+def test_a_failure_is_the_scenarios_own_report_with_file_and_line(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client(echo_url, expect="goodbye"))
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ scenario: echo it _*",
+            "echo.wscenario.yaml:13: expected text 'goodbye', got 'hello'",
+            "echo it  *echo.wscenario.yaml",
+            "*PASS send '{{ word }}'*echo.wscenario.yaml:12*",
+            "*FAIL expect message 'goodbye'*echo.wscenario.yaml:13*",
+            "*expected: message 'goodbye'",
+            "*received: message 'hello'",
+            "FAILED echo it: failed at *echo.wscenario.yaml:13, 2 steps not run*",
+            "*short test summary info*",
+            "FAILED echo.wscenario.yaml::echo it - echo.wscenario.yaml:13: expected*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "def runtest" not in result.stdout.str()
+
+
+def test_junit_xml_names_the_scenario_and_points_at_the_failing_step(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", good=client(echo_url, name="good one"))
+    pytester.makefile(".wscenario.yaml", bad=client(echo_url, expect="nope", name="bad one"))
+    result = pytester.runpytest("--junitxml=out.xml", "-o", "junit_family=xunit1")
+    result.assert_outcomes(passed=1, failed=1)
+    cases = ET.parse(pytester.path / "out.xml").getroot().iter("testcase")
+    by_name = {case.get("name"): case for case in cases}
+    assert set(by_name) == {"good one", "bad one"}
+    assert by_name["good one"].find("failure") is None
+    failure = by_name["bad one"].find("failure")
+    assert failure is not None
+    assert "expected: message 'nope'" in (failure.text or "")
+    assert failure.get("message", "").startswith("bad.wscenario.yaml:13: expected text 'nope'")
+    assert (by_name["bad one"].get("file"), by_name["bad one"].get("line")) == (
+        "bad.wscenario.yaml",
+        "12",  # 0-based, as pytest writes every line: the failing step's
+    )
+
+
+def test_a_server_scenario_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".wscenario.yaml", fake=SERVER)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*server scenario: play it with 'wscenario serve *fake*"])
+
+
+def test_only_files_matching_wscenario_files_are_collected(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".yaml", plain=client(echo_url))
+    pytester.makefile(".client.yaml", named=client(echo_url))
+    assert pytester.runpytest().ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    pytester.makeini("[pytest]\nwscenario_files = *.client.yaml\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*named.client.yaml::echo it PASSED*"])
+
+
+def test_an_invalid_file_is_a_collection_error_with_its_diagnostics(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".wscenario.yaml", broken="wscenario: 1\nname: broken\nsteps: []\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*broken.wscenario.yaml:*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_wscenario_var_sets_the_variable_in_scenarios_that_declare_it(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client(echo_url, expect="bonjour"))
+    pytester.makefile(".wscenario.yaml", fake=SERVER)  # declares no variable: left alone
+    result = pytester.runpytest("--wscenario-var", "word=bonjour")
+    result.assert_outcomes(passed=1, skipped=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("wrod=bonjour", "*--wscenario-var wrod: no collected scenario declares it*"),
+        ("word", "*--wscenario-var: --var expects NAME=VALUE, got 'word'*"),
+    ],
+)
+def test_a_wscenario_var_that_cannot_apply_is_a_usage_error(
+    pytester: pytest.Pytester, echo_url: str, option: str, message: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client(echo_url))
+    result = pytester.runpytest("--wscenario-var", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_wscenario_url_points_client_scenarios_at_another_server(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client("ws://127.0.0.1:9/nowhere"))
+    result = pytester.runpytest("--wscenario-url", echo_url)
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unreachable_server_fails_with_the_event_that_came_instead(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client("ws://127.0.0.1:9/nowhere"))
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["echo.wscenario.yaml:11: expected a 'open' event, got 'error'"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_the_headline_of_a_scenario_that_could_not_run_says_why() -> None:
+    result = not_run("echo it", "echo.wscenario.yaml", "client", "cannot read key.pem", 3)
+    line = headline(result, "echo.wscenario.yaml")
+    assert line.startswith("ERROR echo it: could not run: cannot read key.pem")
+
+
+def test_loading_the_plugin_imports_no_scenario_machinery() -> None:
+    code = (
+        "import sys, wscenario.pytest_plugin\n"
+        "heavy = {'anyio', 'yaml', 'jsonschema', 'wsproto', 'h11'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m.startswith('wscenario.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.strip() == "['wscenario._version', 'wscenario.pytest_plugin']"
+
+
+def test_no_file_in_this_repository_matches_the_default_globs() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    assert any(name.endswith(".yaml") for name in tracked)
+    matching = [
+        name for name in tracked if any(fnmatch(Path(name).name, glob) for glob in DEFAULT_FILES)
+    ]
+    assert matching == []
+
+
+def test_a_wscenario_var_of_the_wrong_type_is_a_collection_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".wscenario.yaml", fake=SERVER.replace("server:", "vars: {n: 3}\nserver:"))
+    result = pytester.runpytest("--wscenario-var", "n=three")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fake.wscenario.yaml: *n*three*"])
+    assert "Traceback" not in result.stdout.str()
