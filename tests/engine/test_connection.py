@@ -307,6 +307,50 @@ async def test_invalid_utf8_from_the_server_fails_with_1007() -> None:
     assert (lost.kind, lost.code) == ("protocol", 1007)
 
 
+async def test_a_message_before_a_bad_frame_can_be_answered_before_the_failure() -> None:
+    received: list[str | bytes] = []
+    closes: list[int | None] = []
+
+    async def hello_then_reserved_opcode(ws: ServerConnection) -> None:
+        # both frames in one write, so the client reads them together
+        ws.transport.write(
+            encode_frame(0x1, b"hello", masked=False) + encode_frame(0x3, b"", masked=False)
+        )
+        with contextlib.suppress(WsConnectionClosed):
+            while True:
+                received.append(await ws.recv())
+        closes.append(ws.close_code)
+
+    async with websockets_server(hello_then_reserved_opcode) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            first = await connection.receive()
+            assert connection.lost is None
+            await connection.send(SendMessage("hello"))
+            lost = await connection.receive()
+            await connection.aclose()
+    assert first == DataFrame("text", "hello", True, True)
+    assert isinstance(lost, ConnectionLost)
+    assert (lost.kind, lost.code) == ("protocol", 1002)
+    assert received == ["hello"]  # the echo went out before the close frame
+    assert closes == [1002]
+
+
+async def test_closing_with_a_failure_still_pending_sends_its_code_not_1000() -> None:
+    watcher = CloseWatcher(
+        raw=encode_frame(0x1, b"hello", masked=False) + encode_frame(0x1, b"\xff", masked=False)
+    )
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            first = await connection.receive()
+            await connection.aclose()
+    assert first == DataFrame("text", "hello", True, True)
+    assert connection.lost is not None
+    assert connection.lost.code == 1007
+    assert watcher.codes == [1007]
+
+
 async def test_an_abrupt_drop_mid_message_is_a_lost_connection() -> None:
     async def dropper(ws: ServerConnection) -> None:
         ws.transport.write(b"\x82\x7e\x10\x00" + b"z" * 100)  # 4096 bytes announced, 100 sent

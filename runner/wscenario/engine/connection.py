@@ -8,7 +8,8 @@ What the connection decides on its own:
 * Limits: a message over ``max_message_size`` bytes (all fragments counted) or with more
   than ``max_fragments`` frames, and any protocol error wsproto reports (1002, 1007), end the
   connection: the close frame is sent, TCP is closed, and ``receive`` returns
-  ``ConnectionLost(kind="protocol", code=...)``.
+  ``ConnectionLost(kind="protocol", code=...)``. Events that arrived before the bad frame are
+  returned first, so a peer's valid messages can be answered before the connection fails.
 * Pings are not answered unless ``auto_pong`` is set; close frames are never answered: the
   session decides (``send(SendClose(...))``).
 * A close frame's code is reported as written, even one a peer may not send (OpenHarmony
@@ -148,6 +149,7 @@ class WebSocketConnection:
         self._close_sent = False
         self._close_received = False
         self._lost: ConnectionLost | None = None
+        self._deferred: tuple[int, str] | None = None  # a failure behind events still pending
         self._transport_closed = False
         self._receiving = False
         self._peer_done = anyio.Event()  # the peer's close frame arrived, or the connection ended
@@ -187,7 +189,10 @@ class WebSocketConnection:
                     return self._lost
                 if self._transport_closed or (self._close_sent and self._close_received):
                     raise ConnectionClosed("the connection is closed")
-                failure = self._parse()
+                failure = self._deferred or self._parse()
+                if failure is not None and self._pending:
+                    self._deferred = failure  # what arrived before the bad frame comes first
+                    break
                 if failure is not None:
                     await self._fail(*failure)
                     break
@@ -408,6 +413,9 @@ class WebSocketConnection:
         close TCP first. Events that arrive meanwhile are dropped. Safe to call more than once.
         """
         if self._transport_closed:
+            return
+        if self._deferred is not None and self._lost is None:
+            await self._fail(*self._deferred)
             return
         with anyio.move_on_after(self.limits.close_timeout):
             if self._lost is None and not self._close_sent:
