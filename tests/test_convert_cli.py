@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 from tests import test_run_cli
 from tests.engine.test_replay import HEADER, MESSAGES, echo_transcript, end, ev, handshake, write
 from wscenario.cli import main
+from wscenario.core.schema import schema_path
 
 echo_url = test_run_cli.echo_url
 """A websockets echo server on a free loopback port (the fixture ``run``'s tests use)."""
@@ -118,3 +119,13 @@ def test_a_hostile_transcript_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     other = write(tmp_path / "v9.jsonl", [], header={**HEADER, "wscenario_transcript": 9})
     assert main(["convert", str(other), "--side", "server"]) == 2
     assert f"{other}:1:1: error:" in capsys.readouterr().err
+
+
+def test_schema_line_points_at_the_schema_relative_to_the_output(tmp_path: Path) -> None:
+    transcript = echo_transcript(tmp_path / "t.jsonl", gap=0.001)
+    target = tmp_path / "out" / "scenario.yaml"
+    target.parent.mkdir()
+    assert main(["convert", str(transcript), "--side", "client", "-o", str(target)]) == 0
+    first = target.read_text().splitlines()[0]
+    relative = first.removeprefix("# yaml-language-server: $schema=")
+    assert (target.parent / relative).resolve() == schema_path().resolve()

@@ -342,9 +342,9 @@ def test_model_steps_match_the_scenario_language() -> None:
 
 def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
     converted = convert(HEADER, CHAT, side="client", name="chat")
-    text = render_yaml(converted, source="chat.jsonl")
+    text = render_yaml(converted, source="chat.jsonl", schema="s.json")
     lines = text.splitlines()
-    assert lines[0].startswith("# yaml-language-server: $schema=https://")
+    assert lines[0] == "# yaml-language-server: $schema=s.json"
     assert "  # /id looks volatile (uuid)" in "\n".join(lines)
     assert "  # the client pinged here (a client scenario cannot send pings)" in lines
     data = yaml.safe_load(text)
@@ -377,7 +377,7 @@ def test_short_gaps_are_not_slept_and_notes_at_the_end_are_kept(tmp_path: Path) 
         {"send": {"text": "a"}},
         {"sleep": "470ms"},
     ]
-    text = render_yaml(converted, source="n.jsonl")
+    text = render_yaml(converted, source="n.jsonl", schema="s.json")
     assert text.endswith("  - {sleep: 470ms}\n  # the client dropped the connection\n")
 
 
@@ -391,7 +391,7 @@ def test_a_server_scenario_selects_the_recorded_subprotocol(tmp_path: Path) -> N
     without = convert(HEADER, [request(), response()], side="server", name="x")
     assert without.data["server"] == {"listen": "127.0.0.1:8765", "path": "/chat"}
     path = tmp_path / "chat.server.yaml"
-    path.write_text(render_yaml(converted, source="chat.jsonl"))
+    path.write_text(render_yaml(converted, source="chat.jsonl", schema="s.json"))
     assert load_scenario(path).server is not None
 
 
@@ -427,7 +427,7 @@ def test_an_ohos_client_expects_what_a_device_reports() -> None:
 def test_an_ohos_conversion_validates(tmp_path: Path) -> None:
     converted = convert(HEADER, CHAT, side="client", name="chat", profile="ohos")
     path = tmp_path / "chat.yaml"
-    path.write_text(render_yaml(converted, source="chat.jsonl"))
+    path.write_text(render_yaml(converted, source="chat.jsonl", schema="s.json"))
     scenario = load_scenario(path)
     assert scenario.client is not None
     assert scenario.client.profile == "ohos"

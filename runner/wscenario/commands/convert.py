@@ -8,11 +8,13 @@ renamed into place, so a reader never sees half a scenario; an existing FILE is 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from wscenario.cli import EXIT_OK
 from wscenario.core.convert import convert, render_yaml
+from wscenario.core.schema import schema_path
 from wscenario.core.transcript import Header
 from wscenario.engine.replay import read_records
 from wscenario.errors import UsageError
@@ -39,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         loose=args.loose,
         profile=args.profile,
     )
-    text = render_yaml(converted, source=path.name)
+    schema = schema_path().resolve()
+    if output is not None:  # relative, so the file and the checkout can move together
+        schema = Path(os.path.relpath(schema, output.resolve().parent))
+    text = render_yaml(converted, source=path.name, schema=schema.as_posix())
     if output is None:
         sys.stdout.write(text)
     else:

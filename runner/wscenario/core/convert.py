@@ -37,9 +37,6 @@ from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
 from wscenario.core.transcript import End, Header, TranscriptEvent
 
-SCHEMA_URL = (
-    "https://raw.githubusercontent.com/wscenario/wscenario/main/schemas/scenario.schema.json"
-)
 MIN_SLEEP = 0.05
 """Gaps shorter than this (seconds) are not written as ``sleep`` steps."""
 
@@ -588,16 +585,17 @@ def _section(
 # ------------------------------------------------------------------------------ YAML
 
 
-def render_yaml(converted: Converted, *, source: str) -> str:
+def render_yaml(converted: Converted, *, source: str, schema: str) -> str:
     """The scenario as YAML text: the schema line, a note on where it came from, one step a line.
 
-    Each step's notes are written as comments on the lines above it.
+    ``schema`` is the path (or URL) of the scenario schema for editors. Each step's notes are
+    written as comments on the lines above it.
     """
     data = dict(converted.data)
     steps = data.pop("steps")
     assert isinstance(steps, list)
     lines = [
-        f"# yaml-language-server: $schema={SCHEMA_URL}",
+        f"# yaml-language-server: $schema={schema}",
         f"# Converted from {source}; edit freely.",
     ]
     lines += _dump(data).splitlines()
