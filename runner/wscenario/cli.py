@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from wscenario._version import __version__
 from wscenario.commands.record_options import add_record_options, add_redaction_options
@@ -20,8 +21,14 @@ EXIT_USAGE = 2
 EXIT_CANNOT_RUN = 3
 EXIT_INTERRUPTED = 130
 
+Parser = argparse.ArgumentParser
+
 EPILOG = """exit codes: 0 all passed, 1 a scenario failed, 2 bad usage or invalid file,
 3 could not run, 130 interrupted"""
+
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,14 +43,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show a traceback for unexpected errors"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_validate, _add_run, _add_serve, _add_record, _add_replay, _add_convert):
+        add_debug(add(commands))
+    return parser
 
-    validate = commands.add_parser(
-        "validate",
-        help="check scenario files against the schema and the language's rules",
-        description="Check scenario files (and the files under folders) without running them.",
-        epilog=EPILOG,
+
+def _command(commands: Subparsers, name: str, summary: str, description: str) -> Parser:
+    return commands.add_parser(name, help=summary, description=description, epilog=EPILOG)
+
+
+def add_debug(parser: Parser) -> None:
+    """``--debug`` on a command too (the top-level one stays unless the command sets it)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show a traceback for unexpected errors",
     )
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+
+
+def _add_paths(parser: Parser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+
+
+def _add_reports(parser: Parser) -> None:
+    """``--junit``, ``--report`` and ``--no-color``: what every command that runs steps has."""
+    parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
+    parser.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
+    parser.add_argument("--no-color", action="store_true", help="never colour the output")
+
+
+def _add_vars(parser: Parser) -> None:
+    parser.add_argument(
+        "--var", action="append", metavar="NAME=VALUE", help="set a declared variable (repeatable)"
+    )
+
+
+def _add_listening(parser: Parser, *, once: str) -> None:
+    """``--allow-remote`` and ``--once`` for commands that listen."""
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow an address other machines can reach (e.g. 0.0.0.0)",
+    )
+    parser.add_argument("--once", action="store_true", help=once)
+
+
+def _add_validate(commands: Subparsers) -> Parser:
+    validate = _command(
+        commands,
+        "validate",
+        "check scenario files against the schema and the language's rules",
+        "Check scenario files (and the files under folders) without running them.",
+    )
+    _add_paths(validate)
     validate.add_argument(
         "--max-errors",
         type=int,
@@ -54,21 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--list", action="store_true", help="also list each valid scenario with its side"
     )
+    return validate
 
-    run = commands.add_parser(
+
+def _add_run(commands: Subparsers) -> Parser:
+    run = _command(
+        commands,
         "run",
-        help="run client scenarios against real servers",
-        description="Run client scenarios (files, or the files under folders) and report "
-        "each step's outcome.",
-        epilog=EPILOG,
+        "run client scenarios against real servers",
+        "Run client scenarios (files, or the files under folders) and report each step's outcome.",
     )
-    run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
-    run.add_argument(
-        "--var",
-        action="append",
-        metavar="NAME=VALUE",
-        help="set a declared variable (repeatable)",
-    )
+    _add_paths(run)
+    _add_vars(run)
     run.add_argument("--url", metavar="URL", help="connect to URL instead of client.url")
     run.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="scenarios run in parallel (default 1)"
@@ -76,73 +126,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", metavar="DURATION", help="default wait for each expect (250ms, 2s, 1m)"
     )
-    run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
-    run.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
-    run.add_argument("--no-color", action="store_true", help="never colour the output")
+    _add_reports(run)
     add_record_options(run)
-    run.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
-    )
+    return run
 
-    serve = commands.add_parser(
+
+def _add_serve(commands: Subparsers) -> Parser:
+    serve = _command(
+        commands,
         "serve",
-        help="run server scenarios as a fake server that real clients connect to",
-        description="Serve server scenarios (files, or the files under folders): every "
-        "accepted connection runs its own copy of its scenario's steps and rules. Stops on "
-        "Ctrl-C or SIGTERM (open connections get 1001), or after --once / --max-connections; "
-        "exits 0 when every connection followed its script.",
-        epilog=EPILOG,
+        "run server scenarios as a fake server that real clients connect to",
+        "Serve server scenarios (files, or the files under folders): every accepted connection "
+        "runs its own copy of its scenario's steps and rules. Stops on Ctrl-C or SIGTERM (open "
+        "connections get 1001), or after --once / --max-connections; exits 0 when every "
+        "connection followed its script.",
     )
-    serve.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    _add_paths(serve)
     serve.add_argument(
         "--listen", metavar="HOST:PORT", help="listen here instead of each scenario's listen"
     )
-    serve.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow an address other machines can reach (e.g. 0.0.0.0)",
-    )
+    _add_listening(serve, once="stop after the first connection finished")
     serve.add_argument(
         "--max-connections", type=int, metavar="N", help="stop after N connections finished"
-    )
-    serve.add_argument(
-        "--once", action="store_true", help="stop after the first connection finished"
     )
     serve.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this certificate")
     serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
     serve.add_argument(
         "--client-ca", metavar="FILE", help="require client certificates issued by this CA"
     )
-    serve.add_argument(
-        "--var", action="append", metavar="NAME=VALUE", help="set a declared variable"
-    )
-    serve.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
-    serve.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
-    serve.add_argument("--no-color", action="store_true", help="never colour the output")
+    _add_vars(serve)
+    _add_reports(serve)
     add_record_options(serve)
-    serve.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
-    )
-    _add_record(commands)
-    _add_replay(commands)
-    _add_convert(commands)
-    return parser
+    return serve
 
 
-def _add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    record = commands.add_parser(
+def _add_record(commands: Subparsers) -> Parser:
+    record = _command(
+        commands,
         "record",
-        help="proxy clients to a server and record each connection as a transcript",
-        description="A recording proxy: clients connect to --listen, each connection is relayed "
-        "to --upstream (same path and query) and written as one transcript into --out, with "
+        "proxy clients to a server and record each connection as a transcript",
+        "A recording proxy: clients connect to --listen, each connection is relayed to "
+        "--upstream (same path and query) and written as one transcript into --out, with "
         "secrets redacted. Runs until Ctrl-C or SIGTERM (open connections get 1001).",
-        epilog=EPILOG,
     )
     record.add_argument(
         "--listen", required=True, metavar="HOST:PORT", help="where clients connect"
@@ -172,23 +197,18 @@ def _add_record(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="connections open at once before new ones get 503 (default 256)",
     )
     add_redaction_options(record)
-    record.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
-    )
+    return record
 
 
-def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    replay = commands.add_parser(
+def _add_replay(commands: Subparsers) -> Parser:
+    replay = _command(
+        commands,
         "replay",
-        help="replay a transcript's client side against a server, or its server side",
-        description="Replay a recorded transcript: --against URL plays the client (sends what "
-        "it sent, expects what the server answered); --serve plays the server to clients. The "
-        "transcript's own url is never used: a URL without a path gets the recorded path "
-        "and query. Redacted values come from WSCENARIO_SECRET_<NAME> variables.",
-        epilog=EPILOG,
+        "replay a transcript's client side against a server, or its server side",
+        "Replay a recorded transcript: --against URL plays the client (sends what it sent, "
+        "expects what the server answered); --serve plays the server to clients. The "
+        "transcript's own url is never used: a URL without a path gets the recorded path and "
+        "query. Redacted values come from WSCENARIO_SECRET_<NAME> variables.",
     )
     replay.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
     where = replay.add_mutually_exclusive_group(required=True)
@@ -216,25 +236,18 @@ def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     replay.add_argument(
         "--timeout", metavar="DURATION", help="wait for each expected event (default 5s)"
     )
-    replay.add_argument("--junit", metavar="FILE", help="write a JUnit XML report to FILE")
-    replay.add_argument("--report", metavar="FILE.json", help="write a JSON report to FILE.json")
-    replay.add_argument("--no-color", action="store_true", help="never colour the output")
-    replay.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
-    )
+    _add_reports(replay)
+    return replay
 
 
-def _add_convert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    convert = commands.add_parser(
+def _add_convert(commands: Subparsers) -> Parser:
+    convert = _command(
+        commands,
         "convert",
-        help="turn a transcript into an editable scenario",
-        description="Write the scenario that plays one side of a transcript: JSON messages "
-        "become json matchers, gaps of 50ms or more become sleeps, values that look volatile "
-        "are pointed out in comments (--loose: replaced by wildcards).",
-        epilog=EPILOG,
+        "turn a transcript into an editable scenario",
+        "Write the scenario that plays one side of a transcript: JSON messages become json "
+        "matchers, gaps of 50ms or more become sleeps, values that look volatile are pointed "
+        "out in comments (--loose: replaced by wildcards).",
     )
     convert.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
     convert.add_argument(
@@ -249,12 +262,7 @@ def _add_convert(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="raw",
         help="client profile of the scenario (default raw: the protocol's own truth)",
     )
-    convert.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
-    )
+    return convert
 
 
 def main(argv: Sequence[str] | None = None) -> int:
