@@ -514,6 +514,22 @@ async def test_serve_rules_after_the_steps_until_close() -> None:
 
 
 @pytest.mark.anyio
+async def test_serving_rules_keeps_only_the_latest_events_when_told() -> None:
+    driver = ScriptedDriver()
+    sc = server(rules=(rule(1, "^ping", send(90, "pong")),))
+    runner = StepRunner(sc, driver, variables={}, env={}, keep_events=3)
+    for n in range(10):
+        driver.push("messageReceive", f"ping {n}")
+    driver.push("close", {"code": 1000, "reason": ""})
+    with anyio.fail_after(2):
+        await runner.serve_rules(poll=0.05)
+    assert driver.sent() == ["pong"] * 10
+    events = runner.result().events
+    assert [e.value for e in events[:2]] == ["ping 8", "ping 9"]
+    assert [e.name for e in events] == ["messageReceive", "messageReceive", "close"]
+
+
+@pytest.mark.anyio
 async def test_serving_rules_stops_when_the_driver_has_nothing_more() -> None:
     class Finished(ScriptedDriver):
         async def next_event(self, within: float) -> Event | None:

@@ -46,7 +46,7 @@ from wscenario.engine.server import (
     parse_listen,
 )
 from wscenario.engine.server_driver import Peer, ServerDriver
-from wscenario.engine.steps import StepRunner
+from wscenario.engine.steps import RECENT_EVENTS, StepRunner
 from wscenario.engine.tls import server_context
 from wscenario.engine.transcript_tap import mark_interrupted, recording
 from wscenario.errors import ScenarioLoadError, UsageError
@@ -62,6 +62,9 @@ EXIT_CANNOT_RUN = 3
 
 SCENARIO_FAILED = 1011
 """The close code a connection gets when its script failed while it was still open."""
+
+RULES_POLL = 60.0
+"""Seconds an idle connection answered by rules sleeps between checks that it is still on."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,8 +241,14 @@ class ServeState:
                 self.print(number, render_step(step, self.style))
 
             variables: dict[str, JSON] = dict(scenario.vars)
+            # a connection may live for hours: its report keeps the latest events only
             runner = StepRunner(
-                scenario, driver, variables=variables, env=os.environ, on_step=on_step
+                scenario,
+                driver,
+                variables=variables,
+                env=os.environ,
+                on_step=on_step,
+                keep_events=RECENT_EVENTS,
             )
             try:
                 outcome = await runner.run_steps()
@@ -247,7 +256,7 @@ class ServeState:
                     if not driver.ended:
                         await driver.close(SCENARIO_FAILED, "scenario failed")
                 elif not driver.reading_stopped:
-                    await runner.serve_rules()
+                    await runner.serve_rules(poll=RULES_POLL)
             finally:
                 summary = runner.result(total_steps=len(scenario.steps))
                 self.finished(number, ScenarioResult(name, str(scenario.path), "server", summary))

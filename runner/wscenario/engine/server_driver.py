@@ -206,6 +206,8 @@ class ServerDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
+        with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return self._events.receive_nowait()  # already queued: no timer, no loop pass
         with anyio.move_on_after(within):
             try:
                 return await self._events.receive()
@@ -288,8 +290,12 @@ class ServerDriver:
 
     async def _emit(self, name: str, value: EventValue) -> None:
         # once the script is over nobody looks at events any more
+        event = Event(name, value, self._clock() - self._started)
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._events_in.send(Event(name, value, self._clock() - self._started))
+            try:
+                self._events_in.send_nowait(event)  # room in the queue: no loop pass
+            except anyio.WouldBlock:
+                await self._events_in.send(event)
 
     def _emit_nowait(self, name: str, value: EventValue) -> None:
         self._events_in.send_nowait(Event(name, value, self._clock() - self._started))

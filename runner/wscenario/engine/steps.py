@@ -103,6 +103,8 @@ class StepRunner:
         rules: the rules to apply to every event (default: the scenario's).
         streaming: keep only failed steps and the latest ``RECENT_EVENTS`` events, so memory
             stays flat however many steps ``run_step`` runs.
+        keep_events: keep only this many latest events (``None``: all, unless streaming), so
+            a long-lived connection answered by rules does not grow with every message.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class StepRunner:
         on_step: StepCallback | None = None,
         rules: Sequence[Rule] | None = None,
         streaming: bool = False,
+        keep_events: int | None = None,
     ) -> None:
         self.scenario = scenario
         self.driver = driver
@@ -128,7 +131,7 @@ class StepRunner:
         self.ended = False
         self.error: str | None = None
         self.streaming = streaming
-        self._seen: deque[_Seen] = deque(maxlen=RECENT_EVENTS if streaming else None)
+        self._seen: deque[_Seen] = deque(maxlen=RECENT_EVENTS if streaming else keep_events)
         self._pending: deque[_Seen] = deque()
         self._fired: set[int] = set()
         self._results: list[StepResult] = []
