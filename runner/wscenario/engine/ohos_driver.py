@@ -19,16 +19,15 @@ for the server's answer, then TCP is closed. Events of that cleanup are not repo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import CLIENT_EVENTS_OHOS, ConnectOptions, Limits, RawFrame
+from wscenario.engine.event_queue import EventQueue
 from wscenario.ohos import OhosError, Pending, WebSocket
 
 ENDING_EVENTS = frozenset({"close", "error"})
@@ -84,14 +83,13 @@ class OhosDriver:
         """Set while no session is open; a fresh one at each ``open``."""
         self._ended.set()
         self._started = 0.0
-        self._events_in: MemoryObjectSendStream[Event]
-        self._events: MemoryObjectReceiveStream[Event]
+        self._events = EventQueue()
         for name in CLIENT_EVENTS_OHOS:
             self.websocket.on(name, self._listener(name))
 
     async def __aenter__(self) -> Self:
         self._started = self._clock()
-        self._events_in, self._events = anyio.create_memory_object_stream[Event](math.inf)
+        self._events = EventQueue()
         await self.websocket.__aenter__()
         return self
 
@@ -106,13 +104,12 @@ class OhosDriver:
                 await self.hang_up()
             return await self.websocket.__aexit__(exc_type, exc, tb)
         finally:
-            self._events_in.close()
             self._events.close()
 
     def _listener(self, name: str) -> Callable[..., None]:
         def record(*args: object) -> None:
             value: EventValue = args[-1] if args else None  # type: ignore[assignment]
-            self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+            self._events.put(Event(name, value, self._clock() - self._started))
             if name == "open":
                 self._ended = anyio.Event()
             elif name in ENDING_EVENTS:
@@ -181,18 +178,7 @@ class OhosDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event the app saw, or ``None`` if none arrives within ``within`` seconds."""
-        try:  # an event already queued is taken without a pass through the event loop
-            return self._events.receive_nowait()
-        except anyio.WouldBlock:
-            pass
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return None
-        with anyio.move_on_after(within):
-            try:
-                return await self._events.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return None
-        return None
+        return await self._events.get(within)
 
 
 async def _outcome(call: Pending[bool] | None) -> CallError | None:

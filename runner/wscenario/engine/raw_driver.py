@@ -42,7 +42,6 @@ TLS is strict by default (chain and host name); ``insecure`` (or the connect opt
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -50,7 +49,6 @@ from typing import Literal, Self
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import JSON, ConnectOptions, Limits, RawFrame
@@ -69,6 +67,7 @@ from wscenario.core.wire import (
     WireEvent,
 )
 from wscenario.engine.errors import ConnectionClosed, HandshakeError
+from wscenario.engine.event_queue import EventQueue
 from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import ByteStreamFactory, WebSocketConnection, connect
 
@@ -113,9 +112,7 @@ class RawClientDriver:
         self._pieces: list[str | bytes] = []
         self._started = 0.0
         self._tasks: anyio.abc.TaskGroup | None = None
-        events: tuple[MemoryObjectSendStream[Event], MemoryObjectReceiveStream[Event]]
-        events = anyio.create_memory_object_stream(math.inf)
-        self._events_in, self._events = events
+        self._events = EventQueue()
 
     async def __aenter__(self) -> Self:
         self._started = self._clock()
@@ -135,7 +132,6 @@ class RawClientDriver:
                 await self.hang_up()
             if self._connection is not None:
                 await self._connection.abort()
-        self._events_in.close()
         self._events.close()
         self._tasks.cancel_scope.cancel()
         return await self._tasks.__aexit__(exc_type, exc, traceback)
@@ -248,18 +244,7 @@ class RawClientDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
-        try:  # an event already queued is taken without a pass through the event loop
-            return self._events.receive_nowait()
-        except anyio.WouldBlock:
-            pass
-        except anyio.EndOfStream:
-            return None
-        with anyio.move_on_after(within):
-            try:
-                return await self._events.receive()
-            except anyio.EndOfStream:
-                return None
-        return None
+        return await self._events.get(within)
 
     # ---------------------------------------------------------------------- internals
 
@@ -368,9 +353,7 @@ class RawClientDriver:
             await connection.abort()
 
     async def _emit(self, name: str, value: EventValue) -> None:
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            # the queue is unbounded: queued at once, without a pass through the event loop
-            self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+        self._events.put(Event(name, value, self._clock() - self._started))
 
 
 def _open_value(done: HandshakeDone) -> JSON:

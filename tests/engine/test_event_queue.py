@@ -1,0 +1,78 @@
+"""Tests for engine.event_queue: order, waiting, timeouts and closing."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from wscenario.core.events import Event
+from wscenario.engine.event_queue import EventQueue
+
+pytestmark = pytest.mark.anyio
+
+
+def _event(name: str) -> Event:
+    return Event(name, None, 0.0)
+
+
+async def test_events_come_out_in_the_order_they_were_put() -> None:
+    queue = EventQueue()
+    for name in ("open", "message", "close"):
+        queue.put(_event(name))
+    assert [(await queue.get(1.0)) for _ in range(3)] == [
+        _event("open"),
+        _event("message"),
+        _event("close"),
+    ]
+
+
+async def test_get_waits_for_an_event_put_by_another_task() -> None:
+    queue = EventQueue()
+    async with anyio.create_task_group() as tasks:
+
+        async def later() -> None:
+            await anyio.sleep(0.01)
+            queue.put(_event("message"))
+
+        tasks.start_soon(later)
+        assert await queue.get(5.0) == _event("message")
+
+
+async def test_get_gives_none_when_nothing_comes_in_time() -> None:
+    queue = EventQueue()
+    start = anyio.current_time()
+    assert await queue.get(0.02) is None
+    assert anyio.current_time() - start >= 0.015
+    queue.put(_event("late"))  # an event after the timeout is kept for the next get
+    assert await queue.get(0.0) == _event("late")
+
+
+async def test_a_closed_queue_gives_what_is_left_then_none_and_takes_nothing_more() -> None:
+    queue = EventQueue()
+    queue.put(_event("close"))
+    queue.close()
+    queue.put(_event("ignored"))
+    assert await queue.get(5.0) == _event("close")
+    with anyio.fail_after(1):
+        assert await queue.get(5.0) is None
+
+
+async def test_closing_wakes_a_waiting_get() -> None:
+    queue = EventQueue()
+    async with anyio.create_task_group() as tasks:
+
+        async def close_later() -> None:
+            await anyio.sleep(0.01)
+            queue.close()
+
+        tasks.start_soon(close_later)
+        with anyio.fail_after(5):
+            assert await queue.get(10.0) is None
+
+
+async def test_a_cancelled_get_loses_no_event() -> None:
+    queue = EventQueue()
+    with anyio.move_on_after(0.01):
+        await queue.get(10.0)
+    queue.put(_event("message"))
+    assert await queue.get(0.0) == _event("message")
