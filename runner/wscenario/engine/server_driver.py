@@ -14,13 +14,11 @@ close frame with no payload), pings, raw frames, an abrupt FIN or RST, or no mor
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.handshake_policy import HandshakeRequest
@@ -38,6 +36,7 @@ from wscenario.core.wire import (
     WireEvent,
 )
 from wscenario.engine.errors import ConnectionClosed
+from wscenario.engine.event_queue import EventQueue
 from wscenario.engine.websocket import WebSocketConnection
 
 EVENT_QUEUE = 256
@@ -78,9 +77,10 @@ class ServerDriver:
         self.limits = limits
         self._clock = clock
         self._started = clock()
-        self._events_in: MemoryObjectSendStream[Event]
-        self._events: MemoryObjectReceiveStream[Event]
-        self._events_in, self._events = anyio.create_memory_object_stream[Event](EVENT_QUEUE)
+        self._events = EventQueue()
+        self._queued = 0
+        self._events_closed = False
+        self._room: anyio.Event | None = None  # set when the script takes events again
         self._reading = anyio.CancelScope()
         self._ended = anyio.Event()
         self._sent_close = False
@@ -105,12 +105,12 @@ class ServerDriver:
                 try:
                     await session(self)
                 finally:
-                    self._events.close()
+                    self._close_events()
                 if self._reading.cancel_called:
                     await self._close_transport(abort=False)
                 await self._ended.wait()
         finally:
-            self._events_in.close()
+            self._close_events()
 
     def connect_value(self) -> dict[str, JSON]:
         """The ``connect`` event's value; header names are lower-cased, repeats joined."""
@@ -206,14 +206,12 @@ class ServerDriver:
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
-        with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            return self._events.receive_nowait()  # already queued: no timer, no loop pass
-        with anyio.move_on_after(within):
-            try:
-                return await self._events.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return None
-        return None
+        event = await self._events.get(within)
+        if event is not None:
+            self._queued -= 1
+            if self._room is not None and self._queued < EVENT_QUEUE:
+                self._room.set()
+        return event
 
     # ------------------------------------------------------------------ reading
 
@@ -231,7 +229,7 @@ class ServerDriver:
                     self._saw_close = True
                     await self._emit("close", {"code": ABNORMAL, "reason": ""})
         finally:
-            self._events_in.close()
+            self._close_events()
             if not self._reading.cancel_called:
                 self._ended.set()
 
@@ -289,16 +287,23 @@ class ServerDriver:
     # ------------------------------------------------------------------ helpers
 
     async def _emit(self, name: str, value: EventValue) -> None:
-        # once the script is over nobody looks at events any more
-        event = Event(name, value, self._clock() - self._started)
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            try:
-                self._events_in.send_nowait(event)  # room in the queue: no loop pass
-            except anyio.WouldBlock:
-                await self._events_in.send(event)
+        self._emit_nowait(name, value)
+        while self._queued >= EVENT_QUEUE and not self._events_closed:
+            self._room = room = anyio.Event()  # the script is behind: stop reading for now
+            await room.wait()
+            self._room = None
 
     def _emit_nowait(self, name: str, value: EventValue) -> None:
-        self._events_in.send_nowait(Event(name, value, self._clock() - self._started))
+        if not self._events_closed:  # once the script is over nobody looks at events any more
+            self._events.put(Event(name, value, self._clock() - self._started))
+            self._queued += 1
+
+    def _close_events(self) -> None:
+        """No more events: the script gets the ones queued, then none; the reader goes on."""
+        self._events_closed = True
+        self._events.close()
+        if self._room is not None:
+            self._room.set()
 
     async def _close_transport(self, *, abort: bool) -> None:
         if not self._transport_closed:
