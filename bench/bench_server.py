@@ -8,10 +8,12 @@ another process pinned to CPU 1:
 * ``wsproto``: a bare wsproto + anyio echo server (``wsproto_echo_server.py``), the floor;
 * ``websockets``: the websockets library's own echo server (``echo_server.py``), a reference.
 
-Throughput: text messages of 32 B and 1 KiB, ``round trip`` (send, await the echo, repeat) and
-``pipelined`` (the client sends as fast as back-pressure lets it while a reader counts the
-echoes); messages/s over ``--duration`` seconds after a warm-up. Every round runs every stack
-seconds apart in shuffled order; the ratio to wsproto is taken per round, the median shown.
+Throughput: text messages of 32 B and 1 KiB (a rule can echo text through a named regex
+group; the language has no way to send back a binary message as received), ``round trip``
+(send, await the echo, repeat) and ``pipelined`` (the client sends as fast as back-pressure
+lets it while a reader counts the echoes); messages/s over ``--duration`` seconds after a
+warm-up. Every round runs every stack seconds apart in shuffled order; the ratio to wsproto is
+taken per round, the median shown.
 
 Connections (fresh server per stack): 20 warm-up connections, then 1,000 timed new connections
 (100 handshakes in flight), then up to ``--idle`` in all; after a settle the server's RSS
