@@ -82,7 +82,8 @@ class ServerDriver:
         self._events_closed = False
         self._room: anyio.Event | None = None  # set when the script takes events again
         self._reading = anyio.CancelScope()
-        self._ended = anyio.Event()
+        self._ended = False
+        self._ended_event: anyio.Event | None = None  # made only when someone waits for the end
         self._sent_close = False
         self._saw_close = False
         self._transport_closed = False
@@ -108,7 +109,7 @@ class ServerDriver:
                     self._close_events()
                 if self._reading.cancel_called:
                     await self._close_transport(abort=False)
-                await self._ended.wait()
+                await self._wait_ended()
         finally:
             self._close_events()
 
@@ -128,9 +129,9 @@ class ServerDriver:
 
     async def going_away(self) -> None:
         """The server is stopping: close with 1001 and wait for the connection to end."""
-        if not self._ended.is_set():
+        if not self._ended:
             await self.close(GOING_AWAY, "server shutting down")
-            await self._ended.wait()
+            await self._wait_ended()
 
     @property
     def reading_stopped(self) -> bool:
@@ -140,7 +141,7 @@ class ServerDriver:
     @property
     def ended(self) -> bool:
         """Whether the connection is over (closed, dropped or lost)."""
-        return self._ended.is_set()
+        return self._ended
 
     # ------------------------------------------------------------------ Driver calls
 
@@ -182,7 +183,7 @@ class ServerDriver:
     async def _close_deadline(self) -> None:
         """Cut the connection if the client has not answered our close in time."""
         with anyio.move_on_after(self.limits.close_timeout):
-            await self._ended.wait()
+            await self._wait_ended()
             return
         await self._close_transport(abort=False)
 
@@ -231,7 +232,7 @@ class ServerDriver:
         finally:
             self._close_events()
             if not self._reading.cancel_called:
-                self._ended.set()
+                self._set_ended()
 
     async def _handle(self, event: WireEvent) -> bool:
         """React to one wire event; ``True`` when the connection is over."""
@@ -309,7 +310,18 @@ class ServerDriver:
         if not self._transport_closed:
             self._transport_closed = True
             await self.connection.abort(rst=abort)
-        self._ended.set()
+        self._set_ended()
+
+    def _set_ended(self) -> None:
+        self._ended = True
+        if self._ended_event is not None:
+            self._ended_event.set()
+
+    async def _wait_ended(self) -> None:
+        if not self._ended:
+            if self._ended_event is None:
+                self._ended_event = anyio.Event()
+            await self._ended_event.wait()
 
     async def _call(self, call: Awaitable[object]) -> CallError | None:
         """Await one write; a connection that is gone becomes a ``CallError``."""
