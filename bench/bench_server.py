@@ -20,7 +20,7 @@ Connections (fresh server per stack): 20 warm-up connections, then 1,000 timed n
 growth per connection is read from ``/proc``, every connection echoes 4 bytes to prove it is
 alive, and all close.
 
-Run: ``python bench/bench_server.py [--rounds 3] [--duration 1] [--idle 10000]``.
+Run: ``python bench/bench_server.py [--rounds 3] [--duration 1] [--idle 10000] [--reps 3]``.
 """
 
 from __future__ import annotations
@@ -331,9 +331,12 @@ def report_rates(samples: dict[str, list[float]], rounds: int) -> list[str]:
     return lines
 
 
-def report_connections(results: dict[str, dict[str, float]]) -> list[str]:
-    """A Markdown table of the connection measurements."""
-    base = results.get(BASELINE)
+def report_connections(reps: list[dict[str, dict[str, float]]]) -> list[str]:
+    """A Markdown table of the connection measurements: medians over repetitions.
+
+    ``× wsproto`` is the median of the per-repetition ratios of the time for 1,000 new
+    connections; ``held / alive`` the minimum over repetitions.
+    """
     lines = [
         (
             "| stack | held / alive | 1,000 new connections | × wsproto | all (conn/s) "
@@ -341,12 +344,18 @@ def report_connections(results: dict[str, dict[str, float]]) -> list[str]:
         ),
         "|---|---|---|---|---|---|",
     ]
-    for stack, r in results.items():
-        ratio = f"{r['first'] / base['first']:.2f}×" if base else "-"
-        rate = (r["held"] - WARM_CONNECTIONS) / r["all"]
+    for stack in STACKS:
+        runs = [rep[stack] for rep in reps]
+        held = min(r["held"] for r in runs)
+        alive = min(r["alive"] for r in runs)
+        first = statistics.median(r["first"] for r in runs)
+        ratio = statistics.median(rep[stack]["first"] / rep[BASELINE]["first"] for rep in reps)
+        every = statistics.median(r["all"] for r in runs)
+        kib = statistics.median(r["kib_per_conn"] for r in runs)
+        rate = (held - WARM_CONNECTIONS) / every
         lines.append(
-            f"| {stack} | {r['held']:,.0f} / {r['alive']:,.0f} | {r['first']:.2f} s | {ratio} "
-            f"| {r['all']:.1f} s ({rate:,.0f}/s) | {r['kib_per_conn']:.1f} |"
+            f"| {stack} | {held:,.0f} / {alive:,.0f} | {first:.2f} s | {ratio:.2f}× "
+            f"| {every:.1f} s ({rate:,.0f}/s) | {kib:.1f} |"
         )
     return lines
 
@@ -364,6 +373,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=1.0, help="seconds per cell")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections to hold")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of the connections run")
     parser.add_argument("--skip", choices=("rates", "connections"), action="append", default=[])
     args = parser.parse_args()
     limit = raise_fd_limit()
@@ -376,9 +386,16 @@ def main() -> None:
             print(f"## Echo throughput, messages/s (text, {args.rounds} rounds)\n")
             print("\n".join(report_rates(samples, args.rounds)) + "\n", flush=True)
         if "connections" not in args.skip:
-            results = {s: measure_connections(s, args.idle, workdir) for s in STACKS}
-            print(f"## Connections ({args.idle:,} idle, {IN_FLIGHT} handshakes in flight)\n")
-            print("\n".join(report_connections(results)))
+            reps = []
+            for _ in range(args.reps):
+                order = list(STACKS)
+                random.shuffle(order)
+                reps.append({s: measure_connections(s, args.idle, workdir) for s in order})
+            print(
+                f"## Connections ({args.idle:,} idle, {IN_FLIGHT} handshakes in flight, "
+                f"{args.reps} repetitions)\n"
+            )
+            print("\n".join(report_connections(reps)))
 
 
 if __name__ == "__main__":
