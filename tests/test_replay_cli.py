@@ -57,6 +57,20 @@ def test_a_changed_server_fails_with_the_run_diff(
     assert f"failed at {path}:5" in out
 
 
+closed_port = test_run_cli.closed_port
+"""A loopback port nothing listens on."""
+
+
+def test_an_unreachable_server_could_not_be_replayed_against(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    code = main(["replay", str(path), "--against", f"ws://127.0.0.1:{closed_port}"])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert f"could not reach ws://127.0.0.1:{closed_port}/chat?room=1: connection refused" in out
+
+
 def test_json_messages_compare_ignoring_pointers(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,14 +178,19 @@ def test_unwritable_junit_cannot_run(
     assert "cannot write" in capsys.readouterr().err
 
 
-def test_unreachable_server_fails_a_scenario_expecting_open(
-    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+def test_unreachable_server_means_a_scenario_expecting_open_could_not_run(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str], profile: str
 ) -> None:
-    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    path = scenario(tmp_path, "echo", WRONG_JSON_STEPS)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("client:\n", f"client:\n  profile: {profile}\n"),
+        encoding="utf-8",
+    )
     code = main(["run", str(path), "--url", f"ws://127.0.0.1:{closed_port}/"])
     out = capsys.readouterr().out
-    assert code == 1, out
-    assert "received: error" in out
+    assert code == 3, out
+    assert f"could not reach ws://127.0.0.1:{closed_port}/: connection refused" in out
 
 
 def test_unreachable_server_passes_a_scenario_expecting_the_error(

@@ -157,6 +157,7 @@ class WebSocket:
         """How to settle each connect call, by generation, once its host is looked up."""
         self._wake: anyio.Event | None = None
         self._armed: float | None = None
+        self._failure: tuple[str, HandshakeFailed] | None = None
 
     # ----------------------------------------------------------------------------- lifetime
 
@@ -194,6 +195,14 @@ class WebSocket:
         finally:
             for stream in (self._jobs_in, self._jobs, self._actions_in, self._actions):
                 stream.close()
+
+    @property
+    def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
+        """The URL and failure of the latest connection attempt, if it could not be made.
+
+        Set when the host could not be looked up (kind ``dns``) or the handshake failed.
+        """
+        return self._failure
 
     # -------------------------------------------------------------------------------- calls
 
@@ -321,11 +330,18 @@ class WebSocket:
     async def _connect(self, request: ConnectRequest, generation: int) -> None:
         respond = self._responders.pop(generation)
         parts = urlsplit(request.url)
+        if generation == self._generation:
+            self._failure = None
         try:
             await anyio.getaddrinfo(parts.hostname or "", parts.port)
-        except (OSError, UnicodeError):
+        except (OSError, UnicodeError) as exc:
             failed = CONNECT_FAILED
             if generation == self._generation:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self._failure = (
+                    request.url,
+                    HandshakeFailed("dns", f"cannot resolve host: {reason}"),
+                )
                 failed = self._core.connect_failed(anyio.current_time())
                 self._pump()
             self._jobs_in.send_nowait(lambda: respond(failed))
@@ -334,6 +350,8 @@ class WebSocket:
         try:
             connection, done = await websocket.connect(request, self._limits)
         except HandshakeError as exc:
+            if generation == self._generation:
+                self._failure = (request.url, exc.failed)
             self._feed(exc.failed, generation)
             return
         except (ValueError, OSError) as exc:  # a host or option the engine cannot use

@@ -143,6 +143,59 @@ async def test_driver_failure_is_a_could_not_run_result(monkeypatch: pytest.Monk
     assert result.session.total_steps == 1
 
 
+async def free_port() -> int:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    return port
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+async def test_an_unreachable_server_means_the_scenario_could_not_run(profile: Profile) -> None:
+    port = await free_port()
+    result = await run_client_scenario(client(port, *echo_steps(), profile=profile), env={})
+    assert result.outcome == "error"
+    assert result.session.error == f"could not reach ws://127.0.0.1:{port}/: connection refused"
+    assert result.session.failed_step is not None
+
+
+@pytest.mark.anyio
+async def test_an_unknown_host_means_the_scenario_could_not_run() -> None:
+    spec = ClientSpec(url="ws://no-such-host.invalid:8080/")
+    scenario = Scenario(path=Path("c.yaml"), name="c", steps=echo_steps(), client=spec, timeout=2)
+    result = await run_client_scenario(scenario, env={})
+    assert result.outcome == "error"
+    assert result.session.error is not None
+    assert result.session.error.startswith(
+        "could not reach ws://no-such-host.invalid:8080/: cannot resolve host: "
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("profile", "error"), [("ohos", {"code": 200, "data": "0"}), ("raw", {"kind": "refused"})]
+)
+async def test_a_scenario_expecting_the_unreachable_server_passes(
+    profile: Profile, error: dict[str, Any]
+) -> None:
+    steps = (Connect(**at(1)), expect(2, "error", fields=error))
+    result = await run_client_scenario(client(await free_port(), *steps, profile=profile), env={})
+    assert result.outcome == "passed"
+    assert result.session.error is None
+
+
+@pytest.mark.anyio
+async def test_a_server_refusing_the_handshake_was_reached() -> None:
+    def not_found(ws: ServerConnection, request: Any) -> object:
+        return ws.respond(404, "nothing here\n")
+
+    async with websockets_server(echo, process_request=not_found) as port:
+        result = await run_client_scenario(client(port, *echo_steps(), profile="raw"), env={})
+    assert result.outcome == "failed"
+    assert result.session.error is None
+
+
 class ClosedWatcher(CloseWatcher):
     """Notes the close code and reason the server saw, and tells when it has."""
 

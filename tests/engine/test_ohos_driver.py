@@ -89,6 +89,20 @@ async def test_refused_connection_is_an_error_event_only() -> None:
         assert await driver.connect(f"ws://127.0.0.1:{port}/", ConnectOptions()) is None
         assert await next_value(driver, "error") == {"code": 200, "data": "0"}
         assert await driver.next_event(0.2) is None
+        assert driver.handshake_failure is not None
+        url, failed = driver.handshake_failure
+        assert (url, failed.kind) == (f"ws://127.0.0.1:{port}/", "refused")
+
+
+async def test_an_unknown_host_is_a_dns_failure() -> None:
+    async with OhosDriver() as driver:
+        assert driver.handshake_failure is None
+        error = await driver.connect("ws://no-such-host.invalid/", ConnectOptions())
+        assert error is not None
+        assert driver.handshake_failure is not None
+        url, failed = driver.handshake_failure
+        assert (url, failed.kind) == ("ws://no-such-host.invalid/", "dns")
+        assert failed.message.startswith("cannot resolve host: ")
 
 
 async def test_server_only_steps_are_refused() -> None:

@@ -244,6 +244,27 @@ async def test_a_refused_handshake_is_one_error_event() -> None:
     assert events == [
         ("error", {"kind": "status", "status": 404, "message": "server answered 404 Not Found"})
     ]
+    assert driver.handshake_failure is not None
+    assert driver.handshake_failure[0] == f"ws://127.0.0.1:{port}/x"
+    assert driver.handshake_failure[1].kind == "status"
+
+
+async def test_the_latest_attempt_says_whether_the_target_was_reached() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    free = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    async with websockets_server(echo) as port:
+        with anyio.fail_after(10):
+            async with RawClientDriver(LIMITS) as driver:
+                assert driver.handshake_failure is None
+                await driver.connect(f"ws://127.0.0.1:{free}/", OPTIONS)
+                await next_value(driver, "error")
+                assert driver.handshake_failure is not None
+                url, failed = driver.handshake_failure
+                assert (url, failed.kind) == (f"ws://127.0.0.1:{free}/", "refused")
+                await driver.connect(f"ws://127.0.0.1:{port}/", OPTIONS)
+                await next_value(driver, "open")
+                assert driver.handshake_failure is None
 
 
 async def test_calls_out_of_order_get_documented_errors() -> None:

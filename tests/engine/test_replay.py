@@ -241,12 +241,14 @@ async def test_a_url_with_a_path_is_used_as_it_is(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_an_unreachable_server_fails_the_open_step(tmp_path: Path) -> None:
+async def test_an_unreachable_server_means_the_replay_could_not_run(tmp_path: Path) -> None:
     path = write(tmp_path / "u.jsonl", [*handshake(), end(0.01)])
     async with websockets_server(Recorder()) as port:
         pass  # the port is free again
     result, steps = await against(path, f"ws://127.0.0.1:{port}")
-    assert result.outcome == "failed"
+    assert result.outcome == "error"
+    assert result.session.error == f"could not reach ws://127.0.0.1:{port}/chat: connection refused"
+    assert result.session.failed_step is not None
     assert steps == 2
 
 

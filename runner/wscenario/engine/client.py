@@ -13,6 +13,7 @@ Like an app, an ohos scenario listens to ``open``, ``message``, ``close`` and ``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import replace
 
 import anyio
 
@@ -21,13 +22,16 @@ from wscenario.engine.ohos_driver import OhosDriver
 from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.steps import StepCallback, StepRunner
 from wscenario.errors import UsageError, WScenarioError
-from wscenario.report.results import ScenarioResult
+from wscenario.report.results import ScenarioResult, SessionResult
 
 OPTIONAL_LISTENERS = ("dataEnd", "headerReceive")
 """ohos events a scenario listens to only when it mentions them."""
 
 GOING_AWAY = (1001, "going away")
 """The close code and reason of a connection whose run was stopped."""
+
+UNREACHABLE = frozenset({"refused", "dns"})
+"""Handshake failure kinds that mean the target could not be reached at all."""
 
 
 class ScenarioInterrupted(Exception):
@@ -57,6 +61,24 @@ def client_driver(
     return driver
 
 
+def unreachable_outcome(
+    session: SessionResult, driver: OhosDriver | RawClientDriver
+) -> SessionResult:
+    """``session``, as could-not-run when it failed and its target could not be reached.
+
+    A scenario that expects the failed connection passes and stays as it is; one that fails
+    after its latest connection attempt was refused (or its host not found) did not test the
+    server at all, so its ``error`` says which target could not be reached.
+    """
+    failure = driver.handshake_failure
+    if session.passed or session.error is not None or failure is None:
+        return session
+    url, failed = failure
+    if failed.kind not in UNREACHABLE:
+        return session
+    return replace(session, error=f"could not reach {url}: {failed.message}")
+
+
 async def run_client_scenario(
     scenario: Scenario,
     *,
@@ -69,7 +91,8 @@ async def run_client_scenario(
     """Run ``scenario`` against its server and return what happened.
 
     ``variables`` default to the scenario's ``vars``. Problems that keep the scenario from
-    running (an unreadable certificate, say) come back as the result's ``error``, not raised.
+    running (an unreadable certificate, an unreachable server the scenario does not expect)
+    come back as the result's ``error``, not raised.
     Cancelling ``stop`` (a scope not yet entered) cuts the steps short.
 
     Raises:
@@ -103,5 +126,5 @@ async def run_client_scenario(
         name=scenario.name,
         path=str(scenario.path),
         side="client",
-        session=runner.result(total_steps=len(scenario.steps)),
+        session=unreachable_outcome(runner.result(total_steps=len(scenario.steps)), driver),
     )

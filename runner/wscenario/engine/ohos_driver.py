@@ -27,6 +27,7 @@ import anyio
 
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import CLIENT_EVENTS_OHOS, ConnectOptions, Limits, RawFrame
+from wscenario.core.wire import HandshakeFailed
 from wscenario.engine.event_queue import EventQueue
 from wscenario.ohos import OhosError, Pending, WebSocket
 
@@ -116,6 +117,11 @@ class OhosDriver:
                 self._ended.set()
 
         return record
+
+    @property
+    def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
+        """The URL and failure of the latest connection attempt, if it could not be made."""
+        return self.websocket.handshake_failure
 
     async def hang_up(self, code: int | None = None, reason: str | None = None) -> None:
         """Close the connection as an app's cleanup would, if one is open.

@@ -58,6 +58,7 @@ from wscenario.core.wire import (
     ConnectRequest,
     DataFrame,
     HandshakeDone,
+    HandshakeFailed,
     PingReceived,
     PongReceived,
     SendClose,
@@ -113,6 +114,7 @@ class RawClientDriver:
         self._started = 0.0
         self._tasks: anyio.abc.TaskGroup | None = None
         self._events = EventQueue()
+        self._failure: tuple[str, HandshakeFailed] | None = None
 
     async def __aenter__(self) -> Self:
         self._started = self._clock()
@@ -140,6 +142,11 @@ class RawClientDriver:
     def state(self) -> State:
         """``idle``, ``connecting``, ``open`` or ``ended``."""
         return self._state
+
+    @property
+    def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
+        """The URL and failure of the latest connection attempt, if its handshake failed."""
+        return self._failure
 
     async def hang_up(self, code: int | None = None, reason: str | None = None) -> None:
         """Close an open connection with ``code`` and ``reason`` (default 1000, ``""``).
@@ -175,6 +182,7 @@ class RawClientDriver:
         self._close_timed_out = False
         self._dropped = False
         self._pieces = []
+        self._failure = None
         self._tasks.start_soon(self._run, request)
         return None
 
@@ -282,6 +290,7 @@ class RawClientDriver:
             )
         except HandshakeError as exc:
             failed = exc.failed
+            self._failure = (request.url, failed)
             self._state = "ended"
             self._settled.set()
             self._reader_done.set()

@@ -17,7 +17,7 @@ any connection is made, so a broken file is an error (exit 2) rather than half a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from wscenario.core.model import (
     Side,
 )
 from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
-from wscenario.engine.client import GOING_AWAY
+from wscenario.engine.client import GOING_AWAY, unreachable_outcome
 from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.server import FakeServer, Route, bound_port
 from wscenario.engine.server_driver import ServerDriver
@@ -258,7 +258,8 @@ async def replay_against(
         if isinstance(exc, ScenarioLoadError):
             raise
         runner.error = runner.error or str(exc)
-    return player.result(path.name), player.steps
+    result = player.result(path.name)
+    return replace(result, session=unreachable_outcome(result.session, driver)), player.steps
 
 
 @dataclass
