@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from wscenario.core.transcript import (
     TranscriptReader,
     decode_line,
     empty_counts,
+    encode_data_event,
     encode_end,
     encode_event,
     encode_header,
@@ -108,6 +111,30 @@ def test_lone_surrogate_is_written_as_a_json_escape() -> None:
     decoded = decode_line(line, 2)
     assert isinstance(decoded, TranscriptEvent)
     assert decoded.fields["data"] == "a\udc80"
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [("text", 'a "quoted"\\ line\n\x00 ü'), ("binary", b"\x00\xff"), ("ping", bytearray(b"p"))],
+)
+def test_message_lines_are_the_json_of_the_event(kind: str, data: str | bytes) -> None:
+    line = encode_data_event(12.3456789, "client", kind, data)
+    expected = base64.b64encode(data).decode() if isinstance(data, bytes | bytearray) else data
+    assert json.loads(line) == {"t": 12.345679, "from": "client", "type": kind, "data": expected}
+    assert list(json.loads(line)) == ["t", "from", "type", "data"]
+
+
+def test_lone_surrogate_in_other_fields_is_written_as_a_json_escape() -> None:
+    event = TranscriptEvent(0.5, "server", "close", {"code": 1000, "reason": "\udc80"})
+    line = encode_event(event)
+    assert b"\\udc80" in line
+    assert decode_line(line, 2) == event
+
+
+@pytest.mark.parametrize("t", [math.inf, math.nan])
+def test_a_time_that_is_not_finite_is_refused(t: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        encode_event(TranscriptEvent(t, "client", "text", {"data": ""}))
 
 
 def test_times_are_rounded_to_microseconds() -> None:

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +165,49 @@ def test_checkpoints_every_n_records_and_every_interval(tmp_path: Path, fsyncs: 
     assert len(fsyncs) == 4
 
 
+def test_background_checkpoints_run_off_the_calling_thread_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    release = threading.Event()
+    real = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        threads.append(threading.get_ident())
+        release.wait(5)
+        real(fd)
+
+    writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER, sync_every=2, background_sync=True)
+    monkeypatch.setattr("wscenario.engine.transcript_io.os.fsync", slow_fsync)
+    for _ in range(6):  # three checkpoints due; the first is still running for all of them
+        writer.event("client", "text", data="x")
+    assert threads.count(threads[0]) == len(threads) == 1
+    assert threads[0] != threading.get_ident()
+    release.set()
+    writer.close()  # waits for the running checkpoint, then syncs the end
+    assert len(threads) == 2
+    assert threads[1] == threading.get_ident()
+    assert len(checked_transcript(tmp_path / "a.jsonl")) == 8
+
+
+def test_a_failing_background_checkpoint_ends_the_transcript_as_io_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER, sync_every=1, background_sync=True)
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("wscenario.engine.transcript_io.os.fsync", fsync)
+    writer.event("client", "text", data="kept")
+    writer.close()
+    assert writer.io_error is not None
+    assert "input/output error" in str(writer.io_error)
+    end = checked_transcript(tmp_path / "a.jsonl")[-1]
+    assert isinstance(end, End)
+    assert end.status == "io-error"
+
+
 def test_the_folder_is_synced_after_creating(tmp_path: Path, fsyncs: list[int]) -> None:
     TranscriptWriter(tmp_path / "a.jsonl", HEADER).close()
     assert len(fsyncs) == 2  # the folder, then the file on close
@@ -311,6 +355,7 @@ def test_the_folder_sync_is_best_effort(tmp_path: Path, monkeypatch: pytest.Monk
 
 CRASHING_WRITER = """
 import sys
+import threading
 from pathlib import Path
 from wscenario.core.transcript import Header
 from wscenario.engine.transcript_io import TranscriptWriter

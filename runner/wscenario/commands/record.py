@@ -120,7 +120,9 @@ class ProxyTranscript:
         )
         label = "proxy-" + url.split("://", 1)[-1].split("?", 1)[0]
         try:
-            writer = TranscriptWriter.create_in(recording.folder, label, header)
+            writer = TranscriptWriter.create_in(
+                recording.folder, label, header, background_sync=True
+            )
         except CannotRun as exc:
             recording.report(exc)
             writer = None
@@ -131,13 +133,15 @@ class ProxyTranscript:
         if self.writer is None:
             return
         redactor = self.recording.redactor
+        if type_ == "text":
+            self.writer.event(from_, type_, data=redactor.text(fields["data"]))
+            self._check()
+            return
         redacted = dict(fields)
         if "headers" in redacted:
             redacted["headers"] = redactor.headers(redacted["headers"])
         if type_ == "request":
             redacted["target"] = redactor.target(redacted["target"])
-        elif type_ == "text":
-            redacted["data"] = redactor.text(redacted["data"])
         self.writer.event(from_, type_, **redacted)
         self._check()
 

@@ -104,6 +104,7 @@ class Redactor:
         self._regexes = tuple(
             (rule.name, re.compile(rule.regex)) for rule in policy.rules if rule.regex is not None
         )
+        self._rewrites_text = policy.enabled and bool(self._pointers or self._regexes)
 
     def placeholder(self, name: str, value: str) -> str:
         """The placeholder for ``value`` found under ``name``."""
@@ -171,7 +172,7 @@ class Redactor:
 
     def text(self, data: str) -> str:
         """A text message with the user rules applied: JSON Pointers first, then regexes."""
-        if not self.policy.enabled:
+        if not self._rewrites_text:
             return data
         if self._pointers:
             data = self._json_rules(data)

@@ -3,7 +3,9 @@
 A :class:`TranscriptWriter` creates its file exclusively (never overwriting, never following
 a symlink) with mode 0600, ``fsync``s the folder so the new name survives a crash, writes each
 record with one ``write`` on an append-only descriptor, and ``fsync``s every
-``sync_every`` records or ``sync_interval`` seconds and on close. A write error (full disk,
+``sync_every`` records or ``sync_interval`` seconds and on close. With ``background_sync``
+those checkpoints run on a worker thread, so the caller (an event loop) does not wait for the
+disk; one checkpoint at a time, and ``close`` waits for it. A write error (full disk,
 I/O error) is kept in ``io_error`` with the file's name; the writer then stops writing, so the
 connection it records goes on and other transcripts are unaffected.
 
@@ -13,12 +15,14 @@ connection it records goes on and other transcripts are unaffected.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import re
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,7 @@ class TranscriptWriter:
         clock: Callable[[], float] = time.monotonic,
         sync_every: int = SYNC_EVERY,
         sync_interval: float = SYNC_INTERVAL,
+        background_sync: bool = False,
     ) -> None:
         """Create ``path`` and write ``header``.
 
@@ -92,6 +97,8 @@ class TranscriptWriter:
         self._unsynced = 0
         self._synced_at = self._start
         self._torn = False
+        self._background = background_sync
+        self._syncing: Future[OSError | None] | None = None
         try:
             self._fd = os.open(path, _CREATE_FLAGS, 0o600)
         except OSError as exc:
@@ -146,16 +153,42 @@ class TranscriptWriter:
         self._unsynced += 1
         now = self._clock()
         if self._unsynced >= self._sync_every or now - self._synced_at >= self._sync_interval:
-            self.sync()
+            if self._background:
+                self._sync_in_background()
+            else:
+                self.sync()
 
     def sync(self) -> None:
-        """``fsync`` what was written so far (a checkpoint)."""
+        """``fsync`` what was written so far (a checkpoint), waiting for it."""
+        self._finish_background_sync(wait=True)
         if self.io_error is not None or self.closed:
             return
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._fail(exc)
+        error = _fsync(self._fd)
+        if error is not None:
+            self._fail(error)
+        self._checkpointed()
+
+    def _sync_in_background(self) -> None:
+        """Start a checkpoint on the worker thread, unless one is still running."""
+        if not self._finish_background_sync(wait=False) or self.io_error is not None:
+            return
+        self._syncing = _sync_worker().submit(_fsync, self._fd)
+        self._checkpointed()
+
+    def _finish_background_sync(self, *, wait: bool) -> bool:
+        """Collect the running checkpoint's outcome; ``False`` if it still runs (``wait`` off)."""
+        syncing = self._syncing
+        if syncing is None:
+            return True
+        if not wait and not syncing.done():
+            return False
+        self._syncing = None
+        error = syncing.result()
+        if error is not None and self.io_error is None:
+            self._fail(error)
+        return True
+
+    def _checkpointed(self) -> None:
         self._unsynced = 0
         self._synced_at = self._clock()
 
@@ -166,6 +199,7 @@ class TranscriptWriter:
         """
         if self.closed:
             return
+        self._finish_background_sync(wait=True)
         end_status: EndStatus = "io-error" if self.io_error is not None else status
         if not self._torn:
             counts: Mapping[str, Mapping[str, int]] = self.counts
@@ -209,6 +243,21 @@ def _error(path: Path, what: str, exc: OSError) -> TranscriptIOError:
     else:
         reason = (exc.strerror or "unknown error").lower()
     return TranscriptIOError(f"{what} {path}: {reason}", exc.errno)
+
+
+def _fsync(fd: int) -> OSError | None:
+    """``fsync`` ``fd``; the error instead of raising it (it may run on the worker thread)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    return None
+
+
+@functools.cache
+def _sync_worker() -> ThreadPoolExecutor:
+    """The thread that runs background checkpoints, shared by every writer."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcript-sync")
 
 
 def _sync_folder(folder: Path) -> None:

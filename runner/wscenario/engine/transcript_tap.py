@@ -63,7 +63,7 @@ class Recording:
             tls=tls,
         )
         try:
-            writer = TranscriptWriter.create_in(self.folder, label, header)
+            writer = TranscriptWriter.create_in(self.folder, label, header, background_sync=True)
         except CannotRun as exc:
             self.report(exc)
             return None
