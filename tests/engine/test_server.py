@@ -252,6 +252,33 @@ async def test_client_close_is_answered_and_reported() -> None:
     assert closes[0].value == {"code": 4001, "reason": "leaving"}
 
 
+@pytest.mark.parametrize("code", [1004, 1005, 1006, 1016, 1100, 2000, 2999])
+async def test_a_close_code_the_client_may_not_send_is_answered_with_1002(code: int) -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        closes.append(await next_event(driver, "close"))
+
+    async with running({"/": session}) as (_, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(UPGRADE)
+        received = await stream.receive()
+        assert received.startswith(b"HTTP/1.1 101")
+        await stream.send(b"\x88\x82\x00\x00\x00\x00" + code.to_bytes(2, "big"))
+        with anyio.fail_after(WAIT):
+            while True:
+                try:
+                    received += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+        await stream.aclose()
+    answer = received[received.index(b"\r\n\r\n") + 4 :]
+    assert answer[0] == 0x88, answer
+    assert int.from_bytes(answer[2:4], "big") == 1002
+    assert closes[0].value == {"code": code, "reason": ""}
+
+
 async def test_answer_close_false_leaves_the_client_waiting() -> None:
     spec = ServerSpec(path="/", answer_close=False)
 

@@ -5,8 +5,9 @@ A reader task turns the connection's wire events into the events of the ohos
 ``messageReceive`` (one per whole message, reassembled from its fragments), ``ping``,
 ``pong``, ``close {code, reason}`` (1005 when the close frame had no payload, 1006 when the
 connection ended without one) and ``error {kind, message}``. The engine answers pings; the
-client's close is answered (unless the scenario says ``answerClose: false``) and the server
-then closes TCP, as RFC 6455 asks of servers.
+client's close is answered (unless the scenario says ``answerClose: false``) with the same
+code, or 1002 when the client sent a code it may not send, and the server then closes TCP, as
+RFC 6455 asks of servers.
 
 Calls write exactly what the script says: fragmented messages, any close code or reason (or a
 close frame with no payload), pings, raw frames, an abrupt FIN or RST, or no more reading.
@@ -37,6 +38,7 @@ from wscenario.core.wire import (
 )
 from wscenario.engine.errors import ConnectionClosed
 from wscenario.engine.event_queue import EventQueue
+from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import WebSocketConnection
 
 EVENT_QUEUE = 256
@@ -45,6 +47,7 @@ EVENT_QUEUE = 256
 NO_STATUS = 1005
 ABNORMAL = 1006
 GOING_AWAY = 1001
+PROTOCOL_ERROR = 1002
 
 
 class Peer(NamedTuple):
@@ -271,6 +274,8 @@ class ServerDriver:
             return True
         if self.spec.answer_close:
             answer = SendClose(code=event.code, reason=event.reason)
+            if event.code is not None and not close_code_allowed(event.code):
+                answer = SendClose(PROTOCOL_ERROR, "invalid close code")
             await self._call(self.connection.send(answer))
             self._sent_close = True
             await self._close_transport(abort=False)
