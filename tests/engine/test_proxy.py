@@ -26,6 +26,7 @@ from wscenario.engine.proxy import (
     RecordingProxy,
     Role,
     Upstream,
+    _CoalescingStream,
     forwarded_headers,
     upstream_context,
 )
@@ -400,3 +401,71 @@ def test_an_unreadable_cafile_is_a_clear_error(tmp_path: Any) -> None:
     empty.write_text("not a certificate\n")
     with pytest.raises(TlsSetupError, match="no usable certificate"):
         upstream_context(cafile=str(empty))
+
+
+class FakeStream(anyio.abc.ByteStream):
+    """Records what is written; reads give ``b"in"``; writes fail once ``broken``."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.broken = False
+
+    async def send(self, item: bytes) -> None:
+        if self.broken:
+            raise anyio.BrokenResourceError
+        self.writes.append(item)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return b"in"
+
+    async def send_eof(self) -> None:
+        self.writes.append(b"<eof>")
+
+    async def aclose(self) -> None:
+        self.writes.append(b"<closed>")
+
+
+def coalescing_pair() -> tuple[FakeStream, _CoalescingStream, FakeStream, _CoalescingStream]:
+    inner_a, inner_b = FakeStream(), FakeStream()
+    a, b = _CoalescingStream(inner_a), _CoalescingStream(inner_b)
+    a.partner, b.partner = b, a
+    return inner_a, a, inner_b, b
+
+
+async def test_held_frames_go_out_in_one_write_before_the_other_leg_reads() -> None:
+    inner_a, a, _, b = coalescing_pair()
+    a.holding = True
+    await a.send(b"one")
+    await a.send(b"two")
+    assert inner_a.writes == []
+    assert await b.receive() == b"in"
+    assert inner_a.writes == [b"onetwo"]
+    assert await b.receive() == b"in"
+    assert inner_a.writes == [b"onetwo"]
+
+
+async def test_a_write_that_is_not_held_carries_what_was_kept_first() -> None:
+    inner_a, a, _, _ = coalescing_pair()
+    a.holding = True
+    await a.send(b"message")
+    a.holding = False
+    await a.send(b"close")
+    await a.send_eof()
+    assert inner_a.writes == [b"messageclose", b"<eof>"]
+    a.holding = True
+    await a.send(b"dropped")
+    await a.aclose()
+    assert inner_a.writes[-1] == b"<closed>"
+    assert b"dropped" not in b"".join(inner_a.writes)
+
+
+async def test_a_failed_write_of_held_frames_is_raised_by_the_next_send_of_that_leg() -> None:
+    inner_a, a, _, b = coalescing_pair()
+    a.holding = True
+    await a.send(b"lost")
+    inner_a.broken = True
+    assert await b.receive() == b"in"  # the reading leg is not the one that failed
+    await a.flush()
+    with pytest.raises(anyio.BrokenResourceError):
+        await a.send(b"more")
+    assert a.extra_attributes == inner_a.extra_attributes

@@ -17,7 +17,9 @@ are, so both legs run without compression and the transcript holds plain text.
 
 Then every message (reassembled, under the size limit), ping, pong and close is forwarded as
 it arrives, each direction in its own task that waits for the other leg's send before reading
-more, so a slow reader slows its writer down and nothing queues up. A close frame is passed
+more, so a slow reader slows its writer down and nothing queues up. Messages and pings that
+arrived together are written together (:class:`_CoalescingStream`): they go out in one write
+just before the proxy waits to read more from where they came from. A close frame is passed
 on with its code and reason as written. A peer that breaks the protocol gets the close code
 its engine chose (1002, 1007, 1009) and the other side gets 1011; a TCP connection that ends
 without a closing handshake is ended the same way on the other leg (a reset as a reset).
@@ -122,6 +124,9 @@ class ConnectionRecorder(Protocol):
         """The connection is over; returns where the transcript went, if anywhere."""
 
 
+_Leg = tuple[websocket.WebSocketConnection, "_CoalescingStream"]
+"""One leg: its connection, and the stream under it."""
+
 RecorderFactory = Callable[[str], Awaitable[ConnectionRecorder]]
 """Opens the recorder of one connection, given the upstream URL it was proxied to."""
 
@@ -201,6 +206,67 @@ def forwarded_headers(headers: Headers) -> Headers:
         and name.lower() not in named
         and not name.lower().startswith("sec-websocket-")
     )
+
+
+class _CoalescingStream(ByteStream):
+    """One leg's byte stream, whose forwarded frames are written together.
+
+    While ``holding`` is set, ``send`` keeps the bytes instead of writing them. Kept bytes go
+    out in one write with the next write that is not held, or when the other leg's stream is
+    about to wait for bytes to read (``partner``): the proxy then has nothing more to forward
+    from there for now. A failed write of kept bytes is raised by this stream's next ``send``.
+    """
+
+    def __init__(self, inner: ByteStream) -> None:
+        self.inner = inner
+        self.partner: _CoalescingStream | None = None
+        self.holding = False
+        self._held: list[bytes] = []
+        self._error: Exception | None = None
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The wrapped stream's attributes (addresses, TLS details)."""
+        return self.inner.extra_attributes
+
+    async def send(self, item: bytes) -> None:
+        """Keep ``item`` while ``holding``; else write it after anything kept."""
+        if self._error is not None:
+            raise self._error
+        if self.holding:
+            self._held.append(item)
+            return
+        if self._held:
+            item = b"".join((*self._held, item))
+            self._held.clear()
+        await self.inner.send(item)
+
+    async def flush(self) -> None:
+        """Write what was kept; a failure is kept for the next ``send``."""
+        if not self._held or self._error is not None:
+            return
+        data = b"".join(self._held)
+        self._held.clear()
+        try:
+            await self.inner.send(data)
+        except TRANSPORT_ERRORS as exc:
+            self._error = exc
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The next bytes, once what was kept for the other leg is written."""
+        if self.partner is not None:
+            await self.partner.flush()
+        return await self.inner.receive(max_bytes)
+
+    async def send_eof(self) -> None:
+        """Write what was kept, then end this direction."""
+        await self.flush()
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream; anything still kept is dropped."""
+        self._held.clear()
+        await self.inner.aclose()
 
 
 class RecordingProxy:
@@ -298,6 +364,8 @@ class _ProxiedConnection:
         self.client: websocket.WebSocketConnection | None = None
         self.upstream: websocket.WebSocketConnection | None = None
         self.interrupted = False
+        self._client_stream: _CoalescingStream | None = None
+        self._upstream_stream: _CoalescingStream | None = None
         self._cut: set[int] = set()
         self._closing = anyio.Event()
 
@@ -305,7 +373,8 @@ class _ProxiedConnection:
 
     async def run(self, stream: ByteStream) -> None:
         """Read the client's request, connect upstream, answer the client, then relay."""
-        accepted = await websocket.accept(stream, self.limits, self._decide)
+        self._client_stream = client_stream = _CoalescingStream(stream)
+        accepted = await websocket.accept(client_stream, self.limits, self._decide)
         if accepted is None:
             if self.upstream is not None:  # the client went away before its 101
                 self.report.status = "aborted"
@@ -313,6 +382,9 @@ class _ProxiedConnection:
                 await self._forward(self.upstream, SendClose(GOING_AWAY, "the client left"))
             return
         self.client = accepted[0]
+        upstream_stream = self._upstream_stream
+        assert upstream_stream is not None
+        client_stream.partner, upstream_stream.partner = upstream_stream, client_stream
         self.report.opened = True
         self.proxy._opened(self.report)
         await self._relay()
@@ -352,6 +424,10 @@ class _ProxiedConnection:
         context = self.proxy.upstream.tls
 
         async def open_stream() -> ByteStream:
+            self._upstream_stream = _CoalescingStream(await open_plain_or_tls())
+            return self._upstream_stream
+
+        async def open_plain_or_tls() -> ByteStream:
             stream: ByteStream = await anyio.connect_tcp(host, port)
             if context is None:
                 return stream
@@ -398,21 +474,26 @@ class _ProxiedConnection:
         """Forward both ways until both closes are through, a leg is lost, or time is up."""
         assert self.client is not None
         assert self.upstream is not None
+        assert self._client_stream is not None
+        assert self._upstream_stream is not None
         async with anyio.create_task_group() as group:
-            pumps: list[
-                tuple[websocket.WebSocketConnection, websocket.WebSocketConnection, Role]
-            ] = [
-                (self.client, self.upstream, "client"),
-                (self.upstream, self.client, "server"),
+            pumps: list[tuple[_Leg, _Leg, Role]] = [
+                (
+                    (self.client, self._client_stream),
+                    (self.upstream, self._upstream_stream),
+                    "client",
+                ),
+                (
+                    (self.upstream, self._upstream_stream),
+                    (self.client, self._client_stream),
+                    "server",
+                ),
             ]
             done = [0]
 
-            async def pump(
-                source: websocket.WebSocketConnection,
-                target: websocket.WebSocketConnection,
-                role: Role,
-            ) -> None:
-                await self._pump(source, target, role)
+            async def pump(source: _Leg, target: _Leg, role: Role) -> None:
+                await self._pump(source[0], target, role)
+                await target[1].flush()
                 done[0] += 1
                 if done[0] == len(pumps):
                     group.cancel_scope.cancel()
@@ -424,12 +505,14 @@ class _ProxiedConnection:
             group.cancel_scope.cancel()
 
     async def _pump(
-        self,
-        source: websocket.WebSocketConnection,
-        target: websocket.WebSocketConnection,
-        role: Role,
+        self, source: websocket.WebSocketConnection, target_leg: _Leg, role: Role
     ) -> None:
-        """Forward what ``source`` (sent by ``role``) says to ``target`` until it ends."""
+        """Forward what ``source`` (sent by ``role``) says to ``target_leg`` until it ends.
+
+        Messages, pings and pongs are held by the target's stream, which writes them together
+        when ``source`` next waits for bytes; a close or a loss is passed on at once.
+        """
+        target, target_stream = target_leg
         texts: list[str] = []
         chunks: list[bytes] = []
         while True:
@@ -437,29 +520,41 @@ class _ProxiedConnection:
                 event = await source.receive()
             except ConnectionClosed:
                 return
+            action: WireAction
             if isinstance(event, DataFrame):
-                if isinstance(event.data, str):
-                    texts.append(event.data)
+                if event.first and event.final:
+                    data: str | bytes = event.data
                 else:
-                    chunks.append(event.data)
-                if not event.final:
-                    continue
-                data: str | bytes = "".join(texts) if event.kind == "text" else b"".join(chunks)
-                texts.clear()
-                chunks.clear()
+                    if isinstance(event.data, str):
+                        texts.append(event.data)
+                    else:
+                        chunks.append(event.data)
+                    if not event.final:
+                        continue
+                    data = "".join(texts) if event.kind == "text" else b"".join(chunks)
+                    texts.clear()
+                    chunks.clear()
                 await self._record(role, event.kind, {"data": data})
-                await self._forward(target, SendMessage(data))
-            elif isinstance(event, PingReceived | PongReceived):
-                kind = "ping" if isinstance(event, PingReceived) else "pong"
-                await self._record(role, kind, {"data": event.data})
-                ping = isinstance(event, PingReceived)
-                await self._forward(target, SendPing(event.data) if ping else SendPong(event.data))
+                action = SendMessage(data)
+            elif isinstance(event, PingReceived):
+                await self._record(role, "ping", {"data": event.data})
+                action = SendPing(event.data)
+            elif isinstance(event, PongReceived):
+                await self._record(role, "pong", {"data": event.data})
+                action = SendPong(event.data)
             elif isinstance(event, CloseReceived):
                 await self._closed(role, event, target)
                 return
             elif isinstance(event, ConnectionLost):
                 await self._lost(role, event, source, target)
                 return
+            else:
+                continue
+            target_stream.holding = True
+            try:
+                await self._forward(target, action)
+            finally:
+                target_stream.holding = False
 
     async def _forward(self, target: websocket.WebSocketConnection, action: WireAction) -> None:
         """Send ``action``; a leg that is closing or gone drops it (its own pump reports why)."""
