@@ -83,6 +83,7 @@ async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_pa
             assert await client.recv() == '{"user":"ann","password":"sekrit-body"}'
             await client.send(b"\x01\x02")
             assert await client.recv() == b"\x01\x02"
+            await (await client.ping(b"beat"))
             await client.close(4000, "done")
         await line_with(proxy, "transcript")
         proxy.process.send_signal(signal.SIGTERM)
@@ -109,6 +110,8 @@ async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_pa
         ("server", "text"),
         ("client", "binary"),
         ("server", "binary"),
+        ("client", "ping"),
+        ("server", "pong"),
         ("client", "close"),
         ("server", "close"),
     ]
@@ -120,7 +123,8 @@ async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_pa
     message = json.loads(events[2].fields["data"])  # type: ignore[union-attr]
     assert message["user"] == "ann"
     assert message["password"].startswith("<redacted:")
-    assert events[6].fields == {"code": 4000, "reason": "done"}  # type: ignore[union-attr]
+    assert events[6].fields == events[7].fields == {"data": b"beat"}  # type: ignore[union-attr]
+    assert events[8].fields == {"code": 4000, "reason": "done"}  # type: ignore[union-attr]
     assert f"opened -> ws://127.0.0.1:{port}/api/chat?token=" in printed
     assert f"closed 4000 'done' by the client, transcript {path}" in printed
 

@@ -79,6 +79,28 @@ def test_writer_writes_a_complete_transcript_with_mode_0600(tmp_path: Path) -> N
     assert len(path.read_bytes().splitlines()) == 5
 
 
+def test_messages_pings_and_pongs_are_written_and_counted(tmp_path: Path) -> None:
+    writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER)
+    writer.message("client", "text", "hé")
+    writer.message("server", "binary", b"\x00\xff")
+    writer.message("client", "ping", b"p")
+    writer.message("server", "pong", b"")
+    writer.close()
+    writer.message("client", "text", "after the end")
+    records = checked_transcript(tmp_path / "a.jsonl")
+    fields = [(r.from_, r.type, r.fields["data"]) for r in records[1:-1]]  # type: ignore[union-attr]
+    assert fields == [
+        ("client", "text", "hé"),
+        ("server", "binary", b"\x00\xff"),
+        ("client", "ping", b"p"),
+        ("server", "pong", b""),
+    ]
+    end = records[-1]
+    assert isinstance(end, End)
+    assert end.counts["client"] == {"text": 1, "binary": 0, "ping": 1, "pong": 0, "close": 0}
+    assert end.counts["server"] == {"text": 0, "binary": 1, "ping": 0, "pong": 1, "close": 0}
+
+
 def test_elapsed_never_goes_backwards(tmp_path: Path) -> None:
     clock = FakeClock()
     writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER, clock=clock)

@@ -134,7 +134,11 @@ class ProxyTranscript:
             return
         redactor = self.recording.redactor
         if type_ == "text":
-            self.writer.event(from_, type_, data=redactor.text(fields["data"]))
+            self.writer.message(from_, type_, redactor.text(fields["data"]))
+            self._check()
+            return
+        if type_ in ("binary", "ping", "pong"):
+            self.writer.message(from_, type_, fields["data"])
             self._check()
             return
         redacted = dict(fields)

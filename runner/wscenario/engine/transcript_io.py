@@ -40,6 +40,7 @@ from wscenario.core.transcript import (
     TranscriptEvent,
     TranscriptReader,
     empty_counts,
+    encode_data_event,
     encode_end,
     encode_event,
     encode_header,
@@ -149,7 +150,21 @@ class TranscriptWriter:
             return
         if event.type in COUNTED_TYPES:
             self.counts[event.from_][event.type] += 1
-        self._write(encode_event(event))
+        self._record(encode_event(event))
+
+    def message(self, from_: Role, type_: str, data: str | bytes) -> None:
+        """Write one ``text``, ``binary``, ``ping`` or ``pong`` event now.
+
+        The same as ``event(from_, type_, data=data)``, with less work per event.
+        """
+        if self.closed:
+            return
+        self.counts[from_][type_] += 1
+        self._record(encode_data_event(self.elapsed(), from_, type_, data))
+
+    def _record(self, line: bytes) -> None:
+        """Write one event's line, with a checkpoint when one is due."""
+        self._write(line)
         self._unsynced += 1
         now = self._clock()
         if self._unsynced >= self._sync_every or now - self._synced_at >= self._sync_interval:
