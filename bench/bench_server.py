@@ -3,13 +3,12 @@
 Three servers, each in its own process pinned to CPU 0, load from the ``websockets`` client in
 another process pinned to CPU 1:
 
-* ``wscenario``: ``wscenario serve`` running an echo scenario (one rule answers every message
-  with the text it captured);
+* ``wscenario``: ``wscenario serve`` running an echo scenario (one rule sends every message
+  back unchanged, ``send: {echo: true}``, text or binary);
 * ``wsproto``: a bare wsproto + anyio echo server (``wsproto_echo_server.py``), the floor;
 * ``websockets``: the websockets library's own echo server (``echo_server.py``), a reference.
 
-Throughput: text messages of 32 B and 1 KiB (a rule can echo text through a named regex
-group; the language has no way to send back a binary message as received), ``round trip``
+Throughput: text messages of 32 B and 1 KiB, ``round trip``
 (send, await the echo, repeat) and ``pipelined`` (the client sends as fast as back-pressure
 lets it while a reader counts the echoes); messages/s over ``--duration`` seconds after a
 warm-up. Every round runs every stack seconds apart in shuffled order; the ratio to wsproto is
@@ -67,8 +66,8 @@ limits:
   maxMessageSize: 1MiB
 steps: []
 rules:
-  - on: {messageReceive: {regex: "(?s)^(?P<message>.*)$"}}
-    send: "{{ message }}"
+  - on: messageReceive
+    send: {echo: true}
 """
 
 

@@ -230,3 +230,16 @@ def test_defaults(tmp_path: Path) -> None:
     )
     assert isinstance(client.steps[1], model.Expect)
     assert client.steps[1].matcher.payload is None
+
+
+def test_echo_is_a_payload_of_its_own(tmp_path: Path) -> None:
+    doc = parse_yaml(
+        b"wscenario: 1\nserver: {}\nsteps: []\nrules:\n"
+        b"  - on: messageReceive\n    send: {echo: true, fragments: 3}\n",
+        "s.yaml",
+    )
+    built = build_scenario(doc, base_dir=tmp_path)
+    send = built.rules[0].actions[0]
+    assert isinstance(send, model.Send)
+    assert send.payload == model.EchoPayload()
+    assert send.fragments == 3

@@ -365,6 +365,23 @@ CASES = [
 ]
 
 
+def test_echo_only_answers_a_message_that_fired_a_rule(tmp_path: Path) -> None:
+    text = SERVER + (
+        "steps:\n  - expect: messageReceive\n  - send: {echo: true}\nrules:\n"
+        "  - 'on': {messageReceive: {any: binary}}\n    send: {echo: true, fragments: 2}\n"
+        "  - 'on': messageReceive\n    do: [{send: {echo: true}}]\n"
+        "  - 'on': ping\n    do: [{sleep: 1s}, {send: {echo: true}}]\n"
+        "  - 'on': {close: {code: 1000}}\n    send: {echo: true}\n"
+        "  - 'on': {ping: null, pong: null}\n    send: {echo: true}\n"
+    )
+    assert problems(text, tmp_path) == [
+        "error /steps/1/send/echo: 'echo' sends back the message that fired a rule; a step has none | answer messages with a rule: on: messageReceive, send: {echo: true}",
+        "error /rules/2/do/1/send/echo: 'echo' sends back a received message; this rule is on 'ping', not a message | use it in a rule on messageReceive, or send a message of its own",
+        "error /rules/3/send/echo: 'echo' sends back a received message; this rule is on 'close', not a message | use it in a rule on messageReceive, or send a message of its own",
+        "error /rules/4/on/pong: an event takes only one of 'ping' and 'pong' | one of: connect, messageReceive, close, error, ping, pong",
+    ]
+
+
 def test_templates_deep_in_a_value_are_reported_in_order_where_they_are(tmp_path: Path) -> None:
     text = CLIENT + (
         "vars: {v: 1}\nsteps:\n  - send: {json: {a/b: ['{{ v }}', ['{{ x }}', {m~n: '{{ y'}]],"

@@ -18,11 +18,13 @@ from wscenario.core.diagnostics import Position
 from wscenario.core.events import CallError, Event
 from wscenario.core.model import (
     JSON,
+    AnyMatcher,
     ClientSpec,
     Close,
     Connect,
     ConnectOptions,
     Drop,
+    EchoPayload,
     EventMatcher,
     Expect,
     ExpectedError,
@@ -447,6 +449,34 @@ async def test_once_rule_fires_once_then_steps_see_the_event() -> None:
     assert result.passed
     assert driver.sent() == ["welcome"]
     assert [e.disposition for e in result.events] == ["rule", "step"]
+
+
+@pytest.mark.anyio
+async def test_echo_sends_back_the_message_that_fired_the_rule_unchanged() -> None:
+    driver = ScriptedDriver()
+    messages: list[str | bytes] = ["héllo {{ x }}", b"\x00\xff\x81", ""]
+    for message in messages:
+        driver.push("messageReceive", message)
+    echo_rule = Rule(
+        position=Position(FILE, 1, 3),
+        pointer="/rules/0",
+        on=EventMatcher("messageReceive", AnyMatcher()),
+        actions=(Send(payload=EchoPayload(), **at(90)),),
+    )
+    result, _ = await run(server(Sleep(duration=0.05, **at(1)), rules=(echo_rule,)), driver)
+    assert result.passed, result.steps
+    assert driver.sent() == messages
+    assert [type(data) for data in driver.sent()] == [str, bytes, str]
+
+
+@pytest.mark.anyio
+async def test_echo_in_a_step_has_nothing_to_send_back() -> None:
+    driver = ScriptedDriver()
+    result, _ = await run(server(Send(payload=EchoPayload(), **at(1)), rules=()), driver)
+    assert result.steps[0].failure is not None
+    assert result.steps[0].failure.message == "echo: no received message to send back"
+    assert result.steps[0].label == "send the received message back"
+    assert driver.sent() == []
 
 
 @pytest.mark.anyio

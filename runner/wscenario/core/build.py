@@ -249,9 +249,11 @@ class _Builder:
             }
         return model.Send(payload=self.payload(value, pointer), **extra, **where)
 
-    def payload(self, value: Any, pointer: str) -> model.Payload:
+    def payload(self, value: Any, pointer: str) -> model.SendPayload:
         if isinstance(value, str):
             return model.TextPayload(value)
+        if "echo" in value:
+            return model.EchoPayload()
         if "text" in value:
             return model.TextPayload(value["text"])
         if "json" in value:

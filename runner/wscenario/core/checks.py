@@ -39,6 +39,7 @@ ACTION_KINDS: tuple[str, ...] = ("send", "close", "sleep", "ping", "drop", "fram
 """What a rule may do, inline or in ``do:``."""
 
 PAYLOAD_FORMS = ("text", "binary", "json")
+SERVER_PAYLOAD_FORMS = (*PAYLOAD_FORMS, "echo")
 MATCHER_FORMS = ("text", "regex", "json", "schema", "binary", "any")
 BYTES_FORMS = ("hex", "base64", "file")
 FRAME_DATA_FORMS = ("data", "hex", "base64")
@@ -254,15 +255,24 @@ class _Checker:
                 )
             defined |= saved
         else:
-            self.check_action(kind, value, here, defined)
+            self.check_action(kind, value, here, defined, echo_refused=_ECHO_IN_STEP)
 
-    def check_action(self, kind: str, value: Any, pointer: str, names: set[str]) -> None:
+    def check_action(
+        self,
+        kind: str,
+        value: Any,
+        pointer: str,
+        names: set[str],
+        *,
+        echo_refused: tuple[str, str] | None,
+    ) -> None:
+        """Check one action; ``echo_refused`` (message, hint) when ``echo`` has no message here."""
         if kind == "connect":
             self.check_templates(value.get("url", ""), _join(pointer, "url"), names)
             if "options" in value:
                 self.check_options(value["options"], _join(pointer, "options"), names)
         elif kind == "send":
-            self.check_payload(value, pointer)
+            self.check_payload(value, pointer, echo_refused)
             self.check_templates(value, pointer, names)
         elif kind == "close":
             self.check_templates(value, pointer, names)
@@ -274,11 +284,16 @@ class _Checker:
                     frame, FRAME_DATA_FORMS, _join(pointer, index), "a frame", required=False
                 )
 
-    def check_payload(self, payload: Any, pointer: str) -> None:
+    def check_payload(
+        self, payload: Any, pointer: str, echo_refused: tuple[str, str] | None
+    ) -> None:
         if isinstance(payload, dict):
-            form = self.one_of(payload, PAYLOAD_FORMS, pointer, "a message")
+            forms = SERVER_PAYLOAD_FORMS if self.events == SERVER_EVENTS else PAYLOAD_FORMS
+            form = self.one_of(payload, forms, pointer, "a message")
             if form == "binary":
                 self.check_bytes(payload["binary"], _join(pointer, "binary"))
+            elif form == "echo" and echo_refused is not None:
+                self.report(_join(pointer, "echo"), *echo_refused, at_key=True)
 
     def check_bytes(self, value: Mapping[str, str], pointer: str) -> None:
         form = self.one_of(value, BYTES_FORMS, pointer, "bytes")
@@ -405,15 +420,18 @@ class _Checker:
         if event is not None and isinstance(rule["on"], dict):
             self.check_templates({k: v for k, v in rule["on"].items() if k != "save"}, on, names)
             names |= self.saved_names(rule["on"], event)
+        echo = None if event in (None, "messageReceive") else _echo_in_rule(str(event))
         kind = self.one_of(rule, (*ACTION_KINDS, "do"), pointer, "a rule's action")
         if kind == "do":
             for index, action in enumerate(rule["do"]):
                 here = _join(pointer, "do", index)
                 inner = self.one_of(action, ACTION_KINDS, here, "an action")
                 if inner is not None:
-                    self.check_action(inner, action[inner], _join(here, inner), names)
+                    self.check_action(
+                        inner, action[inner], _join(here, inner), names, echo_refused=echo
+                    )
         elif kind is not None:
-            self.check_action(kind, rule[kind], _join(pointer, kind), names)
+            self.check_action(kind, rule[kind], _join(pointer, kind), names, echo_refused=echo)
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -482,3 +500,15 @@ _SIDE_HINT = "a scenario plays one side: client (connects to a server) or server
 _RULES_HINT = "remove 'rules', or make this a server scenario"
 _URL_HINT = "write ws://host:port/path or wss://host:port/path"
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
+_ECHO_IN_STEP = (
+    "'echo' sends back the message that fired a rule; a step has none",
+    "answer messages with a rule: on: messageReceive, send: {echo: true}",
+)
+
+
+def _echo_in_rule(event: str) -> tuple[str, str]:
+    """Why ``echo`` cannot be used in a rule on ``event`` (not a message)."""
+    return (
+        f"'echo' sends back a received message; this rule is on '{event}', not a message",
+        "use it in a rule on messageReceive, or send a message of its own",
+    )

@@ -70,6 +70,18 @@ Payload: TypeAlias = TextPayload | BinaryPayload | JsonPayload
 
 
 @dataclass(frozen=True)
+class EchoPayload:
+    """The message that fired the rule, sent back unchanged (text as text, bytes as bytes).
+
+    Only a fake server's rule on ``messageReceive`` sends it.
+    """
+
+
+SendPayload: TypeAlias = Payload | EchoPayload
+"""What a ``send`` sends: a payload of its own, or the message being answered."""
+
+
+@dataclass(frozen=True)
 class TextMatcher:
     """The message is text and equals ``text`` (after templating)."""
 
@@ -185,7 +197,7 @@ class Send(CallStep):
     ``fragment_delay`` waits between them and ``ping_between`` puts a ping after the first.
     """
 
-    payload: Payload
+    payload: SendPayload
     fragments: int = 1
     fragment_delay: float = 0.0
     ping_between: bool = False

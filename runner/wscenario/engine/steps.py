@@ -35,6 +35,7 @@ from wscenario.core.model import (
     Connect,
     ConnectOptions,
     Drop,
+    EchoPayload,
     EventMatcher,
     Expect,
     ExpectNothing,
@@ -44,6 +45,7 @@ from wscenario.core.model import (
     Rule,
     Scenario,
     Send,
+    SendPayload,
     Sleep,
     Step,
     StopReading,
@@ -211,7 +213,8 @@ class StepRunner:
         if self.on_step is not None:
             self.on_step(result)
 
-    async def _perform(self, step: Step | Action) -> None:
+    async def _perform(self, step: Step | Action, trigger: Event | None = None) -> None:
+        """Run one step or action; ``trigger`` is the event that fired the rule, if any."""
         if isinstance(step, Expect):
             await self._expect(step)
         elif isinstance(step, Unordered):
@@ -221,7 +224,7 @@ class StepRunner:
         elif isinstance(step, Sleep):
             await self._sleep(step.duration)
         elif isinstance(step, Connect | Send | Close):
-            self._check_call(step, await self._call(step))
+            self._check_call(step, await self._call(step, trigger))
         elif isinstance(step, Ping):
             await self.driver.ping(step.data)
         elif isinstance(step, Drop):
@@ -233,9 +236,9 @@ class StepRunner:
             assert isinstance(step, StopReading)
             await self.driver.stop_reading()
 
-    async def _call(self, step: Connect | Send | Close) -> CallError | None:
+    async def _call(self, step: Connect | Send | Close, trigger: Event | None) -> CallError | None:
         if isinstance(step, Send):
-            data = encode_payload(step.payload, self.variables, self.env)
+            data = self._send_data(step.payload, trigger)
             return await self.driver.send(
                 data,
                 fragments=step.fragments,
@@ -249,6 +252,14 @@ class StepRunner:
         url = step.url or (client.url if client else "")
         options = step.options or (client.options if client else ConnectOptions())
         return await self.driver.connect(self._render(url), self._render_options(options))
+
+    def _send_data(self, payload: SendPayload, trigger: Event | None) -> str | bytes:
+        """What a ``send`` puts on the wire; an echo sends ``trigger``'s message unchanged."""
+        if not isinstance(payload, EchoPayload):
+            return encode_payload(payload, self.variables, self.env)
+        if trigger is None or not isinstance(trigger.value, str | bytes):
+            raise StepFailed(self._failure("echo: no received message to send back"))
+        return trigger.value
 
     def _render(self, text: str) -> str:
         return render_text(text, self.variables, self.env)
@@ -463,7 +474,7 @@ class StepRunner:
                 if isinstance(action, Sleep):
                     await anyio.sleep(action.duration)
                 else:
-                    await self._perform(action)
+                    await self._perform(action, event)
         except StepFailed as exc:
             failure: Failure = exc.failure
         except (TemplateError, SaveError) as exc:

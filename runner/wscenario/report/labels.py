@@ -13,6 +13,7 @@ from wscenario.core.model import (
     Close,
     Connect,
     Drop,
+    EchoPayload,
     EventMatcher,
     Expect,
     ExpectNothing,
@@ -87,8 +88,10 @@ def describe_step(step: Step) -> str:
     return step_kind(step)
 
 
-def describe_payload(payload: Payload) -> str:
+def describe_payload(payload: Payload | EchoPayload) -> str:
     """What a ``send`` sends."""
+    if isinstance(payload, EchoPayload):
+        return "the received message back"
     if isinstance(payload, TextPayload):
         return format_value(payload.text, SHORT)
     if isinstance(payload, JsonPayload):
