@@ -22,8 +22,21 @@ from anyio.abc import ByteStream, Listener, SocketListener
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from wscenario.core.diagnostics import Position
 from wscenario.core.events import Event
-from wscenario.core.model import ConnectOptions, Handshake, Limits, RawFrame, Reject, ServerSpec
+from wscenario.core.model import (
+    ConnectOptions,
+    EchoPayload,
+    EventMatcher,
+    Handshake,
+    Limits,
+    RawFrame,
+    Reject,
+    Rule,
+    Scenario,
+    Send,
+    ServerSpec,
+)
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -34,8 +47,10 @@ from wscenario.engine.server import (
     parse_listen,
 )
 from wscenario.engine.server_driver import Peer, ServerDriver
+from wscenario.engine.steps import StepRunner
 from wscenario.engine.tls import server_context
 from wscenario.errors import CannotRun, UsageError
+from wscenario.report.results import StepResult
 
 pytestmark = pytest.mark.anyio
 
@@ -321,6 +336,45 @@ async def test_client_vanishing_is_reported_as_1006() -> None:
         await stream.aclose()
         await settle(lambda: bool(closes))
     assert closes[0].value == {"code": 1006, "reason": ""}
+
+
+async def test_after_the_client_is_gone_one_failed_answer_drops_the_queued_messages() -> None:
+    names: list[str] = []
+    failures: list[StepResult] = []
+    scenario = Scenario(
+        path=Path("echo.yaml"),
+        name="echo",
+        steps=(),
+        server=ServerSpec(),
+        rules=(
+            Rule(
+                position=Position("echo.yaml", 1, 1),
+                pointer="/rules/0",
+                on=EventMatcher("messageReceive"),
+                actions=(
+                    Send(payload=EchoPayload(), position=Position("echo.yaml", 2, 1), pointer=""),
+                ),
+            ),
+        ),
+    )
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await settle(lambda: driver.ended)
+        runner = StepRunner(
+            scenario, driver, variables={}, env={}, on_step=failures.append, streaming=True
+        )
+        await runner.serve_rules(poll=WAIT)
+        names.extend(seen.name for seen in runner.result().events)
+
+    async with running({"/": session}) as (_, port):
+        async with client(port) as ws:
+            for number in range(50):
+                await ws.send(f"message {number}")
+        await settle(lambda: bool(names))
+    assert len(failures) == 1, failures
+    assert failures[0].kind == "rule"
+    assert names == ["messageReceive", "close"]
 
 
 async def test_stop_closes_open_connections_with_1001() -> None:

@@ -49,6 +49,9 @@ ABNORMAL = 1006
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 
+LAST_EVENTS = frozenset({"close", "error"})
+"""Events still delivered after a call found the connection gone."""
+
 
 class Peer(NamedTuple):
     """The client's address."""
@@ -91,6 +94,7 @@ class ServerDriver:
         self._saw_close = False
         self._transport_closed = False
         self._pieces: list[str | bytes] = []
+        self._undeliverable = False  # a call failed on a connection that is gone
         self._tasks: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -209,13 +213,21 @@ class ServerDriver:
         self._reading.cancel()
 
     async def next_event(self, within: float) -> Event | None:
-        """The next event, or ``None`` if none arrives within ``within`` seconds."""
-        event = await self._events.get(within)
-        if event is not None:
+        """The next event, or ``None`` if none arrives within ``within`` seconds.
+
+        Once a call has failed because the connection is gone, the messages, pings and pongs
+        still queued are dropped: nothing can answer them any more. ``close`` and ``error``
+        still arrive.
+        """
+        while True:
+            event = await self._events.get(within)
+            if event is None:
+                return None
             self._queued -= 1
             if self._room is not None and self._queued < EVENT_QUEUE:
                 self._room.set()
-        return event
+            if not self._undeliverable or event.name in LAST_EVENTS:
+                return event
 
     # ------------------------------------------------------------------ reading
 
@@ -333,5 +345,6 @@ class ServerDriver:
         try:
             await call
         except ConnectionClosed as exc:
+            self._undeliverable = self._transport_closed or self._ended
             return CallError(code=-1, message=str(exc))
         return None
