@@ -603,3 +603,19 @@ async def test_client_certificate_with_an_encrypted_key(
         await ws.connect(url, {"caPath": str(paths["ca"]), "clientCert": cert})
         events = await seen.until("message")
         assert events[-1] == ("message", repr((("email", "device@example.org"),)))
+
+
+async def test_a_promise_resolves_after_the_results_queued_before_it(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        seen = Seen(ws)
+        assert await ws.connect(echo_url) is True
+        await seen.until("open")
+        order: list[str] = []
+        ws.send("a", lambda err, value: order.append(f"callback {err} {value}"))
+        promise = ws.send("b")
+        assert await promise is True
+        order.append("promise")
+        assert await ws.send("c") is True
+        assert order == ["callback None True", "promise"]
+        echoed = [(await seen.until("message"))[-1] for _ in range(3)]
+        assert echoed == [("message", "a"), ("message", "b"), ("message", "c")]

@@ -37,7 +37,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wscenario.core.events import CallError, Event
 from wscenario.core.model import Limits
@@ -53,7 +52,9 @@ from wscenario.core.wire import (
     WireEvent,
 )
 from wscenario.engine import websocket
+from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import TRANSPORT_ERRORS, ConnectionClosed, HandshakeError
+from wscenario.engine.event_queue import HandOff
 
 __all__ = ["ListenerArgumentError", "OhosError", "Pending", "WebSocket", "create_websocket"]
 
@@ -145,10 +146,10 @@ class WebSocket:
         )
         self._limits = limits or Limits()
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._jobs_in: MemoryObjectSendStream[Job]
-        self._jobs: MemoryObjectReceiveStream[Job]
-        self._actions_in: MemoryObjectSendStream[tuple[OhosAction, int]]
-        self._actions: MemoryObjectReceiveStream[tuple[OhosAction, int]]
+        self._jobs: HandOff[Job] = HandOff()
+        """What the app's JS thread has still to run, in order."""
+        self._actions: HandOff[tuple[OhosAction, int]] = HandOff()
+        """What the writer has still to do, with the generation it is for."""
         self._connections: dict[int, websocket.WebSocketConnection] = {}
         """Open connections by generation (one per ``connect``), until closed."""
         self._generation = 0
@@ -158,16 +159,15 @@ class WebSocket:
         self._wake: anyio.Event | None = None
         self._armed: float | None = None
         self._failure: tuple[str, HandshakeFailed] | None = None
+        self._now: Callable[[], float] = anyio.current_time
 
     # ----------------------------------------------------------------------------- lifetime
 
     async def __aenter__(self) -> Self:
         if self._tasks is not None:
             raise RuntimeError("this WebSocket is already in use")
-        self._jobs_in, self._jobs = anyio.create_memory_object_stream[Job](math.inf)
-        self._actions_in, self._actions = anyio.create_memory_object_stream[tuple[OhosAction, int]](
-            math.inf
-        )
+        self._jobs, self._actions = HandOff(), HandOff()
+        self._now = loop_clock()
         tasks = anyio.create_task_group()
         await tasks.__aenter__()
         self._tasks = tasks
@@ -193,8 +193,8 @@ class WebSocket:
         try:
             return await tasks.__aexit__(exc_type, exc, tb)
         finally:
-            for stream in (self._jobs_in, self._jobs, self._actions_in, self._actions):
-                stream.close()
+            self._jobs.close()
+            self._actions.close()
 
     @property
     def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
@@ -263,32 +263,42 @@ class WebSocket:
         if self._tasks is None:
             raise RuntimeError("use the WebSocket inside 'async with' to make calls")
         params = parsed.params
-        result = params if isinstance(params, CallError) else run(params, anyio.current_time())
+        result = params if isinstance(params, CallError) else run(params, self._now())
         pending: Pending[bool] | None = Pending() if parsed.callback is None else None
         respond = partial(_respond, pending, parsed.callback)
         if result is True and settle_later:
             self._respond_to_connect = respond
+        elif pending is not None and not self._jobs:
+            # nothing is waiting to be delivered before it: the promise settles now (its
+            # awaiter resumes later, as after any await), without a turn of the JS thread
+            respond(result if isinstance(result, CallError) else None)
         else:
             error = result if isinstance(result, CallError) else None
-            self._jobs_in.send_nowait(lambda: respond(error))
+            self._jobs.put(lambda: respond(error))
         self._pump()
         return pending
 
     # ------------------------------------------------------------------------ the JS thread
 
     async def _deliver(self) -> None:
-        async for job in self._jobs:
+        while (job := await self._jobs.get()) is not None:
+            job()
+            self._run_jobs()
+
+    def _run_jobs(self) -> None:
+        """Run the jobs waiting, in order (called where no app call is on the stack)."""
+        while (job := self._jobs.take()) is not None:
             job()
 
     def _pump(self) -> None:
         """Queue what the core produced: events for the app, actions for the writer."""
         for event in self._core.take_events():
-            self._jobs_in.send_nowait(self._delivery(event))
+            self._jobs.put(self._delivery(event))
         for action in self._core.take_actions():
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
                 self._responders[self._generation] = self._respond_to_connect
-            self._actions_in.send_nowait((action, self._generation))
+            self._actions.put((action, self._generation))
         if self._wake is not None and self._core.next_deadline() != self._armed:
             self._wake.set()
 
@@ -310,11 +320,13 @@ class WebSocket:
 
     def _feed(self, event: WireEvent, generation: int) -> None:
         if generation == self._generation:
-            self._core.receive(event, anyio.current_time())
+            self._core.receive(event, self._now())
             self._pump()
+            self._run_jobs()  # the reader stands in for the JS thread: no task switch
 
     async def _write(self) -> None:
-        async for action, generation in self._actions:
+        while (item := await self._actions.get()) is not None:
+            action, generation = item
             if isinstance(action, ConnectRequest):
                 assert self._tasks is not None
                 self._tasks.start_soon(self._connect, action, generation)
@@ -342,11 +354,11 @@ class WebSocket:
                     request.url,
                     HandshakeFailed("dns", f"cannot resolve host: {reason}"),
                 )
-                failed = self._core.connect_failed(anyio.current_time())
+                failed = self._core.connect_failed(self._now())
                 self._pump()
-            self._jobs_in.send_nowait(lambda: respond(failed))
+            self._jobs.put(lambda: respond(failed))
             return
-        self._jobs_in.send_nowait(lambda: respond(None))
+        self._jobs.put(lambda: respond(None))
         try:
             connection, done = await websocket.connect(request, self._limits)
         except HandshakeError as exc:
@@ -374,10 +386,10 @@ class WebSocket:
     async def _run_timers(self) -> None:
         while True:
             self._armed = deadline = self._core.next_deadline()
-            delay = math.inf if deadline is None else deadline - anyio.current_time()
+            delay = math.inf if deadline is None else deadline - self._now()
             assert self._wake is not None
             with anyio.move_on_after(max(delay, 0.0)):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            self._core.tick(anyio.current_time())
+            self._core.tick(self._now())
             self._pump()

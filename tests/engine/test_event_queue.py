@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from wscenario.core.events import Event
-from wscenario.engine.event_queue import EventQueue
+from wscenario.engine.event_queue import EventQueue, HandOff
 
 pytestmark = pytest.mark.anyio
 
@@ -76,3 +76,34 @@ async def test_a_cancelled_get_loses_no_event() -> None:
         await queue.get(10.0)
     queue.put(_event("message"))
     assert await queue.get(0.0) == _event("message")
+
+
+async def test_a_hand_off_gives_any_item_and_take_never_waits() -> None:
+    queue: HandOff[int] = HandOff()
+    assert not queue
+    assert queue.take() is None
+    queue.put(1)
+    queue.put(2)
+    assert queue
+    assert queue.take() == 1
+    assert await queue.get() == 2
+    assert not queue
+
+
+async def test_get_without_a_limit_waits_until_an_item_or_the_close() -> None:
+    queue: HandOff[str] = HandOff()
+    got: list[str | None] = []
+
+    async def take_two() -> None:
+        got.append(await queue.get())
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(take_two)
+        await anyio.sleep(0.01)
+        assert got == []
+        queue.put("x")
+        await anyio.sleep(0.01)
+        assert got == ["x"]
+        queue.close()
+    assert got == ["x", None]

@@ -40,6 +40,8 @@ def escape_char(char: str) -> str:
 
 
 def _escape(text: str) -> str:
+    if text.isprintable():  # no control, format, separator or unassigned character in it
+        return text
     return "".join(escape_char(char) for char in text)
 
 

@@ -18,9 +18,10 @@ from dataclasses import replace
 import anyio
 
 from wscenario.core.model import JSON, ClientSpec, EventMatcher, Expect, Scenario, Unordered
+from wscenario.engine.clock import loop_clock
 from wscenario.engine.ohos_driver import OhosDriver
 from wscenario.engine.raw_driver import RawClientDriver
-from wscenario.engine.steps import StepCallback, StepRunner
+from wscenario.engine.steps import Clock, StepCallback, StepRunner
 from wscenario.errors import UsageError, WScenarioError
 from wscenario.report.results import ScenarioResult, SessionResult
 
@@ -50,12 +51,16 @@ def mentioned_events(scenario: Scenario) -> frozenset[str]:
 
 
 def client_driver(
-    client: ClientSpec, scenario: Scenario, *, warn: Callable[[str], object] | None = None
+    client: ClientSpec,
+    scenario: Scenario,
+    *,
+    warn: Callable[[str], object] | None = None,
+    clock: Clock = anyio.current_time,
 ) -> OhosDriver | RawClientDriver:
-    """The driver for the scenario's profile (not yet entered)."""
+    """The driver for the scenario's profile (not yet entered); ``clock`` times its events."""
     if client.profile == "raw":
-        return RawClientDriver(scenario.limits, insecure=client.insecure, warn=warn)
-    driver = OhosDriver(api=client.api, limits=scenario.limits)
+        return RawClientDriver(scenario.limits, insecure=client.insecure, warn=warn, clock=clock)
+    driver = OhosDriver(api=client.api, limits=scenario.limits, clock=clock)
     for name in set(OPTIONAL_LISTENERS) - mentioned_events(scenario):
         driver.websocket.off(name)
     return driver
@@ -102,13 +107,14 @@ async def run_client_scenario(
     client = scenario.client
     if client is None:
         raise UsageError(f"{scenario.path} is a server scenario")
-    driver = client_driver(client, scenario, warn=warn)
+    clock = loop_clock()
+    driver = client_driver(client, scenario, warn=warn, clock=clock)
     runner = StepRunner(
         scenario,
         driver,
         variables=dict(scenario.vars) if variables is None else variables,
         env=env,
-        clock=anyio.current_time,
+        clock=clock,
         on_step=on_step,
     )
     steps = anyio.CancelScope() if stop is None else stop
