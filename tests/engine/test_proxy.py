@@ -404,16 +404,30 @@ def test_an_unreadable_cafile_is_a_clear_error(tmp_path: Any) -> None:
 
 
 class FakeStream(anyio.abc.ByteStream):
-    """Records what is written; reads give ``b"in"``; writes fail once ``broken``."""
+    """Records what is written; reads give ``b"in"``; writes fail once ``broken``.
+
+    Like anyio's streams, it refuses a write while another is in progress; each write waits
+    for ``drained``.
+    """
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.broken = False
+        self.drained = anyio.Event()
+        self.drained.set()
+        self._writing = False
 
     async def send(self, item: bytes) -> None:
+        if self._writing:
+            raise anyio.BusyResourceError("writing to")
         if self.broken:
             raise anyio.BrokenResourceError
-        self.writes.append(item)
+        self._writing = True
+        try:
+            await self.drained.wait()
+            self.writes.append(item)
+        finally:
+            self._writing = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         return b"in"
@@ -469,3 +483,18 @@ async def test_a_failed_write_of_held_frames_is_raised_by_the_next_send_of_that_
     with pytest.raises(anyio.BrokenResourceError):
         await a.send(b"more")
     assert a.extra_attributes == inner_a.extra_attributes
+
+
+async def test_a_flush_and_a_close_frame_written_meanwhile_take_turns() -> None:
+    inner_a, a, _, b = coalescing_pair()
+    a.holding = True
+    await a.send(b"message")
+    a.holding = False
+    inner_a.drained = anyio.Event()  # the peer reads slowly
+    async with anyio.create_task_group() as group:
+        group.start_soon(b.receive)  # flushes "message", waiting for the drain
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(a.send, b"close")
+        await anyio.wait_all_tasks_blocked()
+        inner_a.drained.set()
+    assert inner_a.writes == [b"message", b"close"]

@@ -215,6 +215,8 @@ class _CoalescingStream(ByteStream):
     out in one write with the next write that is not held, or when the other leg's stream is
     about to wait for bytes to read (``partner``): the proxy then has nothing more to forward
     from there for now. A failed write of kept bytes is raised by this stream's next ``send``.
+    Writes to the wrapped stream are serialised: the other leg's task may be flushing while
+    this leg's connection writes a close frame.
     """
 
     def __init__(self, inner: ByteStream) -> None:
@@ -223,6 +225,7 @@ class _CoalescingStream(ByteStream):
         self.holding = False
         self._held: list[bytes] = []
         self._error: Exception | None = None
+        self._writing = anyio.Lock(fast_acquire=True)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -239,7 +242,7 @@ class _CoalescingStream(ByteStream):
         if self._held:
             item = b"".join((*self._held, item))
             self._held.clear()
-        await self.inner.send(item)
+        await self._write(item)
 
     async def flush(self) -> None:
         """Write what was kept; a failure is kept for the next ``send``."""
@@ -248,9 +251,13 @@ class _CoalescingStream(ByteStream):
         data = b"".join(self._held)
         self._held.clear()
         try:
-            await self.inner.send(data)
+            await self._write(data)
         except TRANSPORT_ERRORS as exc:
             self._error = exc
+
+    async def _write(self, data: bytes) -> None:
+        async with self._writing:
+            await self.inner.send(data)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes, once what was kept for the other leg is written."""
