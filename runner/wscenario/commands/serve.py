@@ -8,6 +8,10 @@ runs until Ctrl-C or SIGTERM (open connections are closed with 1001), or, with `
 scenario's own ``reject`` rule counts as a connection that followed its script; a request for
 a path no scenario serves, or one turned away because the server is full, does not.
 
+A server may run for hours: every finished connection is counted, but only the latest
+``KEPT_RESULTS`` that did not pass are kept whole; the ``--junit`` and ``--report`` files list
+those, one entry per scenario counting its passing connections, and say so.
+
 Exit code: 0 when every connection followed its script, 1 otherwise, 2 for bad usage or an
 invalid scenario, 3 when a listener cannot be opened (port in use).
 """
@@ -15,15 +19,19 @@ invalid scenario, 3 when a listener cannot be opened (port in use).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, overload
+from xml.etree import ElementTree as ET
 
 import anyio
 from anyio.abc import SocketStream, TaskStatus
@@ -51,8 +59,9 @@ from wscenario.engine.tls import server_context
 from wscenario.engine.transcript_tap import mark_interrupted, recording
 from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.console import Style, render_end, render_step, render_summary, write_lines
-from wscenario.report.json_report import write_report
-from wscenario.report.junit import write_junit
+from wscenario.report.json_report import report_document
+from wscenario.report.junit import junit_xml
+from wscenario.report.output_file import write_atomic
 from wscenario.report.results import Failure, ScenarioResult, SessionResult, StepResult
 
 EXIT_OK = 0
@@ -65,6 +74,9 @@ SCENARIO_FAILED = 1011
 
 RULES_POLL = 60.0
 """Seconds an idle connection answered by rules sleeps between checks that it is still on."""
+
+KEPT_RESULTS = 1000
+"""Connections that did not pass whose results are kept for the reports (the latest ones)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
             record.close_all()
     write_lines(out, [render_summary(results, elapsed, style)])
     if args.junit:
-        write_junit(Path(args.junit), results, elapsed, timestamp)
+        write_atomic(Path(args.junit), results.junit(elapsed, timestamp))
     if args.report:
-        write_report(Path(args.report), results, elapsed, timestamp)
-    if not all(result.outcome == "passed" for result in results):
+        write_atomic(Path(args.report), results.json_report(elapsed, timestamp))
+    if not results.all_passed:
         return EXIT_FAILED
     return EXIT_CANNOT_RUN if record is not None and record.errors else EXIT_OK
 
@@ -180,6 +192,152 @@ def _rendered(scenario: Scenario) -> Scenario:
     return replace(scenario, server=server)
 
 
+# ---------------------------------------------------------------------------- results
+
+
+class ServeResults(Sequence[ScenarioResult]):
+    """The finished connections, in memory that does not grow with the ones that passed.
+
+    Every outcome is counted, and the passing connections of each scenario; only the results
+    of the latest ``keep`` connections that did not pass are kept whole. As a sequence it holds
+    one result per finished connection: the kept ones, then a shared stand-in for each of the
+    others, so counting the outcomes over it counts every connection's.
+    """
+
+    def __init__(self, keep: int = KEPT_RESULTS) -> None:
+        self.keep = keep
+        self.counts: Counter[str] = Counter()
+        self.passed: Counter[tuple[str, str]] = Counter()  # (scenario, path): passing connections
+        self.kept: deque[ScenarioResult] = deque()
+        self._kept_counts: Counter[str] = Counter()
+
+    def add(self, scenario: str, result: ScenarioResult) -> None:
+        """Count one finished connection; keep its result if it did not pass."""
+        self.counts[result.outcome] += 1
+        if result.outcome == "passed":
+            self.passed[scenario, result.path] += 1
+            return
+        self.kept.append(result)
+        self._kept_counts[result.outcome] += 1
+        if len(self.kept) > self.keep:
+            self._kept_counts[self.kept.popleft().outcome] -= 1
+
+    @property
+    def all_passed(self) -> bool:
+        """Whether every finished connection followed its script."""
+        return self.counts["passed"] == len(self)
+
+    def for_reports(self) -> list[ScenarioResult]:
+        """What the reports list: the kept results, one entry per scenario counting its passing
+        connections and, when some were let go, one counting the others not listed."""
+        entries = list(self.kept)
+        for (scenario, path), count in self.passed.items():
+            name = f"{scenario}: {count} connections passed (counted, not listed one by one)"
+            entries.append(_counted(name, path))
+        dropped = len(self) - self.counts["passed"] - len(self.kept)
+        if dropped:
+            name = (
+                f"{dropped} earlier connections did not pass "
+                f"(counted; the reports list the latest {self.keep})"
+            )
+            entries.append(_counted(name, "", failure=name))
+        return entries
+
+    def summary(self) -> dict[str, int]:
+        """Connections by outcome, every one counted."""
+        return {"total": len(self), **{outcome: self.counts[outcome] for outcome in OUTCOMES}}
+
+    def json_report(self, elapsed: float, timestamp: str) -> bytes:
+        """The ``--report`` document: the summary counts every connection; ``listed`` says
+        which ones have an entry of their own."""
+        document: dict[str, Any] = report_document(self.for_reports(), elapsed, timestamp)
+        document["summary"] = self.summary()
+        document["listed"] = self.listed
+        return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+
+    def junit(self, elapsed: float, timestamp: str) -> bytes:
+        """The ``--junit`` document: counts of every connection, entries as ``for_reports``."""
+        root = ET.fromstring(junit_xml(self.for_reports(), elapsed, timestamp))
+        counts = {
+            "tests": str(len(self)),
+            "failures": str(self.counts["failed"]),
+            "errors": str(self.counts["error"]),
+        }
+        for suite in (root, *root.iter("testsuite")):
+            suite.attrib.update(counts)
+        suite = next(root.iter("testsuite"))
+        properties = ET.Element("properties")
+        ET.SubElement(properties, "property", name="listed", value=self.listed)
+        suite.insert(0, properties)
+        ET.indent(root)
+        body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        return body + b"\n"
+
+    @property
+    def listed(self) -> str:
+        """Which connections the reports list one by one."""
+        return (
+            f"the latest {self.keep} connections that did not pass; the ones that passed are "
+            "counted per scenario"
+        )
+
+    def __len__(self) -> int:
+        return self.counts.total()
+
+    def __iter__(self) -> Iterator[ScenarioResult]:
+        yield from self.kept
+        for outcome in OUTCOMES:
+            yield from repeat(_STAND_INS[outcome], self._not_kept(outcome))
+
+    @overload
+    def __getitem__(self, index: int) -> ScenarioResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ScenarioResult]: ...
+
+    def __getitem__(self, index: int | slice) -> ScenarioResult | Sequence[ScenarioResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        if index < len(self.kept):
+            return self.kept[index]
+        index -= len(self.kept)
+        for outcome in OUTCOMES:
+            if index < self._not_kept(outcome):
+                return _STAND_INS[outcome]
+            index -= self._not_kept(outcome)
+        raise IndexError(index)  # pragma: no cover - the counts add up to len(self)
+
+    def _not_kept(self, outcome: str) -> int:
+        return self.counts[outcome] - self._kept_counts[outcome]
+
+
+OUTCOMES = ("passed", "failed", "error")
+
+
+def _counted(name: str, path: str, *, failure: str | None = None) -> ScenarioResult:
+    """A report entry standing for connections that are counted, not kept."""
+    steps: tuple[StepResult, ...] = ()
+    if failure is not None:
+        where = Position(path or "serve", 0, 0)
+        steps = (StepResult(0, "connections", name, where, "", 0.0, 0.0, Failure(failure)),)
+    return ScenarioResult(name, path, "server", SessionResult(steps, (), {}, 0.0, 0))
+
+
+_STAND_INS = {
+    "passed": _counted("a connection that passed (counted, not kept)", ""),
+    "failed": _counted("a connection that did not pass (not kept)", "", failure="not kept"),
+    "error": ScenarioResult(
+        "a connection that could not run (counted, not kept)",
+        "",
+        "server",
+        SessionResult((), (), {}, 0.0, 0, error="not kept"),
+    ),
+}
+
+
 # ---------------------------------------------------------------------------- serving
 
 
@@ -191,7 +349,7 @@ class ServeState:
     style: Style
     stop_after: int | None
     stop: anyio.Event = field(default_factory=anyio.Event)
-    results: list[ScenarioResult] = field(default_factory=list)
+    results: ServeResults = field(default_factory=ServeResults)
     numbered: int = 0
 
     def number(self) -> int:
@@ -203,9 +361,9 @@ class ServeState:
         """Write a connection's lines, tagged with its number."""
         write_lines(self.out, [f"[#{number}] {line}" for line in lines])
 
-    def finished(self, number: int, result: ScenarioResult) -> None:
+    def finished(self, number: int, scenario: str, result: ScenarioResult) -> None:
         """Record and print one finished connection; stop when enough have finished."""
-        self.results.append(result)
+        self.results.add(scenario, result)
         self.print(number, render_end(result, self.style))
         if self.stop_after is not None and len(self.results) >= self.stop_after:
             self.stop.set()
@@ -226,7 +384,7 @@ class ServeState:
         session = SessionResult((step,), (), {}, 0.0, 1)
         result = ScenarioResult(f"{name} #{number} {peer}", path, "server", session)
         self.print(number, render_step(step, self.style))
-        self.finished(number, result)
+        self.finished(number, name, result)
 
     def session_for(self, scenario: Scenario) -> Session:
         """What each connection routed to ``scenario`` runs: its steps, then its rules."""
@@ -259,7 +417,8 @@ class ServeState:
                     await runner.serve_rules(poll=RULES_POLL)
             finally:
                 summary = runner.result(total_steps=len(scenario.steps))
-                self.finished(number, ScenarioResult(name, str(scenario.path), "server", summary))
+                result = ScenarioResult(name, str(scenario.path), "server", summary)
+                self.finished(number, scenario.name, result)
 
         return session
 
@@ -270,7 +429,7 @@ async def serve_plan(
     style: Style,
     *,
     task_status: TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
-) -> tuple[list[ScenarioResult], float]:
+) -> tuple[ServeResults, float]:
     """Open every listener, serve until stopped; the results and the seconds it ran.
 
     ``task_status`` gets the listeners' addresses (``ws://127.0.0.1:8765``) once they listen.
