@@ -111,25 +111,32 @@ def main() -> None:
             server.terminate()
             server.wait(10)
     print()
-    print(f"{'size':>6}  {'direct msg/s':>13}  {'proxy msg/s':>12}  {'ratio':>6}")
-    for size, (direct, proxied, ratio) in results.items():
+    print(
+        f"{'size':>6}  {'direct msg/s':>13}  {'proxy msg/s':>12}  {'ratio':>6}  "
+        f"{'proxy CPU/round trip':>20}"
+    )
+    for size, (direct, proxied, ratio, cpu) in results.items():
         verdict = "ok" if ratio >= TARGET else f"below {TARGET:.0%}"
-        print(f"{size:>5}B  {direct:>13,.0f}  {proxied:>12,.0f}  {ratio:>6.0%}  {verdict}")
+        print(
+            f"{size:>5}B  {direct:>13,.0f}  {proxied:>12,.0f}  {ratio:>6.0%}  "
+            f"{cpu * 1e6:>17.0f} us  {verdict}"
+        )
 
 
 def measure(
     direct_url: str, proxy_url: str, args: argparse.Namespace, pids: tuple[int, int]
-) -> dict[int, tuple[float, float, float]]:
-    """Per size: the median direct rate, the median proxied rate and the median ratio.
+) -> dict[int, tuple[float, float, float, float]]:
+    """Per size: the median direct rate, proxied rate, ratio and proxy CPU per round trip.
 
-    Each round also prints the CPU time per message of the echo server (direct run) and of
-    the proxy (proxied run): unlike rates, it hardly moves when other work shares the machine.
+    Each round also prints the CPU time per round trip (a message and its echo) of the echo
+    server (direct run) and of the proxy (proxied run, two messages forwarded and recorded):
+    unlike rates, it hardly moves when other work shares the machine.
     """
     server_pid, proxy_pid = pids
-    results: dict[int, tuple[float, float, float]] = {}
+    results: dict[int, tuple[float, float, float, float]] = {}
     for size in SIZES:
         message = "x" * size
-        direct_rates, proxy_rates, ratios = [], [], []
+        direct_rates, proxy_rates, ratios, proxy_cpus = [], [], [], []
         for round_number in range(1, args.rounds + 1):
             order = [direct_url, proxy_url] if round_number % 2 else [proxy_url, direct_url]
             rates: dict[str, float] = {}
@@ -143,15 +150,17 @@ def measure(
             direct_rates.append(rates[direct_url])
             proxy_rates.append(rates[proxy_url])
             ratios.append(rates[proxy_url] / rates[direct_url])
+            proxy_cpus.append(proxy_cpu)
             print(
                 f"{size:>5}B round {round_number}: direct {rates[direct_url]:,.0f} msg/s, "
-                f"proxy {rates[proxy_url]:,.0f} msg/s ({ratios[-1]:.0%}); CPU per message: "
+                f"proxy {rates[proxy_url]:,.0f} msg/s ({ratios[-1]:.0%}); CPU per round trip: "
                 f"echo server {server_cpu * 1e6:.0f} us, proxy {proxy_cpu * 1e6:.0f} us"
             )
         results[size] = (
             statistics.median(direct_rates),
             statistics.median(proxy_rates),
             statistics.median(ratios),
+            statistics.median(proxy_cpus),
         )
     return results
 
