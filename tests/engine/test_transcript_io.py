@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,28 +188,38 @@ def test_checkpoints_every_n_records_and_every_interval(tmp_path: Path, fsyncs: 
     assert len(fsyncs) == 4
 
 
-def test_background_checkpoints_run_off_the_calling_thread_one_at_a_time(
+def test_background_checkpoints_run_off_the_calling_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
+    started = threading.Event()
     release = threading.Event()
     real = os.fsync
 
     def slow_fsync(fd: int) -> None:
         threads.append(threading.get_ident())
+        started.set()
         release.wait(5)
         real(fd)
 
     writer = TranscriptWriter(tmp_path / "a.jsonl", HEADER, sync_every=2, background_sync=True)
     monkeypatch.setattr("wscenario.engine.transcript_io.os.fsync", slow_fsync)
-    for _ in range(6):  # three checkpoints due; the first is still running for all of them
+    writer.event("client", "text", data="x")
+    writer.event("client", "text", data="x")  # a checkpoint starts, and does not finish yet
+    assert started.wait(5)
+    for _ in range(4):  # two more are due: one is queued, and it covers the other
         writer.event("client", "text", data="x")
-    assert threads.count(threads[0]) == len(threads) == 1
+    assert len(threads) == 1
     assert threads[0] != threading.get_ident()
     release.set()
-    writer.close()  # waits for the running checkpoint, then syncs the end
+    for _ in range(500):  # the queued checkpoint runs with no further record or close
+        if len(threads) == 2:
+            break
+        time.sleep(0.01)
     assert len(threads) == 2
-    assert threads[1] == threading.get_ident()
+    writer.close()  # waits for both, then syncs the end
+    assert len(threads) == 3
+    assert threads[1] == threads[0] != threads[2] == threading.get_ident()
     assert len(checked_transcript(tmp_path / "a.jsonl")) == 8
 
 

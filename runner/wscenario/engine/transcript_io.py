@@ -5,7 +5,7 @@ a symlink) with mode 0600, ``fsync``s the folder so the new name survives a cras
 record with one ``write`` on an append-only descriptor, and ``fsync``s every
 ``sync_every`` records or ``sync_interval`` seconds and on close. With ``background_sync``
 those checkpoints run on a worker thread, so the caller (an event loop) does not wait for the
-disk; one checkpoint at a time, and ``close`` waits for it. A write error (full disk,
+disk; ``sync`` and ``close`` wait for them. A write error (full disk,
 I/O error) is kept in ``io_error`` with the file's name; the writer then stops writing, so the
 connection it records goes on and other transcripts are unaffected.
 
@@ -99,7 +99,7 @@ class TranscriptWriter:
         self._synced_at = self._start
         self._torn = False
         self._background = background_sync
-        self._syncing: Future[OSError | None] | None = None
+        self._syncing: list[Future[OSError | None]] = []
         try:
             self._fd = os.open(path, _CREATE_FLAGS, 0o600)
         except OSError as exc:
@@ -175,7 +175,7 @@ class TranscriptWriter:
 
     def sync(self) -> None:
         """``fsync`` what was written so far (a checkpoint), waiting for it."""
-        self._finish_background_sync(wait=True)
+        self._collect_syncs(wait=True)
         if self.io_error is not None or self.closed:
             return
         error = _fsync(self._fd)
@@ -184,24 +184,25 @@ class TranscriptWriter:
         self._checkpointed()
 
     def _sync_in_background(self) -> None:
-        """Start a checkpoint on the worker thread, unless one is still running."""
-        if not self._finish_background_sync(wait=False) or self.io_error is not None:
+        """Queue a checkpoint on the worker thread.
+
+        One that is queued and not started yet will sync this record too, so it is not queued
+        twice; one that is running may have started before this record was written.
+        """
+        self._collect_syncs(wait=False)
+        if self.io_error is not None:
             return
-        self._syncing = _sync_worker().submit(_fsync, self._fd)
+        last = self._syncing[-1] if self._syncing else None
+        if last is None or last.running() or last.done():
+            self._syncing.append(_sync_worker().submit(_fsync, self._fd))
         self._checkpointed()
 
-    def _finish_background_sync(self, *, wait: bool) -> bool:
-        """Collect the running checkpoint's outcome; ``False`` if it still runs (``wait`` off)."""
-        syncing = self._syncing
-        if syncing is None:
-            return True
-        if not wait and not syncing.done():
-            return False
-        self._syncing = None
-        error = syncing.result()
-        if error is not None and self.io_error is None:
-            self._fail(error)
-        return True
+    def _collect_syncs(self, *, wait: bool) -> None:
+        """Take the outcome of background checkpoints that are over (all of them: ``wait``)."""
+        while self._syncing and (wait or self._syncing[0].done()):
+            error = self._syncing.pop(0).result()
+            if error is not None and self.io_error is None:
+                self._fail(error)
 
     def _checkpointed(self) -> None:
         self._unsynced = 0
@@ -214,7 +215,7 @@ class TranscriptWriter:
         """
         if self.closed:
             return
-        self._finish_background_sync(wait=True)
+        self._collect_syncs(wait=True)
         end_status: EndStatus = "io-error" if self.io_error is not None else status
         if not self._torn:
             counts: Mapping[str, Mapping[str, int]] = self.counts
