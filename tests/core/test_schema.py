@@ -170,6 +170,20 @@ def test_valid_minimal_scenario() -> None:
             "wscenario: 1\nserver: {}\nsteps:\n  - close: {code: 70000}\n",
             "s.yaml:4:19: error: /steps/0/close/code: 70000 is greater than the maximum of 65535",
         ),
+        (
+            (
+                "wscenario: 1\nserver: {}\nsteps: []\nrules:\n  - on: messageReceive\n"
+                "    send: {echo: false}\n"
+            ),
+            "s.yaml:6:18: error: /rules/0/send/echo: expected true, got false",
+        ),
+        (
+            HEAD + "steps:\n  - send: {echo: true}\n",
+            (
+                "s.yaml:4:12: error: /steps/0/send/echo: unknown key 'echo'\n"
+                "    hint: allowed: binary, json, text"
+            ),
+        ),
     ],
 )
 def test_diagnostics(text: str, expected: str) -> None:
