@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from wscenario.core.events import CallError, Event
 from wscenario.core.model import Limits
@@ -102,16 +103,22 @@ class Pending(Generic[T]):
     """The promise a call returns: await it for the value, or the ``OhosError``."""
 
     def __init__(self) -> None:
-        self._settled = anyio.Event()
+        self._done = False
+        self._settled: anyio.Event | None = None  # made only when awaited before settling
         self._value: T | None = None
         self._error: OhosError | None = None
 
     def _settle(self, value: T | None, error: OhosError | None) -> None:
-        self._value, self._error = value, error
-        self._settled.set()
+        self._value, self._error, self._done = value, error, True
+        if self._settled is not None:
+            self._settled.set()
 
     async def _result(self) -> T:
-        await self._settled.wait()
+        if self._done:
+            await anyio.lowlevel.checkpoint()  # an await always lets others run
+        else:
+            self._settled = settled = anyio.Event()
+            await settled.wait()
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]

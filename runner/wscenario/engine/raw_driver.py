@@ -314,6 +314,9 @@ class RawClientDriver:
     async def _handle(self, event: WireEvent, connection: WebSocketConnection) -> bool:
         """Report one wire event; ``False`` once the connection is over."""
         if isinstance(event, DataFrame):
+            if event.final and not self._pieces:  # a message in one frame
+                await self._emit("message", event.data)
+                return True
             self._pieces.append(event.data)
             if event.final:
                 pieces, self._pieces = self._pieces, []
