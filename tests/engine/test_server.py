@@ -338,31 +338,46 @@ async def test_client_vanishing_is_reported_as_1006() -> None:
     assert closes[0].value == {"code": 1006, "reason": ""}
 
 
+ECHO_SCENARIO = Scenario(
+    path=Path("echo.yaml"),
+    name="echo",
+    steps=(),
+    server=ServerSpec(),
+    rules=(
+        Rule(
+            position=Position("echo.yaml", 1, 1),
+            pointer="/rules/0",
+            on=EventMatcher("messageReceive"),
+            actions=(
+                Send(payload=EchoPayload(), position=Position("echo.yaml", 2, 1), pointer=""),
+            ),
+        ),
+    ),
+)
+"""A fake server that sends every message back unchanged (``send: {echo: true}``)."""
+
+
+async def test_echo_rule_sends_text_and_binary_back_unchanged() -> None:
+    async def session(driver: ServerDriver) -> None:
+        runner = StepRunner(ECHO_SCENARIO, driver, variables={}, env={})
+        await runner.serve_rules(poll=WAIT)
+
+    messages: list[str | bytes] = ["héllo {{ x }}", b"\x00\xff\x80" * 1000, b"", "x" * 70_000]
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        for message in messages:
+            await ws.send(message)
+            assert await ws.recv() == message
+
+
 async def test_after_the_client_is_gone_one_failed_answer_drops_the_queued_messages() -> None:
     names: list[str] = []
     failures: list[StepResult] = []
-    scenario = Scenario(
-        path=Path("echo.yaml"),
-        name="echo",
-        steps=(),
-        server=ServerSpec(),
-        rules=(
-            Rule(
-                position=Position("echo.yaml", 1, 1),
-                pointer="/rules/0",
-                on=EventMatcher("messageReceive"),
-                actions=(
-                    Send(payload=EchoPayload(), position=Position("echo.yaml", 2, 1), pointer=""),
-                ),
-            ),
-        ),
-    )
 
     async def session(driver: ServerDriver) -> None:
         await next_event(driver, "connect")
         await settle(lambda: driver.ended)
         runner = StepRunner(
-            scenario, driver, variables={}, env={}, on_step=failures.append, streaming=True
+            ECHO_SCENARIO, driver, variables={}, env={}, on_step=failures.append, streaming=True
         )
         await runner.serve_rules(poll=WAIT)
         names.extend(seen.name for seen in runner.result().events)
