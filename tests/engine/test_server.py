@@ -294,6 +294,27 @@ async def test_a_close_code_the_client_may_not_send_is_answered_with_1002(code: 
     assert closes[0].value == {"code": code, "reason": ""}
 
 
+@pytest.mark.parametrize(("code", "written"), [(0, 0), (None, 1000)])
+async def test_a_close_code_is_written_as_given_and_only_a_missing_one_is_1000(
+    code: int | None, written: int
+) -> None:
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        assert await driver.close(code, "zero") is None
+
+    async with running({"/": session}) as (_, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(UPGRADE)
+        received = b""
+        with anyio.fail_after(WAIT):
+            while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < 4:
+                received += await stream.receive()
+        await stream.aclose()
+    frame = received.split(b"\r\n\r\n", 1)[1]
+    assert frame[0] == 0x88, frame
+    assert int.from_bytes(frame[2:4], "big") == written
+
+
 async def test_answer_close_false_leaves_the_client_waiting() -> None:
     spec = ServerSpec(path="/", answer_close=False)
 

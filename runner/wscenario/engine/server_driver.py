@@ -177,7 +177,11 @@ class ServerDriver:
         self, code: int | None, reason: str | None, *, no_payload: bool = False
     ) -> CallError | None:
         """Send a close frame as written (``no_payload``: an empty one)."""
-        action = SendClose(code=None) if no_payload else SendClose(code or 1000, reason or "")
+        action = (
+            SendClose(code=None)
+            if no_payload
+            else SendClose(1000 if code is None else code, reason or "")
+        )
         error = await self._call(self.connection.send(action))
         if error is None:
             self._sent_close = True
