@@ -125,7 +125,8 @@ async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_pa
     assert message["password"].startswith("<redacted:")
     assert events[6].fields == events[7].fields == {"data": b"beat"}  # type: ignore[union-attr]
     assert events[8].fields == {"code": 4000, "reason": "done"}  # type: ignore[union-attr]
-    assert f"opened -> ws://127.0.0.1:{port}/api/chat?token=" in printed
+    assert f"opened -> ws://127.0.0.1:{port}/api/chat?token=<redacted:token:" in printed
+    assert "sekrit" not in printed
     assert f"closed 4000 'done' by the client, transcript {path}" in printed
 
 

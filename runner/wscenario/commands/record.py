@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,7 +185,7 @@ async def record(
         plan.upstream,
         transcript,
         limits=plan.limits,
-        on_open=lambda report: _print(out, opened_line(report)),
+        on_open=lambda report: _print(out, opened_line(report, recording.redactor.url)),
         on_close=lambda report: _print(out, closed_line(report)),
     )
     listener = await open_listener(plan.host, plan.port)
@@ -210,9 +210,9 @@ async def record(
     return proxy.reports
 
 
-def opened_line(report: ConnectionReport) -> str:
-    """``[#1] 127.0.0.1:50312 opened -> ws://host/chat``."""
-    return f"[#{report.number}] {report.peer} opened -> {report.url}"
+def opened_line(report: ConnectionReport, redact: Callable[[str], str]) -> str:
+    """``[#1] 127.0.0.1:50312 opened -> ws://host/chat``, the URL's secrets redacted."""
+    return f"[#{report.number}] {report.peer} opened -> {redact(report.url)}"
 
 
 def closed_line(report: ConnectionReport) -> str:
