@@ -619,3 +619,21 @@ async def test_a_promise_resolves_after_the_results_queued_before_it(echo_url: s
         assert order == ["callback None True", "promise"]
         echoed = [(await seen.until("message"))[-1] for _ in range(3)]
         assert echoed == [("message", "a"), ("message", "b"), ("message", "c")]
+
+
+async def test_a_settled_call_is_read_without_waiting(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        connecting = ws.connect(echo_url)
+        assert not connecting.done()
+        with pytest.raises(RuntimeError, match="not settled"):
+            connecting.result()
+        assert await connecting is True
+        assert connecting.done()
+        assert connecting.result() is True
+        again = ws.connect(echo_url)
+        assert again.done()
+        with pytest.raises(OhosError) as read:
+            again.result()
+        with pytest.raises(OhosError) as awaited:
+            await again
+        assert read.value is awaited.value

@@ -100,7 +100,10 @@ def _ignore(error: CallError | None) -> None:
 
 
 class Pending(Generic[T]):
-    """The promise a call returns: await it for the value, or the ``OhosError``."""
+    """The promise a call returns: await it for the value, or the ``OhosError``.
+
+    ``done()`` tells whether it has settled; ``result()`` then reads it without waiting.
+    """
 
     def __init__(self) -> None:
         self._done = False
@@ -113,15 +116,29 @@ class Pending(Generic[T]):
         if self._settled is not None:
             self._settled.set()
 
+    def done(self) -> bool:
+        """Whether the call has settled (``result`` then gives its outcome at once)."""
+        return self._done
+
+    def result(self) -> T:
+        """The value of a settled call, or its ``OhosError`` raised.
+
+        Raises:
+            RuntimeError: the call has not settled yet (await it instead).
+        """
+        if not self._done:
+            raise RuntimeError("the call has not settled yet")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
     async def _result(self) -> T:
         if self._done:
             await anyio.lowlevel.checkpoint()  # an await always lets others run
         else:
             self._settled = settled = anyio.Event()
             await settled.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
+        return self.result()
 
     def __await__(self) -> Generator[Any, Any, T]:
         return self._result().__await__()

@@ -188,9 +188,13 @@ class OhosDriver:
 
 
 async def _outcome(call: Pending[bool] | None) -> CallError | None:
+    """The call's error, if any; a call that has settled is read without waiting."""
     assert call is not None
     try:
-        await call
+        if call.done():
+            call.result()
+        else:
+            await call
     except OhosError as error:
         return CallError(error.code, error.message)
     return None
