@@ -81,14 +81,16 @@ async def running(
     *,
     specs: dict[str, ServerSpec] | None = None,
     limits: Limits | None = None,
+    route_limits: dict[str, Limits] | None = None,
     tls: ssl.SSLContext | None = None,
     listener: Listener[ByteStream] | None = None,
 ) -> AsyncIterator[tuple[FakeServer, int]]:
     """A fake server on 127.0.0.1:0 serving ``routes``; yields it and its port."""
     routes = routes if routes is not None else {"/": echo}
     specs = specs or {}
+    route_limits = route_limits or {}
     table = {
-        path: Route(specs.get(path, ServerSpec(path=path)), session)
+        path: Route(specs.get(path, ServerSpec(path=path)), session, route_limits.get(path))
         for path, session in routes.items()
     }
     server = FakeServer(table, limits=limits or Limits(handshake_timeout=1.0), tls=tls)
@@ -686,6 +688,24 @@ def test_loopback_addresses() -> None:
     assert is_loopback("::1")
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.2")
+
+
+async def test_each_route_keeps_its_own_limits_on_a_shared_listener() -> None:
+    small = Limits(max_message_size=1024)
+    async with running(
+        {"/small": echo, "/large": echo},
+        limits=Limits(handshake_timeout=1.0),
+        route_limits={"/small": small},
+    ) as (_, port):
+        async with client(port, "/large") as ws:
+            await ws.send("x" * 2048)
+            assert await ws.recv() == "x" * 2048
+        async with client(port, "/small") as ws:
+            await ws.send("x" * 2048)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
 
 
 def test_listener_limits_take_the_most_generous() -> None:

@@ -471,7 +471,7 @@ async def serve_plan(
 
 def _server_for(item: ListenerPlan, state: ServeState, tls: ssl.SSLContext | None) -> FakeServer:
     routes = {
-        path: Route(scenario.server, state.session_for(scenario))
+        path: Route(scenario.server, state.session_for(scenario), scenario.limits)
         for path, scenario in item.scenarios.items()
         if scenario.server is not None
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -51,6 +52,9 @@ TLS_FAILURES: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, TimeoutError)
 GOING_AWAY_GRACE = 1.0
 """Seconds open connections get to answer the 1001 close sent when the server stops."""
 
+KEPT_REFUSALS = 1000
+"""How many of the latest refused handshakes ``ServerStats.refusals`` keeps (all are counted)."""
+
 
 class AcceptingListener(Protocol):
     """A listener that hands out one connection per ``accept()`` (anyio's socket listeners)."""
@@ -68,10 +72,15 @@ Session = Callable[[ServerDriver], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Route:
-    """What a path serves: its scenario's ``server`` section and the session to run."""
+    """What a path serves: its scenario's ``server`` section and the session to run.
+
+    ``limits`` are the scenario's own, applied once the connection is routed here (until then
+    the listener's, the most generous of its routes', apply); ``None``: the listener's.
+    """
 
     spec: ServerSpec
     session: Session
+    limits: Limits | None = None
 
 
 @dataclass
@@ -81,7 +90,9 @@ class ServerStats:
     accepted: int = 0
     refused: int = 0
     dropped: int = 0
-    refusals: list[tuple[Peer, Refuse]] = field(default_factory=list)
+    refusals: deque[tuple[Peer, Refuse]] = field(
+        default_factory=lambda: deque(maxlen=KEPT_REFUSALS)
+    )
 
 
 class FakeServer:
@@ -193,7 +204,9 @@ class FakeServer:
         connection, done = accepted
         path = HandshakeRequest(done.path).path
         spec = self._specs[path]
-        driver = ServerDriver(connection, done, peer, spec, self.limits)
+        limits = self.routes[path].limits or self.limits
+        connection.limits = limits
+        driver = ServerDriver(connection, done, peer, spec, limits)
         self.stats.accepted += 1
         self._live.add(driver)
         try:
