@@ -19,6 +19,7 @@ from websockets.sync.server import ServerConnection, serve
 
 # The plugin's lazily imported modules are imported here, so that pytester's in-process runs
 # (which unload what each run imported) never load libyaml's bindings a second time.
+import wscenario.commands.given_url
 import wscenario.core.scenario_loader
 import wscenario.engine.client
 import wscenario.report.console  # noqa: F401
@@ -173,17 +174,21 @@ def test_wscenario_var_sets_the_variable_in_scenarios_that_declare_it(
 
 
 @pytest.mark.parametrize(
-    ("option", "message"),
+    ("option", "value", "message"),
     [
-        ("wrod=bonjour", "*--wscenario-var wrod: no collected scenario declares it*"),
-        ("word", "*--wscenario-var: --var expects NAME=VALUE, got 'word'*"),
+        ("var", "wrod=bonjour", "*--wscenario-var wrod: no collected scenario declares it*"),
+        ("var", "word", "*--wscenario-var: --var expects NAME=VALUE, got 'word'*"),
+        ("url", "http://127.0.0.1:1/", "*--wscenario-url*must start with ws:// or wss://*"),
+        ("url", "ws://127.0.0.1:99999/", "*--wscenario-url*invalid url: port out of range*"),
+        ("url", "ws://u:p@127.0.0.1:1/", "*--wscenario-url*must not hold user:password@*"),
+        ("url", "ws://{{ host }}/", "*--wscenario-url*url holds a template*"),
     ],
 )
-def test_a_wscenario_var_that_cannot_apply_is_a_usage_error(
-    pytester: pytest.Pytester, echo_url: str, option: str, message: str
+def test_a_wscenario_option_that_cannot_apply_is_a_usage_error(
+    pytester: pytest.Pytester, echo_url: str, option: str, value: str, message: str
 ) -> None:
     pytester.makefile(".wscenario.yaml", echo=client(echo_url))
-    result = pytester.runpytest("--wscenario-var", option)
+    result = pytester.runpytest(f"--wscenario-{option}", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 

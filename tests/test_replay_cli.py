@@ -112,6 +112,26 @@ def test_bad_timeout_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "--timeout expects a duration" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("url", "message"), test_run_cli.BAD_URLS)
+def test_an_against_url_that_cannot_be_used_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, message: str
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), "--against", url]) == 2
+    err = capsys.readouterr().err
+    assert "--against" in err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_serve_on_an_address_others_reach_needs_allow_remote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), "--serve", "--listen", "0.0.0.0:0", "--once"]) == 2
+    assert "add --allow-remote" in capsys.readouterr().err
+
+
 def test_a_short_timeout_fails_a_silent_server(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,6 +178,28 @@ def test_unwritable_junit_cannot_run(
     assert "cannot write" in capsys.readouterr().err
 
 
+BAD_URLS = [
+    ("http://127.0.0.1:9/", "url must start with ws:// or wss://"),
+    ("ws://127.0.0.1:99999/", "invalid url: port out of range"),
+    ("ws://u:p@127.0.0.1:9/", "url must not hold user:password@"),
+    ("ws://{{ host }}/", "url holds a template"),
+    ("ws://127.0.0.1:9/\udcff", "url is not valid UTF-8"),
+]
+"""URLs a command line may not give, and what the usage error says."""
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_URLS)
+def test_a_url_that_cannot_be_used_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, message: str
+) -> None:
+    path = scenario(tmp_path, "echo", "  - connect: {}\n")
+    assert main(["run", str(path), "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "--url" in err
+    assert message in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("profile", ["ohos", "raw"])
 def test_unreachable_server_means_a_scenario_expecting_open_could_not_run(
     tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str], profile: str

@@ -217,9 +217,7 @@ def _add_replay(commands: Subparsers) -> Parser:
     replay.add_argument(
         "--listen", metavar="HOST:PORT", default="127.0.0.1:8765", help="--serve: where to listen"
     )
-    replay.add_argument(
-        "--once", action="store_true", help="--serve: stop after the first connection"
-    )
+    _add_listening(replay, once="--serve: stop after the first connection")
     replay.add_argument(
         "--timing",
         default="recorded",

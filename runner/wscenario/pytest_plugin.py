@@ -60,9 +60,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check ``--wscenario-var`` before anything is collected."""
+    """Check ``--wscenario-var`` and ``--wscenario-url`` before anything is collected."""
     config.stash[_declared] = set()
     overrides(config)
+    url: str | None = config.getoption("wscenario_url")
+    if url is not None:
+        from wscenario.commands.given_url import checked_url
+        from wscenario.errors import UsageError
+
+        try:
+            checked_url(url, "--wscenario-url")
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:

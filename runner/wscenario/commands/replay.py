@@ -6,7 +6,8 @@ client sent at the recorded times (``--timing``) and expects what the server sen
 failing steps are printed, with the same details and diffs as ``run``, then one line with the
 outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with
 the recorded subprotocol and plays the server to each client, until Ctrl-C, SIGTERM or, with
-``--once``, the end of the first connection.
+``--once``, the end of the first connection; an address other machines can reach needs
+``--allow-remote``.
 
 Exit code: 0 passed, 1 a step failed, 2 bad usage or an invalid transcript (with its line),
 3 could not run (port in use), 130 interrupted.
@@ -27,6 +28,7 @@ from typing import TextIO
 
 import anyio
 
+from wscenario.commands.given_url import checked_url
 from wscenario.commands.run import exit_code
 from wscenario.core.units import parse_duration
 from wscenario.engine.replay import (
@@ -62,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
         ignore=tuple(args.ignore),
         expect_timeout=_timeout(args.timeout),
     )
+    if args.serve:
+        host, port = parse_listen(args.listen)
+        if not is_loopback(host) and not args.allow_remote:
+            raise UsageError(
+                f"listening on {host} lets other machines connect; add --allow-remote to do that"
+            )
+    else:
+        against = checked_url(args.against, "--against")
     path = Path(args.transcript)
     info = check_transcript(path, warn=sys.stderr.write)
     style = Style.for_stream(out, no_color=args.no_color)
@@ -69,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     interrupted = False
     if args.serve:
-        results = anyio.run(_serve, path, info, args.listen, args.once, options, style, out)
+        results = anyio.run(_serve, path, info, (host, port), args.once, options, style, out)
     else:
-        result, interrupted = anyio.run(_against, path, args.against, options, style, out)
+        result, interrupted = anyio.run(_against, path, against, options, style, out)
         results = [result]
     elapsed = time.perf_counter() - started
     if interrupted:
@@ -140,15 +150,13 @@ async def _against(
 async def _serve(
     path: Path,
     info: TranscriptInfo,
-    listen: str,
+    address: tuple[str, int],
     once: bool,
     options: ReplayOptions,
     style: Style,
     out: TextIO,
 ) -> list[ScenarioResult]:
-    host, port = parse_listen(listen)
-    if not is_loopback(host):
-        write_lines(sys.stderr, [f"warning: {host} lets other machines connect"])
+    host, port = address
 
     def on_step(number: int, step: StepResult) -> None:
         if step.failure is not None:

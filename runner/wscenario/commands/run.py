@@ -23,6 +23,7 @@ from typing import TextIO
 import anyio
 
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from wscenario.commands.given_url import checked_url
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.model import Scenario
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     timeout = _parse_timeout(args.timeout)
     if args.jobs < 1:
         raise UsageError(f"--jobs expects a positive number, got {args.jobs}")
+    url = None if args.url is None else checked_url(args.url, "--url")
     record = recording_from_args(args)
     try:
         selection = select_scenarios(args.paths, overrides, "client")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         for diagnostic in exc.diagnostics:
             sys.stderr.write(diagnostic.render() + "\n")
         return EXIT_USAGE
-    scenarios = [_adjust(s, url=args.url, timeout=timeout) for s in selection.scenarios]
+    scenarios = [_adjust(s, url=url, timeout=timeout) for s in selection.scenarios]
     style = Style.for_stream(out, no_color=args.no_color)
     if selection.skipped:
         count = selection.skipped

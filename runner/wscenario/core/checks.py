@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from wscenario.core.diagnostics import Diagnostic, Severity
 from wscenario.core.files import FileReferenceError, check_reference_path, resolve_reference
@@ -26,6 +25,7 @@ from wscenario.core.schema import pointer_of
 from wscenario.core.source import Document, SourceMap
 from wscenario.core.templating import ENV_PREFIX, TemplateError, suggest, template_names
 from wscenario.core.units import parse_duration
+from wscenario.core.urls import url_problem
 
 CALL_KINDS = ("connect", "send", "close")
 """Step kinds that are calls, and so may say what ``result`` they expect."""
@@ -156,19 +156,9 @@ class _Checker:
     def check_url(self, url: str, pointer: str) -> None:
         if "{{" in url:
             return
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - parsing the port is the check
-        except ValueError as exc:
-            self.report(pointer, f"invalid url: {str(exc).lower()}", _URL_HINT)
-            return
-        if parts.scheme not in ("ws", "wss"):
-            self.report(pointer, f"url must start with ws:// or wss://, not {url!r}", _URL_HINT)
-        elif not parts.hostname:
-            self.report(pointer, "url has no host", _URL_HINT)
-        elif "@" in parts.netloc:
-            hint = "send credentials in a header: options: {header: {authorization: ...}}"
-            self.report(pointer, "url must not hold user:password@", hint)
+        problem = url_problem(url)
+        if problem is not None:
+            self.report(pointer, problem.message, problem.hint)
 
     def check_options(self, options: Mapping[str, Any], pointer: str, names: set[str]) -> None:
         self.check_templates(options, pointer, names)
@@ -498,7 +488,6 @@ def _hint(value: str, allowed: Iterable[str]) -> str:
 
 _SIDE_HINT = "a scenario plays one side: client (connects to a server) or server (a fake server)"
 _RULES_HINT = "remove 'rules', or make this a server scenario"
-_URL_HINT = "write ws://host:port/path or wss://host:port/path"
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
 _ECHO_IN_STEP = (
     "'echo' sends back the message that fired a rule; a step has none",
