@@ -129,3 +129,47 @@ def test_schema_line_points_at_the_schema_relative_to_the_output(tmp_path: Path)
     first = target.read_text().splitlines()[0]
     relative = first.removeprefix("# yaml-language-server: $schema=")
     assert (target.parent / relative).resolve() == schema_path().resolve()
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_transcript_with_only_a_header_converts_to_a_valid_scenario(
+    tmp_path: Path, side: str
+) -> None:
+    transcript = write(tmp_path / "empty.jsonl", [])
+    scenario = tmp_path / "empty.yaml"
+    assert main(["convert", str(transcript), "--side", side, "-o", str(scenario)]) == 0
+    assert "steps: []" in scenario.read_text().splitlines()
+    assert main(["validate", str(scenario)]) == 0
+
+
+def test_the_recorded_urls_credentials_are_left_out_with_a_remark(tmp_path: Path) -> None:
+    header = {**HEADER, "url": "ws://alice:s3cret@127.0.0.1:9/chat"}
+    transcript = write(tmp_path / "creds.jsonl", handshake(), header=header)
+    scenario = tmp_path / "creds.yaml"
+    assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
+    text = scenario.read_text()
+    assert "s3cret" not in text
+    assert "alice" not in text
+    assert "# the recorded url held user:password@, left out here;" in text
+    assert yaml.safe_load(text)["client"]["url"] == "ws://127.0.0.1:9/chat"
+    assert main(["validate", str(scenario)]) == 0
+
+
+def test_text_that_is_not_valid_unicode_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lone = {"t": 0.1, "from": "client", "type": "text", "data": "a\udcffb"}
+    transcript = write(tmp_path / "lone.jsonl", [*handshake(), lone])
+    scenario = tmp_path / "lone.yaml"
+    assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert f"{transcript}:4:1: error: the text record holds text that is not valid UTF-8" in err
+    assert not scenario.exists()
+
+
+def test_a_file_name_that_is_not_utf8_still_gives_a_valid_scenario(tmp_path: Path) -> None:
+    transcript = write(tmp_path / "chat\udcff.jsonl", handshake())
+    scenario = tmp_path / "chat.yaml"
+    assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
+    assert yaml.safe_load(scenario.read_text())["name"] == "chat\ufffd"
+    assert main(["validate", str(scenario)]) == 0

@@ -14,6 +14,8 @@ import yaml
 from wscenario.core import model
 from wscenario.core.convert import (
     MIN_SLEEP,
+    USERINFO_REMARK,
+    InvalidText,
     StepMaker,
     VolatileFinder,
     convert,
@@ -431,3 +433,38 @@ def test_an_ohos_conversion_validates(tmp_path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.client is not None
     assert scenario.client.profile == "ohos"
+
+
+def test_no_steps_are_written_as_an_empty_list(tmp_path: Path) -> None:
+    converted = convert(HEADER, [], side="client", name="empty")
+    text = render_yaml(converted, source="empty.jsonl", schema="s.json")
+    assert text.endswith("\nsteps: []\n")
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    assert load_scenario(path).steps == ()
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_the_recorded_urls_userinfo_is_left_out_and_remarked(tmp_path: Path, side: str) -> None:
+    header = Header(HEADER.tool, "ws://u:p@127.0.0.1:8765/chat", HEADER.side, HEADER.started)
+    converted = convert(header, CHAT, side=side, name="chat")  # type: ignore[arg-type]
+    assert converted.remarks == (USERINFO_REMARK,)
+    assert (
+        converted.data["description"] == "Converted from a transcript of ws://127.0.0.1:8765/chat"
+    )
+    text = render_yaml(converted, source="chat.jsonl", schema="s.json")
+    assert "u:p@" not in text
+    assert text.splitlines()[2] == f"# {USERINFO_REMARK}"
+    path = tmp_path / "chat.yaml"
+    path.write_text(text)
+    load_scenario(path)
+    assert convert(HEADER, CHAT, side="client", name="chat").remarks == ()
+
+
+def test_text_that_is_not_valid_unicode_is_refused() -> None:
+    lone = ev(0.1, "client", "text", data="a\udcffb")
+    with pytest.raises(InvalidText, match="the text record holds text that is not valid UTF-8"):
+        convert(HEADER, [request(), response(), lone], side="client", name="x")
+    header = Header(HEADER.tool, "ws://h/\udcff", HEADER.side, HEADER.started)
+    with pytest.raises(InvalidText, match="the header's url is not valid UTF-8"):
+        convert(header, [], side="client", name="x")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from wscenario.cli import EXIT_OK
-from wscenario.core.convert import convert, render_yaml
+from wscenario.core.convert import InvalidText, convert, render_yaml
+from wscenario.core.diagnostics import Diagnostic, Position
 from wscenario.core.schema import schema_path
-from wscenario.core.transcript import Header
+from wscenario.core.transcript import End, Header, TranscriptEvent
 from wscenario.engine.replay import read_records
-from wscenario.errors import UsageError
+from wscenario.errors import ScenarioLoadError, UsageError
 from wscenario.report.output_file import write_atomic
 
 SUFFIXES = (".jsonl", ".json", ".transcript")
@@ -30,21 +32,35 @@ def run(args: argparse.Namespace) -> int:
     if output is not None and output.exists() and not args.force:
         raise UsageError(f"{output} exists; add --force to overwrite it")
     records = read_records(path, warn=sys.stderr.write)
-    _, header = next(records)
+    line, header = next(records)
     assert isinstance(header, Header)  # the reader checks that the first line is one
     name = path.name.removesuffix(path.suffix) if path.suffix in SUFFIXES else path.name
-    converted = convert(
-        header,
-        (record for _, record in records if not isinstance(record, Header)),
-        side=args.side,
-        name=name,
-        loose=args.loose,
-        profile=args.profile,
-    )
+
+    def body() -> Iterator[TranscriptEvent | End]:
+        nonlocal line
+        for number, record in records:
+            line = number  # where convert was when it raised
+            if not isinstance(record, Header):
+                yield record
+
+    try:
+        converted = convert(
+            header,
+            body(),
+            side=args.side,
+            name=_readable(name),
+            loose=args.loose,
+            profile=args.profile,
+        )
+    except InvalidText as exc:
+        where = Position(str(path), line, 1)
+        hint = "a scenario holds only valid Unicode text; fix or remove that record"
+        raise ScenarioLoadError([Diagnostic(where, str(exc), hint=hint)]) from None
     schema = schema_path().resolve()
     if output is not None:  # relative, so the file and the checkout can move together
         schema = Path(os.path.relpath(schema, output.resolve().parent))
-    text = render_yaml(converted, source=path.name, schema=schema.as_posix())
+    source, schema_line = _readable(path.name), _readable(schema.as_posix())
+    text = render_yaml(converted, source=source, schema=schema_line)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -53,3 +69,8 @@ def run(args: argparse.Namespace) -> int:
         count = len(steps) if isinstance(steps, list) else 0
         sys.stderr.write(f"wrote {output} ({count} steps)\n")
     return EXIT_OK
+
+
+def _readable(file_name: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 become U+FFFD."""
+    return os.fsencode(file_name).decode("utf-8", "replace")

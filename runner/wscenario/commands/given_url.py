@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wscenario.core.urls import given_url_problem
+from wscenario.core.valid_unicode import shown
 from wscenario.errors import UsageError
 
 
@@ -15,6 +16,5 @@ def checked_url(url: str, option: str) -> str:
     """
     problem = given_url_problem(url)
     if problem is not None:
-        shown = url.encode("utf-8", "backslashreplace").decode("utf-8")
-        raise UsageError(f"{option} {shown!r}: {problem.message} ({problem.hint})")
+        raise UsageError(f"{option} {shown(url)!r}: {problem.message} ({problem.hint})")
     return url

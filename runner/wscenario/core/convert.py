@@ -15,7 +15,10 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
   expected as ``{json: ...}`` when it is an object or array (so ``ignore`` pointers apply);
 * text holding ``{{`` (which would read as a template) goes through a variable;
 * closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
-* redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``.
+* redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``;
+* a recorded url's ``user:password@`` is left out (a scenario's url may not hold it);
+* a record holding text that is not valid Unicode (a lone surrogate, which no scenario can
+  hold) is refused with ``InvalidText``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from wscenario.core.diagnostics import Position
 from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
 from wscenario.core.transcript import End, Header, TranscriptEvent
+from wscenario.core.valid_unicode import holds_only_valid_unicode
 
 MIN_SLEEP = 0.05
 """Gaps shorter than this (seconds) are not written as ``sleep`` steps."""
@@ -507,10 +511,24 @@ def _matcher(value: Any) -> model.PayloadMatcher:
 
 @dataclass(frozen=True)
 class Converted:
-    """A whole scenario made from a transcript: its data, and notes per step index."""
+    """A whole scenario made from a transcript: its data, notes per step index, remarks.
+
+    ``remarks`` are notes on the whole scenario (what was left out of it).
+    """
 
     data: dict[str, JSON]
     notes: Mapping[int, tuple[str, ...]]
+    remarks: tuple[str, ...] = ()
+
+
+class InvalidText(ValueError):
+    """A record (or the header) holds text that is not valid Unicode; no scenario can hold it."""
+
+
+USERINFO_REMARK = (
+    "the recorded url held user:password@, left out here; "
+    "send credentials in a header (options: {header: {authorization: ...}})"
+)
 
 
 def convert(
@@ -525,8 +543,16 @@ def convert(
     """The scenario that plays ``side`` of a transcript (its header and later records).
 
     Gaps of at least ``MIN_SLEEP`` before this side's calls become ``sleep`` steps (rounded to
-    10 ms). A client scenario connects to the header's url with the recorded headers.
+    10 ms). A client scenario connects to the header's url (without ``user:password@``) with
+    the recorded headers.
+
+    Raises:
+        InvalidText: the header or a record holds text that is not valid Unicode (raised when
+            that record is read, so a caller streaming records knows which one).
     """
+    if not holds_only_valid_unicode(header.url):
+        raise InvalidText("the header's url is not valid UTF-8")
+    url, had_userinfo = _without_userinfo(header.url)
     maker = StepMaker(side, url=None, loose=loose, profile=profile)
     steps: list[JSON] = []
     notes: dict[int, tuple[str, ...]] = {}
@@ -534,8 +560,10 @@ def convert(
     section: dict[str, JSON] = {}
     previous = 0.0
     for record in records:
+        if isinstance(record, TranscriptEvent) and not holds_only_valid_unicode(record.fields):
+            raise InvalidText(f"the {record.type} record holds text that is not valid UTF-8")
         if isinstance(record, TranscriptEvent) and record.type == "request":
-            section = _section(header.url, record.fields, side, profile)
+            section = _section(url, record.fields, side, profile)
         elif isinstance(record, TranscriptEvent) and record.type == "response" and section:
             protocol = selected_protocol(record.fields["headers"])
             if protocol is not None and side == "server":
@@ -551,14 +579,23 @@ def convert(
             if made.data:
                 steps.append(made.data)
     if not section:
-        section = _section(header.url, {"target": "/", "headers": ()}, side, profile)
+        section = _section(url, {"target": "/", "headers": ()}, side, profile)
     data: dict[str, JSON] = {"wscenario": 1, "name": name}
-    data["description"] = f"Converted from a transcript of {header.url}"
+    data["description"] = f"Converted from a transcript of {url}"
     if variables:
         data["vars"] = variables
     data[side] = section
     data["steps"] = steps
-    return Converted(data, notes)
+    return Converted(data, notes, (USERINFO_REMARK,) if had_userinfo else ())
+
+
+def _without_userinfo(url: str) -> tuple[str, bool]:
+    """``url`` without ``user:password@``, and whether it had one."""
+    parts = urlsplit(url)
+    _, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, False
+    return urlunsplit(parts._replace(netloc=host)), True
 
 
 def _section(
@@ -597,9 +634,10 @@ def render_yaml(converted: Converted, *, source: str, schema: str) -> str:
     lines = [
         f"# yaml-language-server: $schema={schema}",
         f"# Converted from {source}; edit freely.",
+        *(f"# {remark}" for remark in converted.remarks),
     ]
     lines += _dump(data).splitlines()
-    lines.append("steps:")
+    lines.append("steps:" if steps else "steps: []")
     for index, step in enumerate(steps):
         lines += [f"  # {note}" for note in converted.notes.get(index, ())]
         lines.append("  - " + _flow(step))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from wscenario.core.valid_unicode import is_valid_unicode
+
 URL_HINT = "write ws://host:port/path or wss://host:port/path"
 USERINFO_HINT = "send credentials in a header: options: {header: {authorization: ...}}"
 
@@ -45,12 +47,3 @@ def given_url_problem(url: str) -> UrlProblem | None:
     if "{{" in url:
         return UrlProblem("url holds a template; templates are not expanded here", URL_HINT)
     return url_problem(url)
-
-
-def is_valid_unicode(text: str) -> bool:
-    """Whether ``text`` can be encoded as UTF-8 (holds no lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
