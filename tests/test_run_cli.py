@@ -178,6 +178,31 @@ def test_unwritable_junit_cannot_run(
     assert "cannot write" in capsys.readouterr().err
 
 
+def test_a_var_that_is_not_valid_unicode_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = scenario(tmp_path, "echo", ECHO_STEPS)
+    assert main(["run", str(path), "--var", "user=\udcff"]) == 2
+    err = capsys.readouterr().err
+    assert "--var 'user=\\udcff' is not valid UTF-8" in err
+    assert "Traceback" not in err
+
+
+def test_an_environment_variable_that_is_not_utf8_fails_its_step(
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WSCENARIO_TEST_BAD", "a\udcffb")  # bytes b"a\xffb" in the environment
+    steps = ECHO_STEPS.replace('send: "hello {{ user }}"', 'send: "{{ env.WSCENARIO_TEST_BAD }}"')
+    path = scenario(tmp_path, "echo", steps)
+    assert main(["run", str(path), "--url", echo_url]) == 1
+    captured = capsys.readouterr()
+    assert "environment variable WSCENARIO_TEST_BAD is not valid UTF-8" in captured.out
+    assert "Traceback" not in captured.out + captured.err
+
+
 BAD_URLS = [
     ("http://127.0.0.1:9/", "url must start with ws:// or wss://"),
     ("ws://127.0.0.1:99999/", "invalid url: port out of range"),

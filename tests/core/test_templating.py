@@ -105,6 +105,14 @@ def test_undefined_variable_without_a_close_one() -> None:
         render_text("{{ zzzzzz }}", VARIABLES, ENV)
 
 
+@pytest.mark.parametrize("template", ["{{ env.BAD }}", "x {{ env.BAD }}"])
+def test_an_environment_variable_that_is_not_utf8_is_a_template_error(template: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render_value(template, VARIABLES, {"BAD": "a\udcffb"})
+    assert caught.value.name == "env.BAD"
+    assert str(caught.value) == "environment variable BAD is not valid UTF-8"
+
+
 def test_unset_environment_variable() -> None:
     with pytest.raises(TemplateError) as caught:
         render_value("{{ env.MISSING }}", VARIABLES, ENV)

@@ -16,5 +16,5 @@ def checked_url(url: str, option: str) -> str:
     """
     problem = given_url_problem(url)
     if problem is not None:
-        raise UsageError(f"{option} {shown(url)!r}: {problem.message} ({problem.hint})")
+        raise UsageError(f"{option} '{shown(url)}': {problem.message} ({problem.hint})")
     return url

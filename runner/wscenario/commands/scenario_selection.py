@@ -13,6 +13,7 @@ from pathlib import Path
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import Scenario, Side
 from wscenario.core.scenario_loader import find_scenario_files, load_scenario
+from wscenario.core.valid_unicode import is_valid_unicode, shown
 from wscenario.errors import ScenarioLoadError, UsageError
 
 COMMAND_FOR: Mapping[Side, str] = {"client": "run", "server": "serve"}
@@ -28,10 +29,15 @@ class Selection:
 
 
 def parse_vars(items: Sequence[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` as a mapping; a missing ``=`` or empty name is a usage error."""
+    """``["k=v", ...]`` as a mapping.
+
+    A missing ``=``, an empty name or text that is not valid UTF-8 is a usage error.
+    """
     variables: dict[str, str] = {}
     for item in items or ():
         name, sep, value = item.partition("=")
+        if not is_valid_unicode(item):
+            raise UsageError(f"--var '{shown(item)}' is not valid UTF-8")
         if not sep or not name.strip():
             raise UsageError(f"--var expects NAME=VALUE, got {item!r}")
         variables[name.strip()] = value

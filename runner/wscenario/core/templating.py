@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import TypeAlias
 
 from wscenario.core.model import JSON
+from wscenario.core.valid_unicode import is_valid_unicode
 
 ENV_PREFIX = "env."
 _OPEN = "{{"
@@ -98,7 +99,10 @@ def _lookup(name: str, variables: Mapping[str, JSON], env: Mapping[str, str]) ->
         key = name[len(ENV_PREFIX) :]
         if key not in env:
             raise TemplateError(f"environment variable {key!r} is not set", name=name)
-        return env[key]
+        value = env[key]
+        if not is_valid_unicode(value):
+            raise TemplateError(f"environment variable {key} is not valid UTF-8", name=name)
+        return value
     if name not in variables:
         message = f"undefined variable {name!r}"
         hint = suggest(name, variables)
@@ -116,7 +120,8 @@ def render_text(text: str, variables: Mapping[str, JSON], env: Mapping[str, str]
     """``text`` with every template replaced; non-string values appear as compact JSON.
 
     Raises:
-        TemplateError: bad syntax, an undefined variable or an unset environment variable.
+        TemplateError: bad syntax, an undefined variable, or an environment variable that is
+            unset or not valid UTF-8.
     """
     return "".join(
         _as_text(_lookup(part, variables, env)) if is_name else part
