@@ -114,3 +114,36 @@ def test_find_scenario_files(tmp_path: Path) -> None:
         tmp_path / "b" / "z.yml",
         given,
     ]
+
+
+BAD_REGEX = "  - expect: {message: {regex: '(a+)+$'}}\n"
+
+
+def test_schema_errors_in_steps_do_not_hide_the_other_steps_problems(tmp_path: Path) -> None:
+    text = HEAD + "steps:\n  - connect: {}\n  - expect: {open: {}, extra: 1}\n" + BAD_REGEX
+    diagnostics = check_scenario(write(tmp_path, text))
+    assert [(d.pointer, d.message.split(":")[0]) for d in diagnostics] == [
+        ("/steps/1/expect/extra", "unknown key 'extra'"),
+        ("/steps/2/expect/message/regex", "regex can backtrack catastrophically"),
+    ]
+    assert diagnostics[1].position.line == 6
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an error outside the steps: the checks need that part whole
+        'wscenario: 1\nclient: {url: "ws://h/", extra: 1}\nsteps:\n' + BAD_REGEX,
+        "wscenario: 1\nsteps: 1\n",
+        # a broken step saves a variable: later uses would look undefined
+        HEAD + "steps:\n  - expect: {message: {json: {a: 1}, save: {x: /a}}, extra: 1}\n"
+        "  - send: '{{ x }}'\n" + BAD_REGEX,
+        HEAD
+        + "steps:\n  - {unordered: [{expect: {message: {save: {x: /a}}}}], extra: 1}\n"
+        + BAD_REGEX,
+    ],
+)
+def test_the_checks_are_skipped_when_the_rest_cannot_be_trusted(tmp_path: Path, text: str) -> None:
+    diagnostics = check_scenario(write(tmp_path, text))
+    assert diagnostics
+    assert not any("regex" in d.message or "undefined" in d.message for d in diagnostics)

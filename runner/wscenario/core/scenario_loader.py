@@ -2,12 +2,18 @@
 
 ``load_scenario`` is what commands call to run a scenario; ``inspect_scenario`` and
 ``check_scenario`` report every problem of a file (errors and warnings) without raising.
+
+When the schema finds errors only in some steps, the language's own checks still run on the
+rest, each broken step standing in as a harmless ``sleep``, so one pass shows both kinds of
+error. They are skipped when anything else breaks the schema, or when a broken step saves a
+variable (later steps using it would be reported as undefined).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from wscenario.core.build import BuildError, build_scenario
@@ -66,7 +72,10 @@ def _inspect(path: Path, overrides: Mapping[str, str]) -> tuple[list[Diagnostic]
         return list(exc.diagnostics), None
     diagnostics = validate_data(doc)
     if diagnostics:
-        return diagnostics, None
+        rest = _without_broken_steps(doc, diagnostics)
+        if rest is None:
+            return diagnostics, None
+        return [*diagnostics, *check_data(rest, base_dir=path.parent)], None
     diagnostics = check_data(doc, base_dir=path.parent)
     if any(d.severity == "error" for d in diagnostics):
         return diagnostics, None
@@ -76,6 +85,39 @@ def _inspect(path: Path, overrides: Mapping[str, str]) -> tuple[list[Diagnostic]
     except BuildError as exc:
         return [*diagnostics, *exc.diagnostics], None
     return diagnostics, scenario
+
+
+_STAND_IN: JSON = {"sleep": "0s"}
+"""What a step the schema rejected becomes for the checks that run on the other steps."""
+
+
+def _without_broken_steps(doc: Document, diagnostics: Iterable[Diagnostic]) -> Document | None:
+    """``doc`` with each step the schema rejected replaced by a stand-in.
+
+    ``None`` when an error lies outside the steps, or a rejected step saves a variable.
+    """
+    broken: set[int] = set()
+    for diagnostic in diagnostics:
+        parts = diagnostic.pointer.split("/")
+        if len(parts) < 3 or parts[1] != "steps" or not parts[2].isdigit():
+            return None
+        broken.add(int(parts[2]))
+    assert isinstance(doc.data, dict)
+    steps = doc.data["steps"]
+    assert isinstance(steps, list)
+    if any(_saves(steps[index]) for index in broken):
+        return None
+    kept = [_STAND_IN if index in broken else step for index, step in enumerate(steps)]
+    return replace(doc, data={**doc.data, "steps": kept})
+
+
+def _saves(value: JSON) -> bool:
+    """Whether ``value`` holds a ``save`` key anywhere."""
+    if isinstance(value, dict):
+        return "save" in value or any(_saves(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_saves(item) for item in value)
+    return False
 
 
 def _apply_overrides(doc: Document, overrides: Mapping[str, str]) -> dict[str, JSON]:
