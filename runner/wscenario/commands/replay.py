@@ -10,7 +10,9 @@ the recorded subprotocol and plays the server to each client, until Ctrl-C, SIGT
 ``--allow-remote``.
 
 Exit code: 0 passed, 1 a step failed, 2 bad usage or an invalid transcript (with its line),
-3 could not run (port in use), 130 interrupted.
+3 could not run (port in use, the target unreachable), 130 when ``--against`` is interrupted.
+A ``--serve`` stopped by Ctrl-C or SIGTERM ends normally: its code says how the connections
+went.
 """
 
 from __future__ import annotations
