@@ -169,8 +169,8 @@ async def record(
     out: TextIO,
     *,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
-) -> list[ConnectionReport]:
-    """Proxy until Ctrl-C or SIGTERM; every connection's report.
+) -> None:
+    """Proxy until Ctrl-C or SIGTERM, printing a line when each connection opens and ends.
 
     ``task_status`` gets the proxy's address (``ws://127.0.0.1:8765``) once it listens.
 
@@ -207,7 +207,6 @@ async def record(
             async for _ in signals:
                 break
         proxy.stop()
-    return proxy.reports
 
 
 def opened_line(report: ConnectionReport, redact: Callable[[str], str]) -> str:

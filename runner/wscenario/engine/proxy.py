@@ -41,8 +41,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import ByteStream, SocketStream, TaskStatus
-from anyio.streams.stapled import MultiListener
+from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
 from wscenario.core.handshake_policy import over_capacity, plain_refusal
@@ -70,14 +69,7 @@ from wscenario.engine.errors import (
     HandshakeError,
     connect_failure_from,
 )
-from wscenario.engine.server import (
-    GOING_AWAY_GRACE,
-    AcceptingListener,
-    accept_forever,
-    describe_failure,
-    peer_of,
-    single_listeners,
-)
+from wscenario.engine.server import GOING_AWAY_GRACE, ConnectionHost, describe_failure, peer_of
 from wscenario.engine.server_driver import Peer
 
 log = logging.getLogger(__name__)
@@ -276,8 +268,11 @@ class _CoalescingStream(ByteStream):
         await self.inner.aclose()
 
 
-class RecordingProxy:
-    """Proxies every connection accepted on a listener to one upstream, recording each."""
+class RecordingProxy(ConnectionHost):
+    """Proxies every connection accepted on a listener to one upstream, recording each.
+
+    ``stop()`` closes open connections with 1001 on both legs, then cuts them.
+    """
 
     def __init__(
         self,
@@ -288,49 +283,13 @@ class RecordingProxy:
         on_open: Callable[[ConnectionReport], None] | None = None,
         on_close: Callable[[ConnectionReport], None] | None = None,
     ) -> None:
+        super().__init__()
         self.upstream = upstream
         self.limits = limits if limits is not None else Limits()
-        self.reports: list[ConnectionReport] = []
         self._recorder = recorder
         self._on_open = on_open
         self._on_close = on_close
         self._numbers = itertools.count(1)
-        self._open = 0
-        self._live: set[_ProxiedConnection] = set()
-        self._stopping = anyio.Event()
-
-    @property
-    def open_connections(self) -> int:
-        """Connections currently open, including those still in their handshake."""
-        return self._open
-
-    async def serve(
-        self,
-        listener: AcceptingListener | MultiListener[SocketStream],
-        *,
-        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Accept and proxy connections until ``stop()``, then close the open ones with 1001."""
-        try:
-            async with anyio.create_task_group() as connections:
-                async with anyio.create_task_group() as accepting:
-                    for one in single_listeners(listener):
-                        accepting.start_soon(accept_forever, one, connections, self._contain)
-                    task_status.started()
-                    await self._stopping.wait()
-                    accepting.cancel_scope.cancel()
-                with anyio.move_on_after(GOING_AWAY_GRACE, shield=True):
-                    async with anyio.create_task_group() as closing:
-                        for connection in list(self._live):
-                            closing.start_soon(connection.going_away)
-                connections.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
-
-    def stop(self) -> None:
-        """Stop accepting; open connections get 1001 on both legs, then are cut."""
-        self._stopping.set()
 
     async def _contain(self, stream: ByteStream) -> None:
         """Proxy one connection; whatever goes wrong stays inside it."""
@@ -350,10 +309,8 @@ class RecordingProxy:
             with anyio.CancelScope(shield=True):
                 await connection.finish()
                 await anyio.aclose_forcefully(stream)
-            if report.url:
-                self.reports.append(report)
-                if self._on_close is not None:
-                    self._on_close(report)
+            if report.url and self._on_close is not None:
+                self._on_close(report)
 
     def _opened(self, report: ConnectionReport) -> None:
         if self._on_open is not None:

@@ -95,25 +95,24 @@ class ServerStats:
     )
 
 
-class FakeServer:
-    """Serves scenarios on one listener, routing each connection by its request path."""
+class GoingAway(Protocol):
+    """A live connection that can be asked to close with 1001 when its host stops."""
 
-    def __init__(
-        self,
-        routes: Mapping[str, Route],
-        *,
-        limits: Limits | None = None,
-        tls: ssl.SSLContext | None = None,
-        on_refused: Callable[[Peer, Refuse], None] | None = None,
-    ) -> None:
-        self.routes = dict(routes)
-        self.limits = limits if limits is not None else Limits()
-        self.tls = tls
-        self.stats = ServerStats()
-        self._on_refused = on_refused
-        self._specs = {path: route.spec for path, route in self.routes.items()}
+    async def going_away(self) -> None:
+        """Send 1001 and wait (briefly) for the answer."""
+
+
+class ConnectionHost:
+    """Accepts connections on a listener until ``stop()``, each contained in its own task.
+
+    Subclasses implement ``_contain(stream)`` and keep their live connections in ``_live``
+    (counted in ``_open`` from accept to end). When stopped, every live connection gets
+    ``going_away()`` and ``GOING_AWAY_GRACE`` seconds, then whatever still runs is cancelled.
+    """
+
+    def __init__(self) -> None:
         self._open = 0
-        self._live: set[ServerDriver] = set()
+        self._live: set[GoingAway] = set()
         self._stopping = anyio.Event()
 
     @property
@@ -127,11 +126,7 @@ class FakeServer:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept and serve connections until ``stop()``.
-
-        Then open connections get a 1001 close and ``GOING_AWAY_GRACE`` seconds to answer
-        before every connection still running is cancelled.
-        """
+        """Accept connections until ``stop()``, then close the open ones with 1001."""
         try:
             async with anyio.create_task_group() as connections:
                 async with anyio.create_task_group() as accepting:
@@ -149,6 +144,39 @@ class FakeServer:
     def stop(self) -> None:
         """Stop accepting; open connections get a 1001 close, then are cut."""
         self._stopping.set()
+
+    async def _contain(self, stream: ByteStream) -> None:
+        raise NotImplementedError
+
+    async def _close_live_connections(self) -> None:
+        """Send 1001 to every open connection and give the clients a moment to answer."""
+        if not self._live:
+            return
+        live = list(self._live)
+        with anyio.move_on_after(GOING_AWAY_GRACE, shield=True):
+            async with anyio.create_task_group() as closing:
+                for connection in live:
+                    closing.start_soon(connection.going_away)
+
+
+class FakeServer(ConnectionHost):
+    """Serves scenarios on one listener, routing each connection by its request path."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        *,
+        limits: Limits | None = None,
+        tls: ssl.SSLContext | None = None,
+        on_refused: Callable[[Peer, Refuse], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.routes = dict(routes)
+        self.limits = limits if limits is not None else Limits()
+        self.tls = tls
+        self.stats = ServerStats()
+        self._on_refused = on_refused
+        self._specs = {path: route.spec for path, route in self.routes.items()}
 
     async def _contain(self, stream: ByteStream) -> None:
         """Serve one connection; whatever goes wrong stays inside it."""
@@ -213,15 +241,6 @@ class FakeServer:
             await driver.serve(self.routes[path].session)
         finally:
             self._live.discard(driver)
-
-    async def _close_live_connections(self) -> None:
-        """Send 1001 to every open connection and give the clients a moment to answer."""
-        if not self._live:
-            return
-        with anyio.move_on_after(GOING_AWAY_GRACE, shield=True):
-            async with anyio.create_task_group() as closing:
-                for driver in list(self._live):
-                    closing.start_soon(driver.going_away)
 
     def _refused(self, peer: Peer, refusal: Refuse) -> None:
         self.stats.refused += 1
