@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import partial
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
@@ -169,6 +169,8 @@ class WebSocket:
             api=api, internet_permission=internet_permission, path_exists=os.path.exists
         )
         self._limits = limits or Limits()
+        self.read_gate: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each read from the socket: lets a slow consumer hold reading back."""
         self._tasks: anyio.abc.TaskGroup | None = None
         self._jobs: HandOff[Job] = HandOff()
         """What the app's JS thread has still to run, in order."""
@@ -399,6 +401,8 @@ class WebSocket:
         self._connections[generation] = connection
         self._feed(done, generation)
         while generation == self._generation:
+            if self.read_gate is not None:
+                await self.read_gate()
             try:
                 event = await connection.receive()
             except ConnectionClosed:

@@ -26,6 +26,7 @@ from wscenario.core.model import (
     ClientSpec,
     Close,
     Connect,
+    ConnectOptions,
     EventMatcher,
     Expect,
     Limits,
@@ -39,7 +40,9 @@ from wscenario.core.model import (
     Unordered,
 )
 from wscenario.engine.client import ScenarioInterrupted, mentioned_events, run_client_scenario
+from wscenario.engine.event_queue import READ_AHEAD
 from wscenario.engine.ohos_driver import OhosDriver
+from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.errors import UsageError
 
 
@@ -287,3 +290,31 @@ async def test_a_stopped_scenario_closes_with_going_away(profile: Profile) -> No
         with anyio.fail_after(2):
             await watcher.closed.wait()
     assert watcher.seen == [(1001, "going away")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["ohos", "raw"])
+async def test_a_flooding_server_is_held_back_while_the_scenario_sleeps(profile: Profile) -> None:
+    count = 2000
+
+    async def flood(connection: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for number in range(count):
+                await connection.send(str(number))
+            await connection.wait_closed()
+
+    async with websockets_server(flood) as port:
+        driver = (
+            OhosDriver(limits=Limits())
+            if profile == "ohos"
+            else RawClientDriver(Limits(), clock=anyio.current_time)
+        )
+        async with driver:
+            assert await driver.connect(f"ws://127.0.0.1:{port}/", ConnectOptions()) is None
+            await anyio.sleep(0.5)  # the scenario is busy: the driver stops reading
+            assert len(driver._events) <= READ_AHEAD + 2 < count  # open (+ headerReceive), messages
+            texts: list[object] = []
+            while len(texts) < count and (event := await driver.next_event(2.0)) is not None:
+                if event.name == "message":
+                    texts.append(event.value)
+    assert texts == [str(number) for number in range(count)]  # nothing lost, in order

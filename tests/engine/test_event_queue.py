@@ -107,3 +107,42 @@ async def test_get_without_a_limit_waits_until_an_item_or_the_close() -> None:
         assert got == ["x"]
         queue.close()
     assert got == ["x", None]
+
+
+async def test_the_producer_waits_for_room_until_an_item_is_taken() -> None:
+    queue: HandOff[int] = HandOff(room=2)
+    queue.put(1)
+    await queue.wait_for_room()  # one unread of two: room left
+    queue.put(2)
+    assert len(queue) == 2
+    waited: list[str] = []
+
+    async def producer() -> None:
+        await queue.wait_for_room()
+        waited.append("room")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(producer)
+        await anyio.sleep(0.05)
+        assert waited == []  # full: the producer waits
+        assert queue.take() == 1
+    assert waited == ["room"]
+
+
+async def test_closing_releases_a_producer_waiting_for_room() -> None:
+    queue: HandOff[int] = HandOff(room=1)
+    queue.put(1)
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(queue.wait_for_room)
+            await anyio.sleep(0.01)
+            queue.close()
+
+
+async def test_a_queue_without_room_never_makes_the_producer_wait() -> None:
+    queue: HandOff[int] = HandOff()
+    for item in range(1000):
+        queue.put(item)
+    with anyio.fail_after(1):
+        await queue.wait_for_room()
+    assert len(queue) == 1000

@@ -28,7 +28,7 @@ import anyio
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.model import CLIENT_EVENTS_OHOS, ConnectOptions, Limits, RawFrame
 from wscenario.core.wire import HandshakeFailed
-from wscenario.engine.event_queue import EventQueue
+from wscenario.engine.event_queue import READ_AHEAD, EventQueue
 from wscenario.ohos import OhosError, Pending, WebSocket
 
 ENDING_EVENTS = frozenset({"close", "error"})
@@ -84,13 +84,14 @@ class OhosDriver:
         """Set while no session is open; a fresh one at each ``open``."""
         self._ended.set()
         self._started = 0.0
-        self._events = EventQueue()
+        self._events = EventQueue(READ_AHEAD)
         for name in CLIENT_EVENTS_OHOS:
             self.websocket.on(name, self._listener(name))
 
     async def __aenter__(self) -> Self:
         self._started = self._clock()
-        self._events = EventQueue()
+        self._events = EventQueue(READ_AHEAD)
+        self.websocket.read_gate = self._events.wait_for_room
         await self.websocket.__aenter__()
         return self
 

@@ -68,7 +68,7 @@ from wscenario.core.wire import (
     WireEvent,
 )
 from wscenario.engine.errors import ConnectionClosed, HandshakeError
-from wscenario.engine.event_queue import EventQueue
+from wscenario.engine.event_queue import READ_AHEAD, EventQueue
 from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import ByteStreamFactory, WebSocketConnection, connect
 
@@ -113,7 +113,7 @@ class RawClientDriver:
         self._pieces: list[str | bytes] = []
         self._started = 0.0
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._events = EventQueue()
+        self._events = EventQueue(READ_AHEAD)
         self._failure: tuple[str, HandshakeFailed] | None = None
 
     async def __aenter__(self) -> Self:
@@ -303,8 +303,10 @@ class RawClientDriver:
         self._settled.set()
         await self._emit("open", _open_value(done))
         try:
-            while await self._handle(await connection.receive(), connection):
-                pass
+            while True:
+                await self._events.wait_for_room()  # a script behind its events: stop reading
+                if not await self._handle(await connection.receive(), connection):
+                    break
         except ConnectionClosed:
             pass
         finally:
