@@ -28,6 +28,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from wscenario._version import __version__
+from wscenario.cli import EXIT_CANNOT_RUN, EXIT_OK
 from wscenario.commands.record_options import redaction_policy
 from wscenario.core.model import Limits
 from wscenario.core.redaction_policy import RedactionPolicy
@@ -44,9 +45,6 @@ from wscenario.engine.server import bound_port, is_loopback, open_listener, pars
 from wscenario.engine.transcript_io import TranscriptWriter
 from wscenario.engine.transcript_tap import Recording
 from wscenario.errors import CannotRun, UsageError
-
-EXIT_OK = 0
-EXIT_CANNOT_RUN = 3
 
 
 def run(args: argparse.Namespace) -> int:

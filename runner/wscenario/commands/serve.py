@@ -37,6 +37,7 @@ import anyio
 from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.stapled import MultiListener
 
+from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.diagnostics import Position
@@ -63,11 +64,6 @@ from wscenario.report.json_report import report_document
 from wscenario.report.junit import junit_xml
 from wscenario.report.output_file import write_atomic
 from wscenario.report.results import Failure, ScenarioResult, SessionResult, StepResult
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANNOT_RUN = 3
 
 SCENARIO_FAILED = 1011
 """The close code a connection gets when its script failed while it was still open."""
