@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wscenario.core.urls import URL_HINT, USERINFO_HINT, given_url_problem, url_problem
+from wscenario.core.urls import URL_HINT, USERINFO_HINT, given_url_problem, url_host, url_problem
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,11 @@ def test_a_given_url_must_be_valid_unicode() -> None:
     problem = given_url_problem("ws://h/\udcff")
     assert problem is not None
     assert problem.message == "url is not valid UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("host", "written"),
+    [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]"), ("example.org", "example.org")],
+)
+def test_url_host_brackets_ipv6(host: str, written: str) -> None:
+    assert url_host(host) == written

@@ -46,7 +46,7 @@ from wscenario.core.model import (
     Unordered,
 )
 from wscenario.engine.raw_driver import RawClientDriver
-from wscenario.engine.steps import StepRunner, run_steps
+from wscenario.engine.steps import StepRunner
 from wscenario.errors import CannotRun
 from wscenario.report.results import SessionResult, StepResult
 
@@ -78,14 +78,14 @@ async def run(
     env: dict[str, str] | None = None,
 ) -> tuple[SessionResult, list[StepResult]]:
     seen: list[StepResult] = []
-    result = await run_steps(
+    runner = StepRunner(
         sc,
         driver,
         variables=variables if variables is not None else {},
         env=env or {},
         on_step=seen.append,
     )
-    return result, seen
+    return await runner.run_steps(), seen
 
 
 @pytest.mark.anyio
@@ -510,7 +510,7 @@ async def test_rules_work_during_sleep_and_queue_the_rest() -> None:
     def record(step: StepResult) -> None:
         seen.append(f"{step.kind} {len(driver.sent())}")
 
-    result = await run_steps(sc, driver, variables={}, env={}, on_step=record)
+    result = await StepRunner(sc, driver, variables={}, env={}, on_step=record).run_steps()
     assert result.passed
     assert seen == ["sleep 1", "expect 1"], "the rule answered during the sleep"
 
@@ -627,7 +627,7 @@ async def test_json_nested_too_deeply_to_read_is_a_clear_failure() -> None:
     )
     async with websockets_server(send_deep) as port, RawClientDriver(LIMITS) as driver:
         sc = replace(sc, client=ClientSpec(url=f"ws://127.0.0.1:{port}/"))
-        result = await run_steps(sc, driver, variables={}, env={})
+        result = await StepRunner(sc, driver, variables={}, env={}).run_steps()
     failure = result.steps[-1].failure
     assert failure is not None
     assert failure.message.startswith("expected JSON, got JSON that cannot be read")

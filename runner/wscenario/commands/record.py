@@ -33,6 +33,7 @@ from wscenario.commands.record_options import redaction_policy
 from wscenario.core.model import Limits
 from wscenario.core.redaction_policy import RedactionPolicy
 from wscenario.core.transcript import Header
+from wscenario.core.urls import url_host
 from wscenario.engine.proxy import (
     ConnectionReport,
     EndStatus,
@@ -191,7 +192,7 @@ async def record(
         _warn(f"{plan.host} lets other machines use the proxy, and their secrets are recorded")
     if plan.upstream.tls_mode == "insecure":
         _warn("--insecure: the upstream's certificate is not checked")
-    shown = f"[{plan.host}]" if ":" in plan.host else plan.host
+    shown = url_host(plan.host)
     address = f"ws://{shown}:{bound_port(listener)}"
     redaction = "on" if plan.policy.enabled else "OFF"
     _print(

@@ -44,6 +44,7 @@ from wscenario.core.diagnostics import Position
 from wscenario.core.handshake_policy import Refuse, render_handshake
 from wscenario.core.model import JSON, Scenario
 from wscenario.core.templating import TemplateError
+from wscenario.core.urls import url_host
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -453,7 +454,7 @@ async def serve_plan(
             await tasks.start(server.serve, listener)
             if item.remote:
                 write_lines(sys.stderr, [f"warning: {item.host} lets other machines connect"])
-            host = f"[{item.host}]" if ":" in item.host else item.host
+            host = url_host(item.host)
             address = f"{scheme}://{host}:{bound_port(listener)}"
             addresses.append(address)
             write_lines(out, [f"listening on {address} (paths: {', '.join(item.scenarios)})"])

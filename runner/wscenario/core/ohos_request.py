@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from wscenario.core.events import CallError
 from wscenario.core.ohos_errors import CERT_FILE_MISSING
+from wscenario.core.urls import url_host
 from wscenario.core.wire import ConnectRequest, TlsPolicy
 
 CONNECT_TIMEOUT = 20.0
@@ -77,7 +78,7 @@ class Target:
 
     def authority(self, with_port: bool) -> str:
         """``host`` or ``host:port`` (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = url_host(self.host)
         return f"{host}:{self.port}" if with_port else host
 
     @property

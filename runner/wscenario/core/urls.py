@@ -16,6 +16,11 @@ URL_HINT = "write ws://host:port/path or wss://host:port/path"
 USERINFO_HINT = "send credentials in a header: options: {header: {authorization: ...}}"
 
 
+def url_host(host: str) -> str:
+    """A host as written in a URL or a ``host:port``: an IPv6 address goes in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 @dataclass(frozen=True)
 class UrlProblem:
     """Why a URL cannot be used, and what to write instead."""

@@ -21,6 +21,7 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from wscenario.core.model import Limits
+from wscenario.core.urls import url_host
 from wscenario.core.wire import (
     ConnectRequest,
     HandshakeDone,
@@ -77,7 +78,7 @@ def _target(url: str) -> _Target:
     secure = parts.scheme == "wss"
     default = 443 if secure else 80
     host = parts.hostname
-    shown = f"[{host}]" if ":" in host else host
+    shown = url_host(host)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = shown if port in (None, default) else f"{shown}:{port}"
     return _Target(secure, host, port or default, resource, host_header)

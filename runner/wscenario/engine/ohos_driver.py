@@ -14,7 +14,7 @@ for the server's answer, then TCP is closed. Events of that cleanup are not repo
 ::
 
     async with OhosDriver(api=scenario.client.api, limits=scenario.limits) as driver:
-        await run_steps(driver, ...)
+        await StepRunner(scenario, driver, variables=..., env=...).run_steps()
 """
 
 from __future__ import annotations

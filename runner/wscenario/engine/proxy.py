@@ -46,6 +46,7 @@ from anyio.streams.tls import TLSStream
 
 from wscenario.core.handshake_policy import over_capacity, plain_refusal
 from wscenario.core.model import Limits
+from wscenario.core.urls import url_host
 from wscenario.core.wire import (
     CloseReceived,
     ConnectionLost,
@@ -382,7 +383,7 @@ class _ProxiedConnection:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "wss" else 80)
-        shown = f"[{host}]" if ":" in host else host
+        shown = url_host(host)
         host_header = shown if parts.port is None else f"{shown}:{port}"
         resource = parts.path + (f"?{parts.query}" if parts.query else "")
         context = self.proxy.upstream.tls

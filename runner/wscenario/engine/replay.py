@@ -38,6 +38,7 @@ from wscenario.core.model import (
     Side,
 )
 from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
+from wscenario.core.urls import url_host
 from wscenario.engine.client import GOING_AWAY, unreachable_outcome
 from wscenario.engine.raw_driver import RawClientDriver
 from wscenario.engine.server import FakeServer, Route, bound_port
@@ -311,7 +312,7 @@ class ServeReplay:
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(server.serve, listener)
-                shown = f"[{host}]" if ":" in host else host
+                shown = url_host(host)
                 task_status.started(f"ws://{shown}:{port}{spec.path}")
                 await self._done.wait()
                 server.stop()

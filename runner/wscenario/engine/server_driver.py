@@ -24,6 +24,7 @@ import anyio.abc
 from wscenario.core.events import CallError, Event, EventValue
 from wscenario.core.handshake_policy import HandshakeRequest
 from wscenario.core.model import JSON, ConnectOptions, Limits, RawFrame, ServerSpec
+from wscenario.core.urls import url_host
 from wscenario.core.wire import (
     CloseReceived,
     ConnectionLost,
@@ -60,7 +61,7 @@ class Peer(NamedTuple):
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+        return f"{url_host(self.ip)}:{self.port}"
 
 
 class ServerDriver:

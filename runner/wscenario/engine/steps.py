@@ -1,8 +1,8 @@
 """The step runner: one script of steps over one connection, for either side.
 
-``run_steps`` drives a ``Driver`` (the ohos emulation, the raw client, or one connection of
-the fake server) through a scenario's steps: calls are rendered and made, their outcome
-compared with the step's expected ``result``; expectations consume events in order. Rules
+``StepRunner.run_steps`` drives a ``Driver`` (the ohos emulation, the raw client, or one
+connection of the fake server) through a scenario's steps: calls are rendered and made, their
+outcome compared with the step's expected ``result``; expectations consume events in order. Rules
 (fake server) see every event first and answer it on their own, while the steps wait and,
 through ``StepRunner.serve_rules``, after they end. Everything observed is kept for reports.
 """
@@ -546,23 +546,6 @@ class StepRunner:
             expected = render_value(expected, self.variables, self.env)
         shown = aligned_for_diff(expected, received, subset=subset, mismatched=mismatched)
         return json_diff(*shown)
-
-
-async def run_steps(
-    scenario: Scenario,
-    driver: Driver,
-    *,
-    variables: MutableMapping[str, JSON],
-    env: Mapping[str, str],
-    clock: Clock = anyio.current_time,
-    on_step: StepCallback | None = None,
-    rules: Sequence[Rule] | None = None,
-) -> SessionResult:
-    """Run the scenario's steps over ``driver`` (see ``StepRunner`` for the arguments)."""
-    runner = StepRunner(
-        scenario, driver, variables=variables, env=env, clock=clock, on_step=on_step, rules=rules
-    )
-    return await runner.run_steps()
 
 
 def _quote(text: str) -> str:

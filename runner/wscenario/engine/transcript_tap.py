@@ -27,6 +27,7 @@ from wscenario.core.redaction import Redactor
 from wscenario.core.redaction_policy import RedactionPolicy
 from wscenario.core.transcript import EndStatus, Header, Role, TranscriptEvent
 from wscenario.core.transcript_recorder import WireRecorder
+from wscenario.core.urls import url_host
 from wscenario.core.wire import HandshakeDone, HandshakeFailed, TlsPolicy, WireEvent
 from wscenario.engine.connection import Address, WebSocketConnection
 from wscenario.engine.transcript_io import TranscriptWriter
@@ -234,6 +235,6 @@ def server_tap(local: Address | None, path: str, *, secure: bool) -> TranscriptT
         return None
     record, label = active
     host, port = local or ("localhost", 0)
-    host = f"[{host}]" if ":" in host else host
+    host = url_host(host)
     url = f"{'wss' if secure else 'ws'}://{host}:{port}{path}"
     return record.start(side="server", label=f"{label}-{path.split('?')[0]}", url=url)
