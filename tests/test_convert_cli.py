@@ -163,7 +163,8 @@ def test_text_that_is_not_valid_unicode_is_refused_with_its_line(
     scenario = tmp_path / "lone.yaml"
     assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 2
     err = capsys.readouterr().err
-    assert f"{transcript}:4:1: error: the text record holds text that is not valid UTF-8" in err
+    assert f"{transcript}:4" in err
+    assert "holds text that is not valid Unicode" in err
     assert not scenario.exists()
 
 

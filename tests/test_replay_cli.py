@@ -94,6 +94,19 @@ def test_a_hostile_transcript_is_exit_2_with_its_line(
     assert f"{path}:6:1: error: not valid JSON" in capsys.readouterr().err
 
 
+def test_text_with_a_lone_surrogate_is_exit_2_with_its_line_before_connecting(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lone = ev(0.01, "client", "text", data="ok")
+    path = write(tmp_path / "lone.jsonl", [*handshake(), lone, end(0.02)])
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace('"ok"', '"a\\ud800b"')
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["replay", str(path), "--against", f"ws://127.0.0.1:{closed_port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4:1: error: holds text that is not valid Unicode" in err
+
+
 @pytest.mark.parametrize("timing", ["slow", "x0", "x-1", "xinf", "xabc", "x"])
 def test_bad_timing_is_a_usage_error(timing: str) -> None:
     with pytest.raises(UsageError, match="--timing expects"):

@@ -15,7 +15,6 @@ from wscenario.core import model
 from wscenario.core.convert import (
     MIN_SLEEP,
     USERINFO_REMARK,
-    InvalidText,
     StepMaker,
     VolatileFinder,
     convert,
@@ -459,12 +458,3 @@ def test_the_recorded_urls_userinfo_is_left_out_and_remarked(tmp_path: Path, sid
     path.write_text(text)
     load_scenario(path)
     assert convert(HEADER, CHAT, side="client", name="chat").remarks == ()
-
-
-def test_text_that_is_not_valid_unicode_is_refused() -> None:
-    lone = ev(0.1, "client", "text", data="a\udcffb")
-    with pytest.raises(InvalidText, match="the text record holds text that is not valid UTF-8"):
-        convert(HEADER, [request(), response(), lone], side="client", name="x")
-    header = Header(HEADER.tool, "ws://h/\udcff", HEADER.side, HEADER.started)
-    with pytest.raises(InvalidText, match="the header's url is not valid UTF-8"):
-        convert(header, [], side="client", name="x")

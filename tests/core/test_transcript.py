@@ -105,12 +105,12 @@ def test_non_ascii_text_is_written_as_utf8() -> None:
     assert "ü".encode() in line
 
 
-def test_lone_surrogate_is_written_as_a_json_escape() -> None:
+def test_lone_surrogate_is_written_as_a_json_escape_and_refused_when_read() -> None:
+    # writing never fails; reading refuses text that could not be sent or written as YAML
     line = encode_event(TranscriptEvent(0.0, "client", "text", {"data": "a\udc80"}))
     assert b"\\udc80" in line
-    decoded = decode_line(line, 2)
-    assert isinstance(decoded, TranscriptEvent)
-    assert decoded.fields["data"] == "a\udc80"
+    with pytest.raises(TranscriptError, match="line 2: holds text that is not valid Unicode"):
+        decode_line(line, 2)
 
 
 @pytest.mark.parametrize(
@@ -124,11 +124,19 @@ def test_message_lines_are_the_json_of_the_event(kind: str, data: str | bytes) -
     assert list(json.loads(line)) == ["t", "from", "type", "data"]
 
 
-def test_lone_surrogate_in_other_fields_is_written_as_a_json_escape() -> None:
+def test_lone_surrogate_in_other_fields_is_refused_when_read() -> None:
     event = TranscriptEvent(0.5, "server", "close", {"code": 1000, "reason": "\udc80"})
     line = encode_event(event)
     assert b"\\udc80" in line
-    assert decode_line(line, 2) == event
+    with pytest.raises(TranscriptError, match="not valid Unicode"):
+        decode_line(line, 2)
+
+
+def test_a_valid_surrogate_pair_escape_is_read() -> None:
+    line = b'{"t":0.1,"from":"client","type":"text","data":"\\ud83d\\ude00"}'
+    decoded = decode_line(line, 2)
+    assert isinstance(decoded, TranscriptEvent)
+    assert decoded.fields["data"] == "\U0001f600"
 
 
 @pytest.mark.parametrize("t", [math.inf, math.nan])

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from wscenario.cli import EXIT_OK
-from wscenario.core.convert import InvalidText, convert, render_yaml
-from wscenario.core.diagnostics import Diagnostic, Position
+from wscenario.core.convert import convert, render_yaml
 from wscenario.core.schema import schema_path
-from wscenario.core.transcript import End, Header, TranscriptEvent
+from wscenario.core.transcript import Header
 from wscenario.engine.replay import read_records
-from wscenario.errors import ScenarioLoadError, UsageError
+from wscenario.errors import UsageError
 from wscenario.report.output_file import write_atomic
 
 SUFFIXES = (".jsonl", ".json", ".transcript")
@@ -32,30 +30,17 @@ def run(args: argparse.Namespace) -> int:
     if output is not None and output.exists() and not args.force:
         raise UsageError(f"{output} exists; add --force to overwrite it")
     records = read_records(path, warn=sys.stderr.write)
-    line, header = next(records)
+    _, header = next(records)
     assert isinstance(header, Header)  # the reader checks that the first line is one
     name = path.name.removesuffix(path.suffix) if path.suffix in SUFFIXES else path.name
-
-    def body() -> Iterator[TranscriptEvent | End]:
-        nonlocal line
-        for number, record in records:
-            line = number  # where convert was when it raised
-            if not isinstance(record, Header):
-                yield record
-
-    try:
-        converted = convert(
-            header,
-            body(),
-            side=args.side,
-            name=_readable(name),
-            loose=args.loose,
-            profile=args.profile,
-        )
-    except InvalidText as exc:
-        where = Position(str(path), line, 1)
-        hint = "a scenario holds only valid Unicode text; fix or remove that record"
-        raise ScenarioLoadError([Diagnostic(where, str(exc), hint=hint)]) from None
+    converted = convert(
+        header,
+        (record for _, record in records if not isinstance(record, Header)),
+        side=args.side,
+        name=_readable(name),
+        loose=args.loose,
+        profile=args.profile,
+    )
     schema = schema_path().resolve()
     if output is not None:  # relative, so the file and the checkout can move together
         schema = Path(os.path.relpath(schema, output.resolve().parent))

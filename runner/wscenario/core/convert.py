@@ -16,9 +16,9 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
 * text holding ``{{`` (which would read as a template) goes through a variable;
 * closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
 * redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``;
-* a recorded url's ``user:password@`` is left out (a scenario's url may not hold it);
-* a record holding text that is not valid Unicode (a lone surrogate, which no scenario can
-  hold) is refused with ``InvalidText``.
+* a recorded url's ``user:password@`` is left out (a scenario's url may not hold it).
+
+Text that is not valid Unicode never gets here: the transcript reader refuses it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from wscenario.core.diagnostics import Position
 from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
 from wscenario.core.transcript import End, Header, TranscriptEvent
-from wscenario.core.valid_unicode import holds_only_valid_unicode
 
 MIN_SLEEP = 0.05
 """Gaps shorter than this (seconds) are not written as ``sleep`` steps."""
@@ -521,10 +520,6 @@ class Converted:
     remarks: tuple[str, ...] = ()
 
 
-class InvalidText(ValueError):
-    """A record (or the header) holds text that is not valid Unicode; no scenario can hold it."""
-
-
 USERINFO_REMARK = (
     "the recorded url held user:password@, left out here; "
     "send credentials in a header (options: {header: {authorization: ...}})"
@@ -545,13 +540,7 @@ def convert(
     Gaps of at least ``MIN_SLEEP`` before this side's calls become ``sleep`` steps (rounded to
     10 ms). A client scenario connects to the header's url (without ``user:password@``) with
     the recorded headers.
-
-    Raises:
-        InvalidText: the header or a record holds text that is not valid Unicode (raised when
-            that record is read, so a caller streaming records knows which one).
     """
-    if not holds_only_valid_unicode(header.url):
-        raise InvalidText("the header's url is not valid UTF-8")
     url, had_userinfo = _without_userinfo(header.url)
     maker = StepMaker(side, url=None, loose=loose, profile=profile)
     steps: list[JSON] = []
@@ -560,8 +549,6 @@ def convert(
     section: dict[str, JSON] = {}
     previous = 0.0
     for record in records:
-        if isinstance(record, TranscriptEvent) and not holds_only_valid_unicode(record.fields):
-            raise InvalidText(f"the {record.type} record holds text that is not valid UTF-8")
         if isinstance(record, TranscriptEvent) and record.type == "request":
             section = _section(url, record.fields, side, profile)
         elif isinstance(record, TranscriptEvent) and record.type == "response" and section:

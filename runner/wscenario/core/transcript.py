@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 from wscenario.core.redaction_policy import RedactionPolicy
+from wscenario.core.valid_unicode import holds_only_valid_unicode
 
 FORMAT_VERSION = 1
 """The value of ``wscenario_transcript`` in the header this module reads and writes."""
@@ -238,6 +239,9 @@ def _parse_json(line: bytes, lineno: int) -> dict[str, Any]:
         raise _SyntaxError(lineno, "not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise TranscriptError(lineno, "a line must hold a JSON object")
+    # a lone surrogate can only come from a \u escape; such text cannot be sent or written
+    if b"\\u" in line and not holds_only_valid_unicode(obj):
+        raise TranscriptError(lineno, "holds text that is not valid Unicode (a lone surrogate)")
     return obj
 
 
