@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,13 @@ def test_python_dash_m_help() -> None:
         [sys.executable, "-m", "wscenario", "--help"], capture_output=True, text=True, check=True
     )
     assert "validate" in out.stdout
+
+
+def test_an_unreadable_file_is_one_diagnostic_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+    code = main(["replay", str(missing), "--against", "ws://127.0.0.1:9/"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == f"{missing}:1:1: error: cannot read transcript {missing}: file not found\n"

@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from wscenario.errors import WScenarioError
+    from wscenario.errors import ScenarioLoadError, WScenarioError
 
     try:
         module = importlib.import_module(f"wscenario.commands.{args.command}")
@@ -276,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WScenarioError as exc:
         if args.debug:
             raise
-        print(f"wscenario: error: {exc}", file=sys.stderr)
+        if isinstance(exc, ScenarioLoadError):  # each diagnostic says where and what already
+            print("\n".join(d.render() for d in exc.diagnostics), file=sys.stderr)
+        else:
+            print(f"wscenario: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("wscenario: interrupted", file=sys.stderr)
