@@ -85,6 +85,9 @@ class ScriptedDriver:
     async def stop_reading(self) -> None:
         self.calls.append(("stopReading", None))
 
+    async def flush(self) -> None:
+        self.calls.append(("flush", None))
+
     async def next_event(self, within: float) -> Event | None:
         with anyio.move_on_after(within):
             while not self._queue:

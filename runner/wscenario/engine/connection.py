@@ -20,6 +20,12 @@ After the end, ``receive`` returns the same ``ConnectionLost`` again (the connec
 or raises ``ConnectionClosed`` (both close frames were exchanged, or the transport was closed
 by this side); ``send`` raises ``ConnectionClosed``. To stop reading, stop calling
 ``receive``: the peer's writes then back up in TCP.
+
+Writes can be batched: while ``batching`` is set, messages, pings and pongs are held back
+(up to ``OUTBOX_SIZE`` bytes) and written together by the next write that is not held back or
+by ``flush()``; a burst of answers then costs one ``send`` on the socket, not one each.
+Everything else (close frames, fragmented messages, raw frames, the end of the transport)
+writes what is held back first, so frames always leave in the order they were sent.
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ from wscenario.engine.frames import close_payload, encode_frame, split_payload
 
 READ_SIZE = 64 * 1024
 """Bytes asked for per read: large enough for throughput, and the most one event can hold."""
+
+OUTBOX_SIZE = 64 * 1024
+"""Bytes of frames held back while ``batching``; past this they are written at once."""
 
 Address = tuple[str, int]
 
@@ -115,6 +124,8 @@ class WebSocketConnection:
         local_address, remote_address: ``(host, port)`` when the stream is a socket.
         auto_pong: answer every ping with a pong before reporting it.
         observer: told about every frame written, event read, drop and the transport's end.
+        batching: hold messages, pings and pongs back until ``flush()`` or the next write
+            that is not held back.
     """
 
     def __init__(
@@ -136,12 +147,15 @@ class WebSocketConnection:
         self.response_headers = response_headers
         self.auto_pong = auto_pong
         self.observer: ConnectionObserver | None = None
+        self.batching = False
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
         self._parser = _FrameParser(client, [])
         self._pending: deque[WireEvent] = deque()
         self._send_lock = anyio.Lock(fast_acquire=True)
+        self._outbox: list[bytes] = []  # frames held back while batching
+        self._outbox_size = 0
         self._fragmenting: anyio.Event | None = None
         self._in_message = False
         self._message_bytes = 0
@@ -167,6 +181,11 @@ class WebSocketConnection:
     def close_received(self) -> bool:
         """The peer's close frame arrived."""
         return self._close_received
+
+    @property
+    def holding(self) -> bool:
+        """Frames are held back, waiting for ``flush()`` or the next write."""
+        return bool(self._outbox)
 
     @property
     def lost(self) -> ConnectionLost | None:
@@ -300,11 +319,11 @@ class WebSocketConnection:
                 frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
             else:
                 frame = encode_frame(0x2, data, masked=self.client)
-            await self._write(frame)
+            await self._write(frame, batch=True)
         elif isinstance(action, SendPing):
-            await self._write(encode_frame(0x9, action.data, masked=self.client))
+            await self._write(encode_frame(0x9, action.data, masked=self.client), batch=True)
         elif isinstance(action, SendPong):
-            await self._write(encode_frame(0xA, action.data, masked=self.client))
+            await self._write(encode_frame(0xA, action.data, masked=self.client), batch=True)
         elif isinstance(action, SendClose):
             payload = close_payload(action.code, action.reason)
             await self._write(encode_frame(0x8, payload, masked=self.client))
@@ -359,30 +378,58 @@ class WebSocketConnection:
             encode_frame(frame.opcode & 0xF, frame.data, masked=self.client, fin=frame.fin, rsv=rsv)
         )
 
-    async def _write(self, data: bytes) -> None:
+    async def flush(self) -> None:
+        """Write the frames held back while ``batching``, if any.
+
+        Raises:
+            ConnectionClosed: the connection ended before they could be written.
+        """
+        if self._outbox:
+            await self._write(b"")
+
+    async def _write(self, data: bytes, *, batch: bool = False) -> None:
         if self._lost is not None or self._transport_closed:
             raise ConnectionClosed("the connection is closed", self._lost)
         if self._close_sent:
             raise ConnectionClosed("a close frame was already sent")
+        if batch and self.batching and self._outbox_size + len(data) <= OUTBOX_SIZE:
+            self._outbox.append(data)
+            self._outbox_size += len(data)
+            return
+        frames = self._take_outbox(data)
         try:
             async with self._send_lock:
-                await self._stream.send(data)
-                self._observe_sent(data)
+                await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+                self._observe_sent(frames)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
 
     async def _write_quietly(self, data: bytes) -> None:
+        frames = self._take_outbox(data)
         try:
             async with self._send_lock:
-                await self._stream.send(data)
-                self._observe_sent(data)
+                await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+                self._observe_sent(frames)
         except TRANSPORT_ERRORS:
             pass
 
-    def _observe_sent(self, data: bytes) -> None:
+    def _take_outbox(self, data: bytes) -> list[bytes]:
+        """The frames held back followed by ``data`` (when not empty); the outbox is emptied."""
+        frames = self._outbox
+        if not frames:
+            return [data]
+        if data:
+            frames.append(data)
+        self._outbox = []
+        self._outbox_size = 0
+        return frames
+
+    def _observe_sent(self, frames: list[bytes]) -> None:
         if self.observer is not None:
-            self.observer.frame_sent(data)
+            for frame in frames:
+                if frame:
+                    self.observer.frame_sent(frame)
 
     # ----------------------------------------------------------------------------- close
 
@@ -390,6 +437,9 @@ class WebSocketConnection:
         """Drop the connection without a close frame; ``rst`` resets it (SO_LINGER 0)."""
         if self._transport_closed:
             return
+        if self._outbox:
+            with anyio.move_on_after(self.limits.close_timeout):
+                await self._write_quietly(b"")
         if rst:
             raw = self._stream.extra(SocketAttribute.raw_socket, None)
             if raw is not None:
@@ -442,6 +492,9 @@ class WebSocketConnection:
     async def _close_transport(self) -> None:
         if self._transport_closed:
             return
+        if self._outbox and self._lost is None:
+            with anyio.move_on_after(self.limits.close_timeout):
+                await self._write_quietly(b"")
         self._transport_closed = True
         if self.observer is not None:
             self.observer.transport_closed()

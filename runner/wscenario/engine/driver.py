@@ -49,3 +49,6 @@ class Driver(Protocol):
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
+
+    async def flush(self) -> None:
+        """Write whatever the side held back; the script is about to wait on its own."""

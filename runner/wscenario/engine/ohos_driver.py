@@ -187,6 +187,9 @@ class OhosDriver:
         """The next event the app saw, or ``None`` if none arrives within ``within`` seconds."""
         return await self._events.get(within)
 
+    async def flush(self) -> None:
+        """Nothing is held back: every call of the ohos API is written as it is made."""
+
 
 async def _outcome(call: Pending[bool] | None) -> CallError | None:
     """The call's error, if any; a call that has settled is read without waiting."""

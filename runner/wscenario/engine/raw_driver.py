@@ -254,6 +254,9 @@ class RawClientDriver:
         """The next event, or ``None`` if none arrives within ``within`` seconds."""
         return await self._events.get(within)
 
+    async def flush(self) -> None:
+        """Nothing is held back: a client writes every call as it is made."""
+
     # ---------------------------------------------------------------------- internals
 
     def _request(self, url: str, options: ConnectOptions) -> ConnectRequest:

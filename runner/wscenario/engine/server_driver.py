@@ -37,6 +37,7 @@ from wscenario.core.wire import (
     SendPing,
     WireEvent,
 )
+from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import ConnectionClosed
 from wscenario.engine.event_queue import EventQueue
 from wscenario.engine.frames import close_code_allowed
@@ -75,14 +76,14 @@ class ServerDriver:
         spec: ServerSpec,
         limits: Limits,
         *,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.connection = connection
         self.handshake = handshake
         self.peer = peer
         self.spec = spec
         self.limits = limits
-        self._clock = clock
+        self._clock = clock = clock or loop_clock()
         self._started = clock()
         self._events = EventQueue()
         self._queued = 0
@@ -113,6 +114,7 @@ class ServerDriver:
                 tasks.start_soon(self._read)
                 try:
                     await session(self)
+                    await self.flush()
                 finally:
                     self._close_events()
                 if self._reading.cancel_called:
@@ -213,6 +215,11 @@ class ServerDriver:
             if await self._call(self.connection.send_raw_frame(frame)) is not None:
                 return
 
+    async def flush(self) -> None:
+        """Write the answers held back while the script worked through queued events."""
+        self.connection.batching = False
+        await self._call(self.connection.flush())
+
     async def stop_reading(self) -> None:
         """Stop reading from the socket: the client's writes back up."""
         self._reading.cancel()
@@ -225,10 +232,14 @@ class ServerDriver:
         still arrive.
         """
         while True:
+            if not self._queued and self.connection.holding:
+                await self.flush()  # answers held back go out before the script waits
             event = await self._events.get(within)
             if event is None:
                 return None
             self._queued -= 1
+            # while more events are queued, answers are held back and go out together
+            self.connection.batching = self._queued > 0
             if self._room is not None and self._queued < EVENT_QUEUE:
                 self._room.set()
             if not self._undeliverable or event.name in LAST_EVENTS:

@@ -52,6 +52,7 @@ from wscenario.core.model import (
     Unordered,
 )
 from wscenario.core.templating import TemplateError, render_text, render_value
+from wscenario.engine.clock import loop_clock
 from wscenario.engine.driver import Driver
 from wscenario.errors import WScenarioError
 from wscenario.report.diff_view import aligned_for_diff
@@ -100,7 +101,7 @@ class StepRunner:
         driver: the connection to drive.
         variables: the variables in play; saved values are written into it.
         env: the environment ``{{ env.NAME }}`` reads.
-        clock: seconds from a monotonic clock (``anyio.current_time`` by default).
+        clock: seconds from a monotonic clock (the event loop's by default).
         on_step: called with each step's result as soon as it is known.
         rules: the rules to apply to every event (default: the scenario's).
         streaming: keep only failed steps and the latest ``RECENT_EVENTS`` events, so memory
@@ -116,7 +117,7 @@ class StepRunner:
         *,
         variables: MutableMapping[str, JSON],
         env: Mapping[str, str],
-        clock: Clock = anyio.current_time,
+        clock: Clock | None = None,
         on_step: StepCallback | None = None,
         rules: Sequence[Rule] | None = None,
         streaming: bool = False,
@@ -126,10 +127,10 @@ class StepRunner:
         self.driver = driver
         self.variables = variables
         self.env = env
-        self.clock = clock
+        self.clock = clock or loop_clock()
         self.on_step = on_step
         self.rules = tuple(scenario.rules if rules is None else rules)
-        self.started = clock()
+        self.started = self.clock()
         self.ended = False
         self.error: str | None = None
         self.streaming = streaming
@@ -380,6 +381,7 @@ class StepRunner:
 
     async def _sleep(self, duration: float) -> None:
         if not self.rules:
+            await self.driver.flush()
             await anyio.sleep(duration)
             return
         deadline = self.clock() + duration
@@ -472,6 +474,7 @@ class StepRunner:
             self._save(rule.save, event, captures)
             for action in rule.actions:
                 if isinstance(action, Sleep):
+                    await self.driver.flush()
                     await anyio.sleep(action.duration)
                 else:
                     await self._perform(action, event)
