@@ -367,6 +367,22 @@ async def test_sleep_waits() -> None:
 
 
 @pytest.mark.anyio
+async def test_what_the_driver_holds_back_is_flushed_before_a_sleep() -> None:
+    driver = ScriptedDriver()
+    await run(scenario(send(1, "a"), Sleep(duration=0.01, **at(2))), driver)
+    assert [call for call, _ in driver.calls] == ["send", "flush"]
+
+
+@pytest.mark.anyio
+async def test_what_the_driver_holds_back_is_flushed_before_a_rule_sleeps() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", "hi")
+    slow = rule(1, "^hi$", send(90, "one"), Sleep(duration=0.01, **at(91)), send(92, "two"))
+    await run(server(Sleep(duration=0.05, **at(1)), rules=(slow,)), driver)
+    assert [call for call, _ in driver.calls][:3] == ["send", "flush", "send"]
+
+
+@pytest.mark.anyio
 async def test_server_steps_call_the_driver() -> None:
     driver = ScriptedDriver()
     frames = (RawFrame(opcode=1, data=b"x", fin=False),)
