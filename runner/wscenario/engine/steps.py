@@ -84,7 +84,7 @@ class StepFailed(Exception):
         self.failure = failure
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     """A mutable record of one observed event while the session runs."""
 
@@ -216,7 +216,11 @@ class StepRunner:
 
     async def _perform(self, step: Step | Action, trigger: Event | None = None) -> None:
         """Run one step or action; ``trigger`` is the event that fired the rule, if any."""
-        if isinstance(step, Expect):
+        if isinstance(step, Send):  # the most frequent, a rule's answer above all
+            error = await self._send(step, trigger)
+            if error is not None or step.result is not None:
+                self._check_call(step, error)
+        elif isinstance(step, Expect):
             await self._expect(step)
         elif isinstance(step, Unordered):
             await self._unordered(step)
@@ -224,8 +228,8 @@ class StepRunner:
             await self._nothing(step)
         elif isinstance(step, Sleep):
             await self._sleep(step.duration)
-        elif isinstance(step, Connect | Send | Close):
-            self._check_call(step, await self._call(step, trigger))
+        elif isinstance(step, Connect | Close):
+            self._check_call(step, await self._call(step))
         elif isinstance(step, Ping):
             await self.driver.ping(step.data)
         elif isinstance(step, Drop):
@@ -237,15 +241,15 @@ class StepRunner:
             assert isinstance(step, StopReading)
             await self.driver.stop_reading()
 
-    async def _call(self, step: Connect | Send | Close, trigger: Event | None) -> CallError | None:
-        if isinstance(step, Send):
-            data = self._send_data(step.payload, trigger)
-            return await self.driver.send(
-                data,
-                fragments=step.fragments,
-                fragment_delay=step.fragment_delay,
-                ping_between=step.ping_between,
-            )
+    async def _send(self, step: Send, trigger: Event | None) -> CallError | None:
+        return await self.driver.send(
+            self._send_data(step.payload, trigger),
+            fragments=step.fragments,
+            fragment_delay=step.fragment_delay,
+            ping_between=step.ping_between,
+        )
+
+    async def _call(self, step: Connect | Close) -> CallError | None:
         if isinstance(step, Close):
             reason = None if step.reason is None else self._render(step.reason)
             return await self.driver.close(step.code, reason, no_payload=step.no_payload)
@@ -447,12 +451,13 @@ class StepRunner:
 
     async def _offer_to_rules(self, seen: _Seen) -> bool:
         """Give the event to the first matching rule; ``True`` if one took it."""
+        event = seen.event
         for index, rule in enumerate(self.rules):
-            if rule.once and index in self._fired:
+            if rule.on.event != event.name or (rule.once and index in self._fired):
                 continue
             outcome = match_event(
                 rule.on,
-                seen.event,
+                event,
                 self.variables,
                 self.env,
                 ignore_pointers=self.scenario.ignore_pointers,
@@ -460,8 +465,9 @@ class StepRunner:
             if not outcome.ok:
                 continue
             self._fired.add(index)
-            self._consume(seen, "rule", rule.pointer)
-            await self._fire(index, rule, seen.event, outcome.captures)
+            seen.disposition = "rule"
+            seen.by = rule.pointer
+            await self._fire(index, rule, event, outcome.captures)
             return True
         return False
 
@@ -471,7 +477,8 @@ class StepRunner:
         """Run a rule's actions; a failing action is reported as a failed ``rule`` step."""
         begin = self.clock()
         try:
-            self._save(rule.save, event, captures)
+            if captures or rule.save:
+                self._save(rule.save, event, captures)
             for action in rule.actions:
                 if isinstance(action, Sleep):
                     await self.driver.flush()
