@@ -215,6 +215,9 @@ async def test_routes_by_path_refuses_by_rule_and_writes_reports(tmp_path: Path)
         code, out, _ = await finish(served)
     assert code == 1, out
     assert "handshake refused with 401: missing header authorization" in out
+    refusals = [line for line in out.splitlines() if "refused with 401" in line]
+    assert len(refusals) == 2
+    assert all(f"{greet}:7  " in line for line in refusals), refusals  # the failing check's line
     assert "handshake refused with 404" in out
     assert "does not match the pattern ^Bearer t\\.1$" in out
     assert "3 passed, 1 failed" in out

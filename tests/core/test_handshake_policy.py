@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
+from wscenario.core.diagnostics import Position
 from wscenario.core.handshake_policy import (
     Accept,
     HandshakeRequest,
@@ -14,6 +18,7 @@ from wscenario.core.handshake_policy import (
     render_handshake,
 )
 from wscenario.core.model import JSON, Handshake, Reject, ServerSpec
+from wscenario.core.scenario_loader import load_scenario
 from wscenario.core.templating import TemplateError
 
 TEXT = ("content-type", "text/plain; charset=utf-8")
@@ -192,3 +197,64 @@ def test_render_handshake_refuses_unknown_names() -> None:
     spec = ServerSpec(path="/", handshake=Handshake(reject=Reject(body="{{ missing }}")))
     with pytest.raises(TemplateError):
         render_handshake(spec, {}, {})
+
+
+GUARDED = """\
+wscenario: 1
+vars: {token: t.1}
+server:
+  path: /chat
+  handshake:
+    require:
+      header:
+        Authorization: "^Bearer {{ token }}$"
+    origins: [https://app.example]
+    reject: {status: 401}
+steps: []
+"""
+
+
+def loaded(tmp_path: Path, text: str) -> ServerSpec:
+    path = tmp_path / "guarded.yaml"
+    path.write_text(text)
+    scenario = load_scenario(path)
+    assert scenario.server is not None
+    return render_handshake(scenario.server, scenario.vars, {})
+
+
+@pytest.mark.parametrize(
+    ("headers", "pointer", "line", "col"),
+    [
+        ((), "/server/handshake/require/header/Authorization", 8, 9),
+        (
+            (("authorization", "Bearer tx1"),),
+            "/server/handshake/require/header/Authorization",
+            8,
+            9,
+        ),
+        ((("authorization", "Bearer t.1"),), "/server/handshake/origins", 9, 5),
+    ],
+)
+def test_a_refusal_names_where_the_failing_check_was_written(
+    tmp_path: Path, headers: tuple[tuple[str, str], ...], pointer: str, line: int, col: int
+) -> None:
+    spec = loaded(tmp_path, GUARDED)
+    decision = decide(HandshakeRequest("/chat", headers), {"/chat": spec})
+    assert isinstance(decision, Refuse)
+    assert decision.source is not None
+    assert decision.source.pointer == pointer
+    assert decision.source.position == Position(str(tmp_path / "guarded.yaml"), line, col)
+
+
+def test_a_refusal_without_a_written_check_names_the_handshake_section(tmp_path: Path) -> None:
+    spec = loaded(tmp_path, GUARDED.replace("    origins: [https://app.example]\n", ""))
+    assert set(spec.handshake.sources) == {"handshake", "header authorization"}
+    section = spec.handshake.sources["handshake"]
+    assert (section.pointer, section.position.line) == ("/server/handshake", 5)
+    unplaced = replace(spec.handshake, sources={"handshake": section})
+    decision = decide(HandshakeRequest("/chat"), {"/chat": replace(spec, handshake=unplaced)})
+    assert isinstance(decision, Refuse)
+    assert decision.source == section
+    bare = loaded(tmp_path, "wscenario: 1\nserver: {path: /}\nsteps: []\n")
+    assert bare.handshake.sources == {}
+    assert decide(HandshakeRequest("/x"), {"/": bare}).source is None  # type: ignore[union-attr]

@@ -370,14 +370,17 @@ class ServeState:
         number = self.number()
         scenario = scenarios.get(refusal.path) if refusal.path is not None else None
         label = f"handshake refused with {refusal.status}: {refusal.why}"
+        pointer = "/server/handshake"
         if scenario is not None:
             name, path, failure = scenario.name, str(scenario.path), None
             where = Position(path, 1, 1)
+            if refusal.source is not None:  # the check that failed, where it was written
+                pointer, where = refusal.source.pointer, refusal.source.position
         else:
             name, path = "unserved request", ""
             failure = Failure(label)
             where = Position(f"{peer}", 0, 0)
-        step = StepResult(0, "handshake", label, where, "/server/handshake", 0.0, 0.0, failure)
+        step = StepResult(0, "handshake", label, where, pointer, 0.0, 0.0, failure)
         session = SessionResult((step,), (), {}, 0.0, 1)
         result = ScenarioResult(f"{name} #{number} {peer}", path, "server", session)
         self.print(number, render_step(step, self.style))

@@ -168,8 +168,22 @@ class _Builder:
                     headers=dict(reject.get("headers", {})),
                 ),
                 delay=parse_duration(handshake.get("delay", 0)),
+                sources=self.handshake_sources(handshake) if "handshake" in data else {},
             ),
         )
+
+    def handshake_sources(self, handshake: Mapping[str, Any]) -> dict[str, model.SourceRef]:
+        """Where the handshake section and each of its checks were written."""
+        section = "/server/handshake"
+        pointers = {"handshake": section}
+        if "origins" in handshake:
+            pointers["origins"] = _join(section, "origins")
+        for name in handshake.get("require", {}).get("header", {}):
+            pointers[f"header {name.lower()}"] = _join(section, "require", "header", name)
+        return {
+            key: model.SourceRef(pointer, self.source_map.key_position(pointer))
+            for key, pointer in pointers.items()
+        }
 
     # -- steps -----------------------------------------------------------------------------
 

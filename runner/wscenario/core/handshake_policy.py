@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from wscenario.core.model import JSON, Reject, ServerSpec
+from wscenario.core.model import JSON, Handshake, Reject, ServerSpec, SourceRef
 from wscenario.core.templating import render_text
 
 Headers = tuple[tuple[str, str], ...]
@@ -57,7 +57,8 @@ class Refuse:
     """Answer with an HTTP error instead of 101.
 
     ``path`` is the scenario the request was routed to (``None``: no scenario took it);
-    ``why`` says which rule failed, for reports.
+    ``why`` says which rule failed, and ``source`` where that rule was written (the failing
+    check, else the ``handshake`` section; ``None`` when unknown), for reports.
     """
 
     status: int
@@ -65,6 +66,7 @@ class Refuse:
     headers: Headers
     why: str
     path: str | None = None
+    source: SourceRef | None = None
 
 
 Decision = Accept | Refuse
@@ -138,9 +140,11 @@ def decide(request: HandshakeRequest, specs: Mapping[str, ServerSpec]) -> Decisi
             404, f"no scenario serves {request.path} (paths: {served})", "unknown path"
         )
     handshake = spec.handshake
-    failure = _failed_requirement(request, handshake.require_headers, handshake.origins)
+    failure = _failed_requirement(request, handshake)
     if failure is not None:
-        return _refusal_from(handshake.reject, failure, spec.path)
+        why, rule = failure
+        source = handshake.sources.get(rule) or handshake.sources.get("handshake")
+        return _refusal_from(handshake.reject, why, spec.path, source)
     protocol = handshake.protocol
     selected = protocol if protocol is not None and protocol in request.subprotocols else None
     return Accept(path=spec.path, subprotocol=selected, delay=handshake.delay)
@@ -159,30 +163,28 @@ def plain_refusal(status: int, body: str, why: str) -> Refuse:
 _TEXT_PLAIN: Headers = (("content-type", "text/plain; charset=utf-8"),)
 
 
-def _failed_requirement(
-    request: HandshakeRequest,
-    require_headers: Mapping[str, str],
-    origins: tuple[str, ...] | None,
-) -> str | None:
-    """Which requirement the request fails (a short sentence), or ``None``."""
-    for name, pattern in require_headers.items():
+def _failed_requirement(request: HandshakeRequest, handshake: Handshake) -> tuple[str, str] | None:
+    """Which requirement the request fails (a short sentence, and the rule's key in
+    ``Handshake.sources``), or ``None``."""
+    for name, pattern in handshake.require_headers.items():
         value = request.header(name)
         if value is None:
-            return f"missing header {name}"
+            return f"missing header {name}", f"header {name}"
         if re.search(pattern, value) is None:
-            return f"header {name} does not match the pattern {pattern}"
+            return f"header {name} does not match the pattern {pattern}", f"header {name}"
+    origins = handshake.origins
     if origins is not None:
         origin = request.header("origin")
         if origin is None:
-            return "no Origin header"
+            return "no Origin header", "origins"
         if origin not in origins:
-            return f"origin {origin} not allowed"
+            return f"origin {origin} not allowed", "origins"
     return None
 
 
-def _refusal_from(reject: Reject, why: str, path: str) -> Refuse:
+def _refusal_from(reject: Reject, why: str, path: str, source: SourceRef | None) -> Refuse:
     """The scenario's ``reject`` answer, with a text content type unless it sets one."""
     headers = tuple(reject.headers.items())
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers = _TEXT_PLAIN + headers
-    return Refuse(status=reject.status, body=reject.body, headers=headers, why=why, path=path)
+    return Refuse(reject.status, reject.body, headers, why, path, source)

@@ -379,12 +379,23 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class SourceRef:
+    """Where a part of a scenario was written: its JSON Pointer and position, for reports."""
+
+    pointer: str
+    position: Position
+
+
+@dataclass(frozen=True)
 class Handshake:
     """How a fake server answers the opening handshake.
 
     ``require_headers`` maps lower-case header names to regexes the value must match (search);
     ``origins`` is an allow-list for ``Origin`` (``None``: any); ``protocol`` is the
     subprotocol to select when the client offers it; ``delay`` holds the answer back.
+    ``sources`` says where the rules were written, so a refusal names its line: keys are
+    ``handshake`` (the section), ``origins`` and ``header NAME`` (a required header, lower case);
+    they do not take part in comparisons.
     """
 
     require_headers: Mapping[str, str] = field(default_factory=dict)
@@ -392,6 +403,7 @@ class Handshake:
     protocol: str | None = None
     reject: Reject = field(default_factory=Reject)
     delay: float = 0.0
+    sources: Mapping[str, SourceRef] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
