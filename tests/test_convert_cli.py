@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 import yaml
+from websockets.asyncio.client import connect as connect_async
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 from websockets.sync.client import connect
 
 from tests import test_run_cli
 from tests.engine.test_replay import HEADER, MESSAGES, echo_transcript, end, ev, handshake, write
+from tests.engine.ws_peers import websockets_server
+from tests.test_record_cli import line_with, recording
+from tests.test_serve_cli import finish
 from wscenario.cli import main
 from wscenario.core.schema import schema_path
 
@@ -174,3 +183,82 @@ def test_a_file_name_that_is_not_utf8_still_gives_a_valid_scenario(tmp_path: Pat
     assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
     assert yaml.safe_load(scenario.read_text())["name"] == "chat\ufffd"
     assert main(["validate", str(scenario)]) == 0
+
+
+class EndWatcher:
+    """A websockets echo handler that notes how each connection ended: the client's close
+    frame, or ``None`` when TCP ended without one."""
+
+    def __init__(self) -> None:
+        self.ends: list[Close | None] = []
+        self._ended = anyio.Event()
+
+    async def __call__(self, ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass
+        self.ends.append(ws.protocol.close_rcvd)
+        self._ended.set()
+
+    async def end(self, number: int) -> Close | None:
+        """How connection ``number`` (from 1) ended, once it has."""
+        with anyio.fail_after(5):
+            while len(self.ends) < number:
+                self._ended = anyio.Event()
+                await self._ended.wait()
+        return self.ends[number - 1]
+
+
+async def wscenario(*args: str) -> tuple[int, str]:
+    """Run ``wscenario ARGS`` as a user would; its exit code and output."""
+    command = [sys.executable, "-m", "wscenario", *args]
+    with anyio.fail_after(30):
+        done = await anyio.run_process(command, check=False, stderr=subprocess.STDOUT)
+    return done.returncode, done.stdout.decode()
+
+
+@pytest.mark.anyio
+async def test_a_client_that_pinged_and_dropped_converts_and_runs_and_replays_in_full(
+    tmp_path: Path,
+) -> None:
+    watcher = EndWatcher()
+    folder = tmp_path / "rec"
+    async with websockets_server(watcher) as port:
+        upstream = f"ws://127.0.0.1:{port}"
+        async with recording("--upstream", upstream, "--out", str(folder)) as proxy:
+            async with connect_async(proxy.url + "/chat", proxy=None, compression=None) as client:
+                await client.send("hello")
+                assert await client.recv() == "hello"
+                await (await client.ping(b"beat"))
+                client.transport.abort()  # TCP ends without a close frame
+            await line_with(proxy, "transcript")
+            proxy.process.send_signal(signal.SIGTERM)
+            await finish(proxy)
+        assert await watcher.end(1) is None
+        (transcript,) = folder.glob("*.jsonl")
+        scenario = tmp_path / "dropper.yaml"
+        converted = await wscenario(
+            "convert", str(transcript), "--side", "client", "-o", str(scenario)
+        )
+        assert converted[0] == 0, converted[1]
+        text = scenario.read_text()
+        assert "# left out, as a client scenario cannot do it: drop, ping; see the comments" in text
+        assert "  # the client sent a ping here (payload YmVhdA== in base64); left out" in text
+        assert "  # the client dropped the connection here without a close frame;" in text
+        steps = yaml.safe_load(text)["steps"]
+        assert steps[-2:] == [
+            {"send": {"text": "hello"}},
+            {"expect": {"message": {"text": "hello"}}},
+        ]
+        assert (await wscenario("validate", str(scenario)))[0] == 0
+        code, out = await wscenario("run", str(scenario))
+        assert code == 0, out
+        assert await watcher.end(2) == Close(1000, "")  # the run ends with a close instead
+        code, out = await wscenario(
+            "replay", str(transcript), "--against", upstream, "--timing", "fast"
+        )
+        assert code == 0, out
+        assert "7 steps replayed" in out  # connect, open, send, expect, the ping, its pong, drop
+        assert await watcher.end(3) is None  # dropped as recorded

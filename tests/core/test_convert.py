@@ -190,7 +190,7 @@ def test_client_side_of_a_chat() -> None:
         {"expect": {"message": {"binary": {"base64": b64(b"\x00\xff")}}}},
         {"send": {"text": '{ "spaced": true }'}},
         {"expect": {"message": {"text": "{{ text1 }}"}}},
-        {},
+        {"ping": {"base64": b64(b"c")}},  # the raw client driver a replay uses sends it
         {"expect": {"pong": {"binary": {"base64": b64(b"c")}}}},
         {"close": {"code": 1000, "reason": "bye"}},
         {"expect": {"close": {"code": 1000, "reason": "bye"}}},
@@ -223,14 +223,83 @@ def test_closes_the_engine_answers_are_not_replayed() -> None:
 
 def test_disconnects_and_errors() -> None:
     drop = ev(1, "server", "disconnect", kind="reset", message="")
-    assert made("server", [drop]) == [{"drop": {}}]
+    assert made("server", [drop]) == [{"drop": {"mode": "rst"}}]
     assert made("client", [drop]) == [{"expect": {"close": {"code": 1006}}}]
+    fin = ev(1, "client", "disconnect", kind="eof", message="")
+    assert made("client", [fin]) == [{"drop": {}}]
+    assert made("server", [fin]) == [{"expect": {"close": {"code": 1006}}}]
     maker = StepMaker("client")
-    (note,) = maker.steps(ev(1, "client", "disconnect", kind="eof", message=""))
-    assert note.data == {}
-    assert note.notes == ("the client dropped the connection",)
-    assert maker.steps(ev(1, "server", "error", message="x")) == []
+    (error,) = maker.steps(ev(1, "server", "error", message="x\ny"))
+    assert (error.data, error.call) == ({}, False)
+    assert error.notes == ("recorded error from the server: x\ny",)
     assert maker.steps(END) == []
+    assert maker.left_out == set()
+
+
+def test_a_scenario_files_client_leaves_its_pings_and_drops_out_with_notes() -> None:
+    maker = StepMaker("client", client_faults=False)
+    records = [
+        ev(0.1, "client", "ping", data=b64(b"a")),
+        ev(0.2, "server", "pong", data=b64(b"z")),  # not an answer to a ping left out
+        ev(0.3, "server", "pong", data=b64(b"a")),
+        ev(0.4, "server", "pong", data=b64(b"a")),  # a second one is expected again
+        ev(0.5, "client", "disconnect", kind="reset", message=""),
+        ev(0.6, "server", "text", data="too late"),
+        ev(0.7, "server", "close", code=1000, reason=""),
+    ]
+    steps = [step for record in records for step in maker.steps(record)]
+    assert [step.data for step in steps] == [
+        {},
+        {"expect": {"pong": {"binary": {"base64": b64(b"z")}}}},
+        {"expect": {"pong": {"binary": {"base64": b64(b"a")}}}},
+        {},
+        {},
+    ]
+    assert steps[0].notes == (
+        (
+            "the client sent a ping here (payload YQ== in base64); left out with the server's"
+            " pong: a client scenario has no ping step (wscenario replay --against plays it)"
+        ),
+    )
+    assert steps[3].notes == (
+        (
+            "the client dropped the connection here without a close frame; left out, so this "
+            "scenario ends with a close instead: a client scenario has no drop step "
+            "(wscenario replay --against plays it)"
+        ),
+    )
+    assert steps[4].notes == ("what the server did after that is left out too",)
+    assert maker.left_out == {"ping", "drop"}
+
+
+def test_an_ohos_client_cannot_ping_or_drop_even_in_a_replay() -> None:
+    maker = StepMaker("client", profile="ohos")
+    (ping,) = maker.steps(ev(0.1, "client", "ping", data=""))
+    assert ping.data == {}
+    assert ping.notes[0].endswith(
+        "an ohos app cannot send pings (the device's heartbeat does: pingInterval)"
+    )
+    (drop,) = maker.steps(ev(0.2, "client", "disconnect", kind="eof", message=""))
+    assert drop.notes[0].endswith("an ohos app cannot drop a connection")
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_protocol_break_is_left_out_with_what_the_peer_did_after_it(side: str) -> None:
+    peer = "server" if side == "client" else "client"
+    maker = StepMaker(side)  # type: ignore[arg-type]
+    broke = ev(0.1, side, "disconnect", kind="protocol", message="bad opcode 3")
+    (note,) = maker.steps(broke)
+    assert note.data == {}
+    assert note.notes == (
+        (
+            f"the {side} broke the connection here (protocol: bad opcode 3): left out, it is "
+            "not in the transcript"
+        ),
+    )
+    (after,) = maker.steps(ev(0.2, peer, "close", code=1002, reason=""))
+    assert after.notes == (f"what the {peer} did after that is left out too",)
+    assert maker.steps(ev(0.3, peer, "text", data="x")) == []
+    assert maker.left_out == {"protocol break"}
 
 
 def test_handshake_steps() -> None:
@@ -323,7 +392,7 @@ def test_model_steps_match_the_scenario_language() -> None:
     assert steps[8].payload == model.TextPayload('{ "spaced": true }')
     assert isinstance(steps[9], model.Expect)
     assert steps[9].matcher.payload == model.TextMatcher("{{ text1 }}")
-    assert steps[10] is None
+    assert steps[10] == model.Ping(data=b"c", position=HERE, pointer="/steps/0")
     assert isinstance(steps[3], model.Expect)
     assert isinstance(steps[3].matcher.payload, model.JsonMatcher)
     assert steps[-2] == model.Close(code=1000, reason="bye", position=HERE, pointer="/steps/0")
@@ -332,6 +401,10 @@ def test_model_steps_match_the_scenario_language() -> None:
     assert to_model(ping, HERE, "") == model.Ping(data=b"x", position=HERE, pointer="")
     drop = server.steps(ev(0, "server", "disconnect", kind="eof", message=""))[0]
     assert to_model(drop, HERE, "") == model.Drop(position=HERE, pointer="")
+    rst = server.steps(ev(0, "server", "disconnect", kind="reset", message=""))[0]
+    assert to_model(rst, HERE, "") == model.Drop(mode="rst", position=HERE, pointer="")
+    note = StepMaker("client", client_faults=False).steps(ev(0, "client", "ping", data=""))[0]
+    assert to_model(note, HERE, "") is None
     bare = StepMaker("client").steps(request())[0]
     connect = to_model(bare, HERE, "")
     assert isinstance(connect, model.Connect)
@@ -347,8 +420,10 @@ def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[0] == "# yaml-language-server: $schema=s.json"
     assert "  # /id looks volatile (uuid)" in "\n".join(lines)
-    assert "  # the client pinged here (a client scenario cannot send pings)" in lines
+    assert "  # the client sent a ping here (payload Yw== in base64); left out with the" in text
+    assert lines[2] == "# left out, as a client scenario cannot do it: ping; see the comments"
     data = yaml.safe_load(text)
+    assert {"expect": {"pong": {"binary": {"base64": b64(b"c")}}}} not in data["steps"]
     assert data["client"] == {
         "url": "ws://127.0.0.1:8765/chat?room=1",
         "profile": "raw",
@@ -359,7 +434,7 @@ def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
     }
     assert data["vars"] == {"text1": "plain {{ not a template }}"}
     sleeps = [step["sleep"] for step in data["steps"] if "sleep" in step]
-    assert sleeps == ["260ms", "550ms"]  # 0.04 -> 0.30 and 0.35 -> 0.90
+    assert sleeps == ["260ms", "560ms"]  # 0.04 -> 0.30 and 0.34 (the ping left out) -> 0.90
     assert {"send": {"json": {"type": "hello"}}} in data["steps"]
     path = tmp_path / "chat.yaml"
     path.write_text(text)
@@ -379,7 +454,33 @@ def test_short_gaps_are_not_slept_and_notes_at_the_end_are_kept(tmp_path: Path) 
         {"sleep": "470ms"},
     ]
     text = render_yaml(converted, source="n.jsonl", schema="s.json")
-    assert text.endswith("  - {sleep: 470ms}\n  # the client dropped the connection\n")
+    assert text.endswith(
+        "  - {sleep: 470ms}\n  # the client dropped the connection here without a close frame;"
+        " left out, so this scenario ends with a close instead: a client scenario has no drop"
+        " step (wscenario replay --against plays it)\n"
+    )
+
+
+def test_a_wildcard_used_twice_is_written_out_twice_without_yaml_aliases() -> None:
+    twins = ev(0.1, "server", "text", data=f'{{"a":"{UUID}","b":"{UUID}"}}')
+    converted = convert(HEADER, [request(), twins], side="client", name="n", loose=True)
+    text = render_yaml(converted, source="n.jsonl", schema="s.json")
+    assert "&id" not in text
+    assert "*id" not in text
+    assert text.count("$regex") == 2
+
+
+def test_comments_stay_one_line_whatever_the_transcript_holds(tmp_path: Path) -> None:
+    error = ev(0.1, "server", "error", message="a\nsteps: [{send: x}]\r\u2028b\x85\x1b[2J")
+    converted = convert(HEADER, [request(), error], side="client", name="n")
+    text = render_yaml(converted, source="x\ny: 1.jsonl", schema="s\n.json")
+    assert (
+        "  # recorded error from the server: a\\nsteps: [{send: x}]\\r\\u2028b\\x85\\x1b[2J" in text
+    )
+    assert "# Converted from x\\ny: 1.jsonl; edit freely." in text
+    path = tmp_path / "n.yaml"
+    path.write_text(text)
+    assert [step.pointer for step in load_scenario(path).steps] == ["/steps/0"]
 
 
 def test_a_server_scenario_selects_the_recorded_subprotocol(tmp_path: Path) -> None:
@@ -447,7 +548,7 @@ def test_no_steps_are_written_as_an_empty_list(tmp_path: Path) -> None:
 def test_the_recorded_urls_userinfo_is_left_out_and_remarked(tmp_path: Path, side: str) -> None:
     header = Header(HEADER.tool, "ws://u:p@127.0.0.1:8765/chat", HEADER.side, HEADER.started)
     converted = convert(header, CHAT, side=side, name="chat")  # type: ignore[arg-type]
-    assert converted.remarks == (USERINFO_REMARK,)
+    assert converted.remarks[0] == USERINFO_REMARK
     assert (
         converted.data["description"] == "Converted from a transcript of ws://127.0.0.1:8765/chat"
     )
@@ -457,4 +558,4 @@ def test_the_recorded_urls_userinfo_is_left_out_and_remarked(tmp_path: Path, sid
     path = tmp_path / "chat.yaml"
     path.write_text(text)
     load_scenario(path)
-    assert convert(HEADER, CHAT, side="client", name="chat").remarks == ()
+    assert USERINFO_REMARK not in convert(HEADER, CHAT, side="client", name="chat").remarks

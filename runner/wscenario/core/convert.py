@@ -16,7 +16,12 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
 * text holding ``{{`` (which would read as a template) goes through a variable;
 * closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
 * redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``;
-* a recorded url's ``user:password@`` is left out (a scenario's url may not hold it).
+* a recorded url's ``user:password@`` is left out (a scenario's url may not hold it);
+* what this side did that its steps cannot do is left out with a note at its place: a client's
+  pings and drops in a scenario file (``client_faults`` off; the raw client driver a replay
+  uses plays them) or in the ohos profile, the peer's pongs to those pings, a protocol break
+  (and the peer's records after a connection end that is left out, which cannot follow);
+* ``error`` records (a refused handshake, a frame that formed no message) become notes.
 
 Text that is not valid Unicode never gets here: the transcript reader refuses it.
 """
@@ -80,6 +85,9 @@ _WILDCARDS: dict[str, JSON] = {
 }
 
 Kind = Literal["uuid", "timestamp", "hex token", "token", "epoch time", "counter"]
+
+_DROPS: dict[str, dict[str, JSON]] = {"eof": {}, "reset": {"mode": "rst"}}
+"""How a recorded ``disconnect`` of this side is played: a ``drop`` step (others are not)."""
 
 
 # ------------------------------------------------------------------------------ secrets
@@ -239,6 +247,9 @@ class StepMaker:
     ``loose`` turns volatile values in expected JSON into wildcards. Redaction placeholders
     become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert) or, given ``env``, are put
     back from it at once (replay); the variables that were not set collect in ``missing``.
+    ``client_faults`` lets a raw client ping and drop as recorded (a scenario file's client
+    steps cannot: ``convert`` turns it off); what is left out instead is named in ``left_out``
+    (``ping``, ``drop``, ``protocol break``) and noted where it happened.
     """
 
     side: Side
@@ -246,26 +257,38 @@ class StepMaker:
     loose: bool = False
     env: Mapping[str, str] | None = None
     profile: model.Profile = "raw"
+    client_faults: bool = True
     finder: VolatileFinder = field(default_factory=VolatileFinder)
     missing: set[str] = field(default_factory=set)
+    left_out: set[str] = field(default_factory=set)
     _peer_closed: bool = False
+    _unsent_pings: list[str] = field(default_factory=list)
+    _ended_here: Literal["no", "yes", "noted"] = "no"
     _variables: int = 0
     _one_variable: bool = False
 
     def steps(self, event: TranscriptEvent | End) -> list[MadeStep]:
         """The steps one record becomes, often none or one."""
-        if isinstance(event, End) or event.type == "error":
+        if isinstance(event, End):
             return []
         record = _flat(event)
         kind = event.type
         ours = event.from_ == self.side
         t = event.t
+        if kind == "error":
+            note = f"recorded error from the {event.from_}: {record['message']}"
+            return [MadeStep({}, t, call=False, notes=(note,))]
+        if self._ended_here != "no" and not ours:
+            return self._after_end(t)
         if kind == "request":
             return self._request(record, t) if ours else [self._expect_connect(record, t)]
         if kind == "response":
             return [] if ours else [self._expect_open(record, t)]
         if kind in ("text", "binary"):
             return [self._send(record, t) if ours else self._expect_message(record, t)]
+        if kind == "pong" and not ours and record["data"] in self._unsent_pings:
+            self._unsent_pings.remove(record["data"])  # the answer to a ping left out
+            return []
         if kind in ("ping", "pong") and not ours:
             shown = self.profile == "raw"  # a device does not report control frames
             return [self._expect_control(kind, record, t)] if shown else []
@@ -275,7 +298,7 @@ class StepMaker:
             return []
         if kind == "close":
             return self._close(record, t, ours)
-        return self._disconnect(t, ours)
+        return self._disconnect(record, t, ours)
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -300,10 +323,27 @@ class StepMaker:
         return MadeStep({"send": {"text": payload}}, t, call=True, variables=variables)
 
     def _ping(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
-        if self.side == "client":
-            note = "the client pinged here (a client scenario cannot send pings)"
-            return [MadeStep({}, t, call=True, notes=(note,))]
-        return [MadeStep({"ping": {"base64": record["data"]}}, t, call=True)]
+        if self._plays_faults():
+            return [MadeStep({"ping": {"base64": record["data"]}}, t, call=True)]
+        self._unsent_pings.append(record["data"])
+        self.left_out.add("ping")
+        note = (
+            f"the client sent a ping here (payload {record['data']} in base64); left out with "
+            f"the server's pong: {self._why_not('ping')}"
+        )
+        return [MadeStep({}, t, call=True, notes=(note,))]
+
+    def _plays_faults(self) -> bool:
+        """Whether this side's pings and drops become steps."""
+        return self.side == "server" or (self.profile == "raw" and self.client_faults)
+
+    def _why_not(self, step: Literal["ping", "drop"]) -> str:
+        """Why a client's ping or drop cannot be a step."""
+        if self.profile == "raw":
+            return f"a client scenario has no {step} step (wscenario replay --against plays it)"
+        if step == "ping":
+            return "an ohos app cannot send pings (the device's heartbeat does: pingInterval)"
+        return "an ohos app cannot drop a connection"
 
     def _close(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
         code: int | None = record["code"]
@@ -325,11 +365,25 @@ class StepMaker:
             data = {"code": code, "reason": reason}
         return [MadeStep({"close": data}, t, call=True)]
 
-    def _disconnect(self, t: float, ours: bool) -> list[MadeStep]:
+    def _disconnect(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
         if ours:
-            if self.side == "server":
-                return [MadeStep({"drop": {}}, t, call=True)]
-            return [MadeStep({}, t, call=True, notes=("the client dropped the connection",))]
+            drop = _DROPS.get(record["kind"])
+            if drop is not None and self._plays_faults():
+                return [MadeStep({"drop": drop}, t, call=True)]
+            self._ended_here = "yes"
+            if drop is not None:
+                self.left_out.add("drop")
+                note = (
+                    f"the client dropped the connection here without a close frame; left out, "
+                    f"so this scenario ends with a close instead: {self._why_not('drop')}"
+                )
+            else:
+                self.left_out.add("protocol break")
+                note = (
+                    f"the {self.side} broke the connection here ({record['kind']}: "
+                    f"{record['message']}): left out, it is not in the transcript"
+                )
+            return [MadeStep({}, t, call=True, notes=(note,))]
         self._peer_closed = True
         if self.profile == "ohos":
             return [
@@ -337,6 +391,16 @@ class StepMaker:
                 MadeStep({"expect": "close"}, t, call=False),
             ]
         return [MadeStep({"expect": {"close": {"code": 1006}}}, t, call=False)]
+
+    def _after_end(self, t: float) -> list[MadeStep]:
+        """A peer's record after this side's connection end that was left out: it cannot
+        follow, so it is left out too (noted once)."""
+        if self._ended_here == "noted":
+            return []
+        self._ended_here = "noted"
+        peer = "server" if self.side == "client" else "client"
+        note = f"what the {peer} did after that is left out too"
+        return [MadeStep({}, t, call=False, notes=(note,))]
 
     # -- expectations --------------------------------------------------------------------
 
@@ -475,7 +539,8 @@ def to_model(made: MadeStep, position: Position, pointer: str) -> model.Step | N
             **where,
         )
     if "drop" in data:
-        return model.Drop(**where)
+        drop: Any = data["drop"]
+        return model.Drop(mode=drop.get("mode", "fin"), **where)
     if "expect" in data:
         expect: Any = data["expect"]
         if isinstance(expect, str):
@@ -542,7 +607,7 @@ def convert(
     the recorded headers.
     """
     url, had_userinfo = _without_userinfo(header.url)
-    maker = StepMaker(side, url=None, loose=loose, profile=profile)
+    maker = StepMaker(side, url=None, loose=loose, profile=profile, client_faults=False)
     steps: list[JSON] = []
     notes: dict[int, tuple[str, ...]] = {}
     variables: dict[str, JSON] = {}
@@ -573,7 +638,11 @@ def convert(
         data["vars"] = variables
     data[side] = section
     data["steps"] = steps
-    return Converted(data, notes, (USERINFO_REMARK,) if had_userinfo else ())
+    remarks = [USERINFO_REMARK] if had_userinfo else []
+    if maker.left_out:
+        things = ", ".join(sorted(maker.left_out))
+        remarks.append(f"left out, as a {side} scenario cannot do it: {things}; see the comments")
+    return Converted(data, notes, tuple(remarks))
 
 
 def _without_userinfo(url: str) -> tuple[str, bool]:
@@ -619,26 +688,40 @@ def render_yaml(converted: Converted, *, source: str, schema: str) -> str:
     steps = data.pop("steps")
     assert isinstance(steps, list)
     lines = [
-        f"# yaml-language-server: $schema={schema}",
-        f"# Converted from {source}; edit freely.",
-        *(f"# {remark}" for remark in converted.remarks),
+        f"# yaml-language-server: $schema={_one_line(schema)}",
+        f"# Converted from {_one_line(source)}; edit freely.",
+        *(f"# {_one_line(remark)}" for remark in converted.remarks),
     ]
     lines += _dump(data).splitlines()
     lines.append("steps:" if steps else "steps: []")
     for index, step in enumerate(steps):
-        lines += [f"  # {note}" for note in converted.notes.get(index, ())]
+        lines += [f"  # {_one_line(note)}" for note in converted.notes.get(index, ())]
         lines.append("  - " + _flow(step))
-    lines += [f"  # {note}" for note in converted.notes.get(len(steps), ())]
+    lines += [f"  # {_one_line(note)}" for note in converted.notes.get(len(steps), ())]
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """``text`` for a comment: line breaks and other unprintable characters escaped."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def _flow(value: JSON) -> str:
     return _dump(value, flow=True).strip()
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value shared by several places (one wildcard) out in full at each place,
+    never as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _dump(value: JSON, *, flow: bool = False) -> str:
-    text: str = yaml.safe_dump(
+    text: str = yaml.dump(
         value,
+        Dumper=_PlainDumper,
         default_flow_style=flow,
         sort_keys=False,
         allow_unicode=True,
