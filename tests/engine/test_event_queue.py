@@ -146,3 +146,64 @@ async def test_a_queue_without_room_never_makes_the_producer_wait() -> None:
     with anyio.fail_after(1):
         await queue.wait_for_room()
     assert len(queue) == 1000
+
+
+async def test_a_producer_that_waited_for_room_goes_on_once_half_is_taken() -> None:
+    queue: HandOff[int] = HandOff(room=4)
+    for item in range(4):
+        queue.put(item)
+    resumed: list[int] = []
+
+    async def producer() -> None:
+        await queue.wait_for_room()
+        resumed.append(len(queue))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(producer)
+        await anyio.sleep(0.01)
+        assert queue.take() == 0
+        await anyio.sleep(0.01)
+        assert resumed == []  # three of four unread: still waiting
+        assert queue.take() == 1
+    assert resumed == [2]
+
+
+async def test_a_queue_that_never_empties_keeps_its_order_and_does_not_grow() -> None:
+    queue: HandOff[int] = HandOff()
+    queue.put(0)
+    for item in range(1, 10_000):
+        queue.put(item)
+        assert queue.take() == item - 1
+    assert len(queue) == 1
+    assert len(queue._items) < 200  # taken items are not kept
+    assert await queue.get(0.0) == 9_999
+
+
+async def test_a_get_waiting_with_a_timeout_is_woken_by_a_put() -> None:
+    queue: HandOff[str] = HandOff()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_put_later, queue, "x")
+        with anyio.fail_after(1):
+            assert await queue.get(30.0) == "x"
+
+
+async def test_a_get_cancelled_from_outside_while_waiting_raises_and_keeps_items() -> None:
+    queue: HandOff[str] = HandOff()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tasks:
+
+            async def cancel_soon() -> None:
+                await anyio.sleep(0.01)
+                scope.cancel()
+
+            tasks.start_soon(cancel_soon)
+            await queue.get(30.0)
+            pytest.fail("the get should have been cancelled")
+    assert scope.cancelled_caught
+    queue.put("kept")
+    assert queue.take() == "kept"
+
+
+async def _put_later(queue: HandOff[str], item: str) -> None:
+    await anyio.sleep(0.01)
+    queue.put(item)

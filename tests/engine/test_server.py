@@ -514,6 +514,23 @@ async def test_a_failing_session_costs_only_its_connection(
     assert "script bug" in caplog.text
 
 
+async def test_a_reader_fault_costs_only_its_connection(caplog: pytest.LogCaptureFixture) -> None:
+    async def faulty_reader(driver: ServerDriver) -> None:
+        async def receive() -> Any:
+            raise RuntimeError("reader bug")
+
+        driver.connection.receive = receive  # type: ignore[method-assign]
+        assert await driver.next_event(5.0) is not None  # the connect event
+        assert await driver.next_event(5.0) is None  # the reader is gone: nothing more
+
+    async with running({"/": echo, "/faulty": faulty_reader}) as (_, port):
+        with pytest.raises(ConnectionClosed):
+            async with client(port, "/faulty") as ws:
+                await ws.recv()
+        await served(port)
+    assert "reader bug" in caplog.text
+
+
 @pytest.mark.parametrize(
     "hostile",
     [

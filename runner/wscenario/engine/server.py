@@ -33,6 +33,7 @@ from wscenario.core.handshake_policy import (
     over_capacity,
 )
 from wscenario.core.model import Limits, ServerSpec
+from wscenario.core.wire import HandshakeDone
 from wscenario.engine import websocket
 from wscenario.engine.errors import TRANSPORT_ERRORS
 from wscenario.engine.server_driver import Peer, ServerDriver
@@ -114,6 +115,7 @@ class ConnectionHost:
         self._open = 0
         self._live: set[GoingAway] = set()
         self._stopping = anyio.Event()
+        self._connections: anyio.abc.TaskGroup | None = None  # while serving
 
     @property
     def open_connections(self) -> int:
@@ -129,6 +131,7 @@ class ConnectionHost:
         """Accept connections until ``stop()``, then close the open ones with 1001."""
         try:
             async with anyio.create_task_group() as connections:
+                self._connections = connections
                 async with anyio.create_task_group() as accepting:
                     for one in single_listeners(listener):
                         accepting.start_soon(accept_forever, one, connections, self._contain)
@@ -202,6 +205,26 @@ class FakeServer(ConnectionHost):
             except TLS_FAILURES as exc:
                 self._dropped(peer, f"TLS handshake failed: {describe_failure(exc)}")
                 return
+        accepted = await self._handshake(stream, peer)
+        if accepted is None:
+            return
+        connection, done = accepted
+        path = HandshakeRequest(done.path).path
+        route = self.routes[path]
+        limits = route.limits or self.limits
+        connection.limits = limits
+        driver = ServerDriver(connection, done, peer, route.spec, limits)
+        self.stats.accepted += 1
+        self._live.add(driver)
+        try:
+            await driver.serve(route.session, self._connections)
+        finally:
+            self._live.discard(driver)
+
+    async def _handshake(
+        self, stream: ByteStream, peer: Peer
+    ) -> tuple[websocket.WebSocketConnection, HandshakeDone] | None:
+        """The accepted connection, or ``None`` when the handshake was refused or failed."""
         decisions: list[Decision] = []
 
         async def route(request: websocket.HandshakeRequest) -> websocket.Accept | websocket.Reject:
@@ -228,19 +251,7 @@ class FakeServer(ConnectionHost):
                 self._refused(peer, decisions[-1])
             else:
                 self._dropped(peer, "no valid WebSocket handshake")
-            return
-        connection, done = accepted
-        path = HandshakeRequest(done.path).path
-        spec = self._specs[path]
-        limits = self.routes[path].limits or self.limits
-        connection.limits = limits
-        driver = ServerDriver(connection, done, peer, spec, limits)
-        self.stats.accepted += 1
-        self._live.add(driver)
-        try:
-            await driver.serve(self.routes[path].session)
-        finally:
-            self._live.discard(driver)
+        return accepted
 
     def _refused(self, peer: Peer, refusal: Refuse) -> None:
         self.stats.refused += 1

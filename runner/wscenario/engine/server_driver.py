@@ -15,6 +15,7 @@ close frame with no payload), pings, raw frames, an abrupt FIN or RST, or no mor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -43,6 +44,8 @@ from wscenario.engine.event_queue import EventQueue
 from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import WebSocketConnection
 
+log = logging.getLogger(__name__)
+
 EVENT_QUEUE = 256
 """Events read ahead of the script; past this the reader waits (TCP backpressure)."""
 
@@ -68,6 +71,27 @@ class Peer(NamedTuple):
 class ServerDriver:
     """Drives one accepted connection of the fake server for one run of its script."""
 
+    __slots__ = (
+        "_clock",
+        "_connect",
+        "_ended",
+        "_ended_event",
+        "_events",
+        "_pieces",
+        "_reading",
+        "_saw_close",
+        "_sent_close",
+        "_started",
+        "_tasks",
+        "_transport_closed",
+        "_undeliverable",
+        "connection",
+        "handshake",
+        "limits",
+        "peer",
+        "spec",
+    )
+
     def __init__(
         self,
         connection: WebSocketConnection,
@@ -85,46 +109,60 @@ class ServerDriver:
         self.limits = limits
         self._clock = clock = clock or loop_clock()
         self._started = clock()
-        self._events = EventQueue()
-        self._queued = 0
-        self._events_closed = False
-        self._room: anyio.Event | None = None  # set when the script takes events again
+        self._connect: dict[str, JSON] | None = None
+        self._events = EventQueue(EVENT_QUEUE)
         self._reading = anyio.CancelScope()
         self._ended = False
         self._ended_event: anyio.Event | None = None  # made only when someone waits for the end
         self._sent_close = False
         self._saw_close = False
         self._transport_closed = False
-        self._pieces: list[str | bytes] = []
+        self._pieces: list[str | bytes] | None = None  # a fragmented message's frames so far
         self._undeliverable = False  # a call failed on a connection that is gone
         self._tasks: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def serve(self, session: Callable[[ServerDriver], Awaitable[None]]) -> None:
+    async def serve(
+        self,
+        session: Callable[[ServerDriver], Awaitable[None]],
+        tasks: anyio.abc.TaskGroup | None = None,
+    ) -> None:
         """Run ``session`` against this connection, then wait for the connection to end.
 
         A connection whose script stopped reading is closed when the script ends; one whose
-        close the client leaves unanswered is cut after ``limits.close_timeout``.
+        close the client leaves unanswered is cut after ``limits.close_timeout``. The reader
+        and the close deadline run in ``tasks`` (a task group of the driver's own if none is
+        given; a server passes the one its connections run in, one group less per connection).
         """
+        if tasks is None:
+            async with anyio.create_task_group() as own:
+                await self.serve(session, own)
+            return
+        self._tasks = tasks
         try:
-            async with anyio.create_task_group() as tasks:
-                self._emit_nowait("connect", self.connect_value())
-                self._tasks = tasks
-                tasks.start_soon(self._read)
-                try:
-                    await session(self)
-                    await self.flush()
-                finally:
-                    self._close_events()
-                if self._reading.cancel_called:
-                    await self._close_transport(abort=False)
-                await self._wait_ended()
+            self._emit_nowait("connect", self.connect_value())
+            tasks.start_soon(self._read)
+            try:
+                await session(self)
+                await self.flush()
+            finally:
+                self._close_events()
+            if self._reading.cancel_called:
+                await self._close_transport(abort=False)
+            await self._wait_ended()
         finally:
             self._close_events()
+            if not self._ended:  # the session failed: the reader has nothing left to do
+                self._reading.cancel()
 
     def connect_value(self) -> dict[str, JSON]:
         """The ``connect`` event's value; header names are lower-cased, repeats joined."""
+        if self._connect is None:
+            self._connect = self._connect_value()
+        return self._connect
+
+    def _connect_value(self) -> dict[str, JSON]:
         request = HandshakeRequest(self.handshake.path, self.handshake.headers)
         headers: dict[str, JSON] = {}
         for name, _ in self.handshake.headers:
@@ -231,17 +269,16 @@ class ServerDriver:
         still queued are dropped: nothing can answer them any more. ``close`` and ``error``
         still arrive.
         """
+        events = self._events
+        connection = self.connection
         while True:
-            if not self._queued and self.connection.holding:
+            if not events and connection.holding:
                 await self.flush()  # answers held back go out before the script waits
-            event = await self._events.get(within)
+            event = await events.get(within)
             if event is None:
                 return None
-            self._queued -= 1
             # while more events are queued, answers are held back and go out together
-            self.connection.batching = self._queued > 0
-            if self._room is not None and self._queued < EVENT_QUEUE:
-                self._room.set()
+            connection.batching = bool(events)
             if not self._undeliverable or event.name in LAST_EVENTS:
                 return event
 
@@ -260,6 +297,10 @@ class ServerDriver:
                 if not self._saw_close:
                     self._saw_close = True
                     await self._emit("close", {"code": ABNORMAL, "reason": ""})
+        except Exception as exc:  # a fault here costs this connection, never the listener's
+            log.error("reading from %s failed: %s: %s", self.peer, type(exc).__name__, exc)
+            log.debug("reading from %s failed", self.peer, exc_info=exc)
+            await self._close_transport(abort=True)
         finally:
             self._close_events()
             if not self._reading.cancel_called:
@@ -281,7 +322,10 @@ class ServerDriver:
         return False
 
     async def _piece(self, frame: DataFrame) -> None:
-        if frame.first:
+        if frame.final and frame.first:
+            await self._emit("messageReceive", frame.data)  # a whole message in one frame
+            return
+        if frame.first or self._pieces is None:
             self._pieces = []
         self._pieces.append(frame.data)
         if frame.final:
@@ -290,7 +334,7 @@ class ServerDriver:
                 data = "".join(piece for piece in self._pieces if isinstance(piece, str))
             else:
                 data = b"".join(piece for piece in self._pieces if isinstance(piece, bytes))
-            self._pieces = []
+            self._pieces = None
             await self._emit("messageReceive", data)
 
     async def _peer_closed(self, event: CloseReceived) -> bool:
@@ -322,22 +366,15 @@ class ServerDriver:
 
     async def _emit(self, name: str, value: EventValue) -> None:
         self._emit_nowait(name, value)
-        while self._queued >= EVENT_QUEUE and not self._events_closed:
-            self._room = room = anyio.Event()  # the script is behind: stop reading for now
-            await room.wait()
-            self._room = None
+        await self._events.wait_for_room()  # the script is behind: stop reading for now
 
     def _emit_nowait(self, name: str, value: EventValue) -> None:
-        if not self._events_closed:  # once the script is over nobody looks at events any more
-            self._events.put(Event(name, value, self._clock() - self._started))
-            self._queued += 1
+        # once the script is over nobody looks at events any more: the queue drops them
+        self._events.put(Event(name, value, self._clock() - self._started))
 
     def _close_events(self) -> None:
         """No more events: the script gets the ones queued, then none; the reader goes on."""
-        self._events_closed = True
         self._events.close()
-        if self._room is not None:
-            self._room.set()
 
     async def _close_transport(self, *, abort: bool) -> None:
         if not self._transport_closed:
