@@ -7,7 +7,9 @@ a user would run it. For each message size the client streams N messages while r
 echoes (at most ``--window`` unanswered, so the pipe never holds more than that), directly and
 through the proxy, and each round compares the two; the median ratio is reported (target: the
 proxy keeps 70% or more of the direct rate).
-Run: ``python bench/bench_proxy.py [--messages 20000] [--rounds 3] [--window 64]``.
+Run: ``python bench/bench_proxy.py [--messages 20000] [--rounds 3] [--window 64]``;
+``--profile FILE`` runs the proxy under ``cProfile`` and writes its statistics to FILE
+(read them with ``python -m pstats FILE``).
 """
 
 from __future__ import annotations
@@ -67,10 +69,15 @@ def start_echo_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     return server, int(port_file.read_text())
 
 
-def start_proxy(folder: Path, upstream_port: int) -> tuple[subprocess.Popen[str], str]:
-    """``wscenario record`` in its own process, and the address it listens on."""
+def start_proxy(
+    folder: Path, upstream_port: int, profile: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``wscenario record`` in its own process (under ``cProfile`` when ``profile`` names a
+    file for its statistics), and the address it listens on."""
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     command = [
         sys.executable,
+        *profiler,
         "-m",
         "wscenario",
         "record",
@@ -96,13 +103,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--profile", metavar="FILE", help="profile the proxy into FILE")
     args = parser.parse_args()
     if args.messages < 1 or args.rounds < 1 or args.window < 1:
         parser.error("--messages, --rounds and --window must be 1 or more")
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         server, port = start_echo_server(folder)
-        proxy, proxy_url = start_proxy(folder, port)
+        proxy, proxy_url = start_proxy(folder, port, args.profile)
         try:
             results = measure(f"ws://127.0.0.1:{port}", proxy_url, args, (server.pid, proxy.pid))
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,18 +20,26 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.http11 import Request, Response
 
-from tests.engine.ws_peers import LIMITS, echo, raw_server, read_head, websockets_server
+from tests.engine.ws_peers import (
+    LIMITS,
+    echo,
+    raw_server,
+    read_head,
+    upgrade_response,
+    websockets_server,
+)
 from wscenario.core.model import Limits
 from wscenario.engine.proxy import (
     ConnectionReport,
     RecordingProxy,
     Role,
     Upstream,
-    _CoalescingStream,
+    _FlushBeforeRead,
     forwarded_headers,
     upstream_context,
 )
 from wscenario.engine.server import open_listener
+from wscenario.engine.tls import server_context
 
 pytestmark = pytest.mark.anyio
 
@@ -43,8 +52,11 @@ class ListRecorder:
     events: list[tuple[Role, str, dict[str, Any]]] = field(default_factory=list)
     status: str | None = None
 
-    async def event(self, from_: Role, type_: str, fields: Mapping[str, Any]) -> None:
+    def event(self, from_: Role, type_: str, fields: Mapping[str, Any]) -> None:
         self.events.append((from_, type_, dict(fields)))
+
+    def message(self, from_: Role, type_: str, data: str | bytes) -> None:
+        self.events.append((from_, type_, {"data": data}))
 
     async def end(self, status: str) -> str | None:
         self.status = status
@@ -74,7 +86,9 @@ class Running:
 
 
 @asynccontextmanager
-async def proxy_to(upstream: Upstream, limits: Limits = LIMITS) -> AsyncIterator[Running]:
+async def proxy_to(
+    upstream: Upstream, limits: Limits = LIMITS, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Running]:
     recorders: list[ListRecorder] = []
     closed: list[ConnectionReport] = []
 
@@ -88,7 +102,7 @@ async def proxy_to(upstream: Upstream, limits: Limits = LIMITS) -> AsyncIterator
         closed.append(report)
         first_closed.set()
 
-    proxy = RecordingProxy(upstream, recorder, limits=limits, on_close=on_close)
+    proxy = RecordingProxy(upstream, recorder, limits=limits, tls=tls, on_close=on_close)
     listener = await open_listener("127.0.0.1", 0)
     port = listener.listeners[0].extra(SocketAttribute.local_port)
     async with anyio.create_task_group() as group:
@@ -247,6 +261,9 @@ async def test_an_upstream_that_is_down_gives_502_promptly() -> None:
     assert refused.value.response.status_code == 502
     assert b"connection refused" in (refused.value.response.body or b"")
     assert [event[1] for event in recorder.events] == ["request", "error"]
+    assert recorder.events[1][2]["message"] == (
+        "upstream: connection refused; the proxy answered the client 502"
+    )
     assert recorder.status == "aborted"
 
 
@@ -259,7 +276,10 @@ async def test_an_upstream_that_never_answers_gives_504() -> None:
     async with raw_server(silent) as port, proxy_to(ws_upstream(port), limits) as running:
         with anyio.fail_after(3), pytest.raises(InvalidStatus) as refused:
             await ws_connect(running.url)
+        recorder = await running.ended()
     assert refused.value.response.status_code == 504
+    (note,) = recorder.of("error")
+    assert note[2]["message"].endswith("; the proxy answered the client 504")
 
 
 async def test_an_upstream_dropping_tcp_aborts_the_client() -> None:
@@ -279,9 +299,14 @@ async def test_an_upstream_dropping_tcp_aborts_the_client() -> None:
     (lost,) = recorder.of("disconnect")
     assert lost[0] == "server"
     assert lost[2]["kind"] in {"eof", "reset"}
+    (note,) = recorder.of("error")  # the client's leg was cut by the proxy, not the server
+    assert note[0] == "server"
+    assert note[2]["message"].startswith("the proxy ")
+    assert "the client's TCP connection: the upstream left" in note[2]["message"]
+    assert not own_closes(recorder)
 
 
-async def test_a_client_breaking_the_protocol_gets_its_code_and_the_server_1011() -> None:
+async def test_a_protocol_break_gets_its_code_and_the_server_1011_both_recorded() -> None:
     seen: list[int | None] = []
 
     async def watch(ws: ServerConnection) -> None:
@@ -295,11 +320,23 @@ async def test_a_client_breaking_the_protocol_gets_its_code_and_the_server_1011(
             with anyio.fail_after(5), pytest.raises(ConnectionClosedError):
                 await client.recv()
             assert client.close_code == 1009
-        await running.ended()
+        recorder = await running.ended()
     assert seen == [1011]
+    (lost,) = recorder.of("disconnect")
+    assert lost[:2] == ("client", "disconnect")
+    assert lost[2]["kind"] == "protocol"
+    assert own_closes(recorder) == [
+        ("server", 1009, "message over 1000 bytes"),
+        ("client", 1011, "the client broke the protocol (1009)"),
+    ]
+    assert recorder.events[-1] == (  # the upstream's answer
+        "server",
+        "close",
+        {"code": 1011, "reason": "the client broke the protocol (1009)"},
+    )
 
 
-async def test_stopping_the_proxy_closes_both_legs_with_1001() -> None:
+async def test_stopping_the_proxy_closes_both_legs_with_1001_and_records_them() -> None:
     seen: list[int | None] = []
 
     async def echo_once(ws: ServerConnection) -> None:
@@ -318,6 +355,18 @@ async def test_stopping_the_proxy_closes_both_legs_with_1001() -> None:
     assert client.close_code == 1001
     assert seen == [1001]
     assert recorder.status == "interrupted"
+    assert sorted(own_closes(recorder)) == [
+        ("client", 1001, "proxy shutting down"),
+        ("server", 1001, "proxy shutting down"),
+    ]
+    closes = recorder.of("close")
+    assert len(closes) == 4  # the proxy's two, and each peer's answer
+    assert ("client", "close", {"code": 1001, "reason": "proxy shutting down"}) in closes[2:]
+    notes = [event[2]["message"] for event in recorder.of("error")]
+    assert notes == [
+        "the proxy, not the upstream, sent the next close: the proxy stopped",
+        "the proxy, not the client, sent the next close: the proxy stopped",
+    ]
 
 
 # ----------------------------------------------------------------------------- TLS upstream
@@ -367,6 +416,32 @@ async def test_insecure_upstream_tls_accepts_any_certificate() -> None:
             assert await client.recv() == "unchecked"
 
 
+async def test_the_proxy_listens_for_wss_with_its_own_certificate(
+    trustme_ca: trustme.CA, tmp_path: Any
+) -> None:
+    cert = trustme_ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    listening = server_context(str(certfile), str(keyfile))
+    trusting = ssl.create_default_context()
+    trustme_ca.configure_trust(trusting)
+    async with websockets_server(echo) as port, proxy_to(ws_upstream(port), tls=listening) as p:
+        url = p.url.replace("ws://", "wss://") + "/secure"
+        async with ws_connect(url, ssl=trusting) as client:
+            await client.send("private")
+            assert await client.recv() == "private"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await ws_connect(url, ssl=ssl.create_default_context())  # a CA it does not know
+        recorder = await p.ended()
+    assert recorder.url == f"ws://127.0.0.1:{port}/secure"
+    assert recorder.of("text") == [
+        ("client", "text", {"data": "private"}),
+        ("server", "text", {"data": "private"}),
+    ]
+    assert len(p.recorders) == 1  # the refused TLS handshake never reached the proxy's decision
+
+
 # ------------------------------------------------------------------------------ the pieces
 
 
@@ -404,97 +479,85 @@ def test_an_unreadable_cafile_is_a_clear_error(tmp_path: Any) -> None:
 
 
 class FakeStream(anyio.abc.ByteStream):
-    """Records what is written; reads give ``b"in"``; writes fail once ``broken``.
-
-    Like anyio's streams, it refuses a write while another is in progress; each write waits
-    for ``drained``.
-    """
+    """Records what is written and closed; reads give ``b"in"``."""
 
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.broken = False
-        self.drained = anyio.Event()
-        self.drained.set()
-        self._writing = False
+        self.log: list[bytes] = []
 
     async def send(self, item: bytes) -> None:
-        if self._writing:
-            raise anyio.BusyResourceError("writing to")
-        if self.broken:
-            raise anyio.BrokenResourceError
-        self._writing = True
-        try:
-            await self.drained.wait()
-            self.writes.append(item)
-        finally:
-            self._writing = False
+        self.log.append(item)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        self.log.append(b"<read>")
         return b"in"
 
     async def send_eof(self) -> None:
-        self.writes.append(b"<eof>")
+        self.log.append(b"<eof>")
 
     async def aclose(self) -> None:
-        self.writes.append(b"<closed>")
+        self.log.append(b"<closed>")
 
 
-def coalescing_pair() -> tuple[FakeStream, _CoalescingStream, FakeStream, _CoalescingStream]:
-    inner_a, inner_b = FakeStream(), FakeStream()
-    a, b = _CoalescingStream(inner_a), _CoalescingStream(inner_b)
-    a.partner, b.partner = b, a
-    return inner_a, a, inner_b, b
+async def test_the_other_leg_writes_before_this_one_waits_for_bytes() -> None:
+    inner = FakeStream()
+    stream = _FlushBeforeRead(inner)
+    assert await stream.receive() == b"in"  # nothing to run before it yet
+
+    async def flush_other_leg() -> None:
+        inner.log.append(b"<flushed>")
+
+    stream.before_read = flush_other_leg
+    await stream.send(b"frame")
+    assert await stream.receive() == b"in"
+    await stream.send_eof()
+    await stream.aclose()
+    assert inner.log == [b"<read>", b"frame", b"<flushed>", b"<read>", b"<eof>", b"<closed>"]
+    assert stream.extra_attributes == inner.extra_attributes
 
 
-async def test_held_frames_go_out_in_one_write_before_the_other_leg_reads() -> None:
-    inner_a, a, _, b = coalescing_pair()
-    a.holding = True
-    await a.send(b"one")
-    await a.send(b"two")
-    assert inner_a.writes == []
-    assert await b.receive() == b"in"
-    assert inner_a.writes == [b"onetwo"]
-    assert await b.receive() == b"in"
-    assert inner_a.writes == [b"onetwo"]
+async def test_a_burst_of_messages_is_forwarded_whole_and_in_order() -> None:
+    burst = [f"message {n}" for n in range(300)]
+
+    async def send_burst(ws: ServerConnection) -> None:
+        for message in burst:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    async with websockets_server(send_burst) as port, proxy_to(ws_upstream(port)) as running:
+        async with ws_connect(running.url) as client:
+            received = [await client.recv() for _ in burst]
+        recorder = await running.ended()
+    assert received == burst
+    assert [event[2]["data"] for event in recorder.of("text")] == burst
 
 
-async def test_a_write_that_is_not_held_carries_what_was_kept_first() -> None:
-    inner_a, a, _, _ = coalescing_pair()
-    a.holding = True
-    await a.send(b"message")
-    a.holding = False
-    await a.send(b"close")
-    await a.send_eof()
-    assert inner_a.writes == [b"messageclose", b"<eof>"]
-    a.holding = True
-    await a.send(b"dropped")
-    await a.aclose()
-    assert inner_a.writes[-1] == b"<closed>"
-    assert b"dropped" not in b"".join(inner_a.writes)
+# ----------------------------------------------------------------- what the proxy says itself
 
 
-async def test_a_failed_write_of_held_frames_is_raised_by_the_next_send_of_that_leg() -> None:
-    inner_a, a, _, b = coalescing_pair()
-    a.holding = True
-    await a.send(b"lost")
-    inner_a.broken = True
-    assert await b.receive() == b"in"  # the reading leg is not the one that failed
-    await a.flush()
-    with pytest.raises(anyio.BrokenResourceError):
-        await a.send(b"more")
-    assert a.extra_attributes == inner_a.extra_attributes
+def own_closes(recorder: ListRecorder) -> list[tuple[Role, int | None, str]]:
+    """The closes the proxy wrote itself: each comes right after an ``error`` saying so."""
+    found = []
+    for before, event in itertools.pairwise(recorder.events):
+        if before[1] == "error" and "the proxy, not the" in before[2]["message"]:
+            assert event[1] == "close"
+            assert event[0] == before[0]
+            found.append((event[0], event[2]["code"], event[2]["reason"]))
+    return found
 
 
-async def test_a_flush_and_a_close_frame_written_meanwhile_take_turns() -> None:
-    inner_a, a, _, b = coalescing_pair()
-    a.holding = True
-    await a.send(b"message")
-    a.holding = False
-    inner_a.drained = anyio.Event()  # the peer reads slowly
-    async with anyio.create_task_group() as group:
-        group.start_soon(b.receive)  # flushes "message", waiting for the drain
-        await anyio.wait_all_tasks_blocked()
-        group.start_soon(a.send, b"close")
-        await anyio.wait_all_tasks_blocked()
-        inner_a.drained.set()
-    assert inner_a.writes == [b"message", b"close"]
+async def test_a_close_the_upstream_never_answers_gets_the_proxys_1000() -> None:
+    async def deaf(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        await anyio.sleep(5)
+
+    limits = Limits(close_timeout=0.3, handshake_timeout=2.0)
+    async with raw_server(deaf) as port, proxy_to(ws_upstream(port), limits) as running:
+        client = await ws_connect(running.url, close_timeout=3)
+        with anyio.fail_after(5):
+            await client.close(4000, "bye")
+        recorder = await running.ended()
+    assert client.close_code == 1000
+    assert own_closes(recorder) == [("server", 1000, "")]
+    (note,) = recorder.of("error")
+    assert note[2]["message"].endswith("the upstream did not answer the close in time")
+    assert recorder.status == "aborted"

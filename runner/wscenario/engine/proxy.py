@@ -17,21 +17,26 @@ are, so both legs run without compression and the transcript holds plain text.
 
 Then every message (reassembled, under the size limit), ping, pong and close is forwarded as
 it arrives, each direction in its own task that waits for the other leg's send before reading
-more, so a slow reader slows its writer down and nothing queues up. Messages and pings that
-arrived together are written together (:class:`_CoalescingStream`): they go out in one write
-just before the proxy waits to read more from where they came from. A close frame is passed
-on with its code and reason as written. A peer that breaks the protocol gets the close code
-its engine chose (1002, 1007, 1009) and the other side gets 1011; a TCP connection that ends
-without a closing handshake is ended the same way on the other leg (a reset as a reset).
-``stop()`` sends 1001 on both legs of every open connection.
+more, so a slow reader slows its writer down and nothing queues up. Messages, pings and
+pongs that arrived together are written together: each leg batches its writes, and they go
+out in one write just before the proxy waits to read more from where they came from
+(:class:`_FlushBeforeRead`). A close frame is passed on with its code and reason as written.
+A peer that breaks the protocol gets the close code its engine chose (1002, 1007, 1009) and
+the other side gets 1011; a TCP connection that ends without a closing handshake is ended the
+same way on the other leg (a reset as a reset). ``stop()`` sends 1001 on both legs of every
+open connection; a leg still open when the connection ends (its peer did not answer a close
+in time) gets 1000.
 
 Everything seen is reported to a ``ConnectionRecorder``, one per connection, in the
-transcript vocabulary of ``docs/transcripts.md``.
+transcript vocabulary of ``docs/transcripts.md``, including what the proxy writes on its own
+(its closes, and the 502/504 it answers), each after an ``error`` event saying so.
+With ``tls``, the proxy listens for ``wss://`` (the client leg is TLS).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import ssl
@@ -70,8 +75,10 @@ from wscenario.engine.errors import (
     HandshakeError,
     connect_failure_from,
 )
+from wscenario.engine.frames import close_payload
 from wscenario.engine.server import GOING_AWAY_GRACE, ConnectionHost, describe_failure, peer_of
 from wscenario.engine.server_driver import Peer
+from wscenario.engine.tls_accept import TLS_FAILURES, accept_tls
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +117,15 @@ _TLS_FAILURES: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValueError)
 class ConnectionRecorder(Protocol):
     """Takes what one proxied connection carried, in the transcript's terms."""
 
-    async def event(self, from_: Role, type_: str, fields: Mapping[str, Any]) -> None:
-        """One event (``request``, ``response``, ``text``, ``close``...) sent by ``from_``."""
+    def event(self, from_: Role, type_: str, fields: Mapping[str, Any]) -> None:
+        """One event (``request``, ``response``, ``close``, ``error``...) sent by ``from_``."""
+
+    def message(self, from_: Role, type_: str, data: str | bytes) -> None:
+        """One ``text``, ``binary``, ``ping`` or ``pong`` sent by ``from_`` (once per message)."""
 
     async def end(self, status: EndStatus) -> str | None:
         """The connection is over; returns where the transcript went, if anywhere."""
 
-
-_Leg = tuple[websocket.WebSocketConnection, "_CoalescingStream"]
-"""One leg: its connection, and the stream under it."""
 
 RecorderFactory = Callable[[str], Awaitable[ConnectionRecorder]]
 """Opens the recorder of one connection, given the upstream URL it was proxied to."""
@@ -201,24 +208,19 @@ def forwarded_headers(headers: Headers) -> Headers:
     )
 
 
-class _CoalescingStream(ByteStream):
-    """One leg's byte stream, whose forwarded frames are written together.
+class _FlushBeforeRead(ByteStream):
+    """One leg's byte stream, which lets the other leg write what it holds back before waiting.
 
-    While ``holding`` is set, ``send`` keeps the bytes instead of writing them. Kept bytes go
-    out in one write with the next write that is not held, or when the other leg's stream is
-    about to wait for bytes to read (``partner``): the proxy then has nothing more to forward
-    from there for now. A failed write of kept bytes is raised by this stream's next ``send``.
-    Writes to the wrapped stream are serialised: the other leg's task may be flushing while
-    this leg's connection writes a close frame.
+    Both legs batch (``WebSocketConnection.batching``): what one pump forwards is held back by
+    the target connection. ``before_read`` runs each time this leg is about to wait for bytes,
+    that is when the pump reading it has forwarded everything that arrived so far; it writes
+    the target's held frames in one ``send``, and while that write waits for a slow reader,
+    this leg is not read (backpressure).
     """
 
     def __init__(self, inner: ByteStream) -> None:
         self.inner = inner
-        self.partner: _CoalescingStream | None = None
-        self.holding = False
-        self._held: list[bytes] = []
-        self._error: Exception | None = None
-        self._writing = anyio.Lock(fast_acquire=True)
+        self.before_read: Callable[[], Awaitable[None]] | None = None
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -226,46 +228,21 @@ class _CoalescingStream(ByteStream):
         return self.inner.extra_attributes
 
     async def send(self, item: bytes) -> None:
-        """Keep ``item`` while ``holding``; else write it after anything kept."""
-        if self._error is not None:
-            raise self._error
-        if self.holding:
-            self._held.append(item)
-            return
-        if self._held:
-            item = b"".join((*self._held, item))
-            self._held.clear()
-        await self._write(item)
-
-    async def flush(self) -> None:
-        """Write what was kept; a failure is kept for the next ``send``."""
-        if not self._held or self._error is not None:
-            return
-        data = b"".join(self._held)
-        self._held.clear()
-        try:
-            await self._write(data)
-        except TRANSPORT_ERRORS as exc:
-            self._error = exc
-
-    async def _write(self, data: bytes) -> None:
-        async with self._writing:
-            await self.inner.send(data)
+        """Write ``item``."""
+        await self.inner.send(item)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        """The next bytes, once what was kept for the other leg is written."""
-        if self.partner is not None:
-            await self.partner.flush()
+        """The next bytes, once ``before_read`` has run."""
+        if self.before_read is not None:
+            await self.before_read()
         return await self.inner.receive(max_bytes)
 
     async def send_eof(self) -> None:
-        """Write what was kept, then end this direction."""
-        await self.flush()
+        """End this direction."""
         await self.inner.send_eof()
 
     async def aclose(self) -> None:
-        """Close the wrapped stream; anything still kept is dropped."""
-        self._held.clear()
+        """Close the wrapped stream."""
         await self.inner.aclose()
 
 
@@ -281,11 +258,13 @@ class RecordingProxy(ConnectionHost):
         recorder: RecorderFactory,
         *,
         limits: Limits | None = None,
+        tls: ssl.SSLContext | None = None,
         on_open: Callable[[ConnectionReport], None] | None = None,
         on_close: Callable[[ConnectionReport], None] | None = None,
     ) -> None:
         super().__init__()
         self.upstream = upstream
+        self.tls = tls
         self.limits = limits if limits is not None else Limits()
         self._recorder = recorder
         self._on_open = on_open
@@ -319,7 +298,12 @@ class RecordingProxy(ConnectionHost):
 
 
 class _ProxiedConnection:
-    """One client connection and its upstream leg, from the request to the last close."""
+    """One client connection and its upstream leg, from the request to the last close.
+
+    On the client leg the proxy plays the server, on the upstream leg the client: a frame the
+    proxy writes on its own (not one it forwards) is recorded under that role, after an
+    ``error`` event that says the proxy wrote it and why.
+    """
 
     def __init__(self, proxy: RecordingProxy, report: ConnectionReport) -> None:
         self.proxy = proxy
@@ -329,30 +313,41 @@ class _ProxiedConnection:
         self.client: websocket.WebSocketConnection | None = None
         self.upstream: websocket.WebSocketConnection | None = None
         self.interrupted = False
-        self._client_stream: _CoalescingStream | None = None
-        self._upstream_stream: _CoalescingStream | None = None
+        self._upstream_stream: _FlushBeforeRead | None = None
         self._cut: set[int] = set()
+        self._close_written: set[int] = set()  # legs the proxy wrote a close frame to
         self._closing = anyio.Event()
 
     # -------------------------------------------------------------------- handshake
 
     async def run(self, stream: ByteStream) -> None:
         """Read the client's request, connect upstream, answer the client, then relay."""
-        self._client_stream = client_stream = _CoalescingStream(stream)
+        if self.proxy.tls is not None:
+            try:
+                stream = await accept_tls(stream, self.proxy.tls)
+            except TLS_FAILURES as exc:
+                self.report.problem = f"TLS handshake failed: {describe_failure(exc)}"
+                return
+        client_stream = _FlushBeforeRead(stream)
         accepted = await websocket.accept(client_stream, self.limits, self._decide)
         if accepted is None:
             if self.upstream is not None:  # the client went away before its 101
                 self.report.status = "aborted"
                 self.report.problem = "the client left during the handshake"
-                await self._forward(self.upstream, SendClose(GOING_AWAY, "the client left"))
+                await self._own_close(
+                    self.upstream, GOING_AWAY, "the client left", "the client left"
+                )
             return
-        self.client = accepted[0]
-        upstream_stream = self._upstream_stream
+        self.client = client = accepted[0]
+        upstream, upstream_stream = self.upstream, self._upstream_stream
+        assert upstream is not None
         assert upstream_stream is not None
-        client_stream.partner, upstream_stream.partner = upstream_stream, client_stream
+        client.batching = upstream.batching = True
+        client_stream.before_read = functools.partial(_flush, upstream)
+        upstream_stream.before_read = functools.partial(_flush, client)
         self.report.opened = True
         self.proxy._opened(self.report)
-        await self._relay()
+        await self._relay(client, upstream)
 
     async def _decide(
         self, request: websocket.HandshakeRequest
@@ -364,16 +359,14 @@ class _ProxiedConnection:
         url = self.proxy.upstream.url_for(request.path)
         self.report.url = url
         self.recorder = await self.proxy._recorder(url)
-        await self._record(
-            "client", "request", {"target": request.path, "headers": request.headers}
-        )
+        self._record("client", "request", {"target": request.path, "headers": request.headers})
         try:
             self.upstream, done = await self._connect(url, request)
         except HandshakeError as exc:
             return await self._refused(exc.failed)
         headers = forwarded_headers(done.headers)
         fields = {"status": done.status, "reason": done.reason, "headers": done.headers}
-        await self._record("server", "response", fields)
+        self._record("server", "response", fields)
         return websocket.Accept(done.subprotocol, headers)
 
     async def _connect(
@@ -389,7 +382,7 @@ class _ProxiedConnection:
         context = self.proxy.upstream.tls
 
         async def open_stream() -> ByteStream:
-            self._upstream_stream = _CoalescingStream(await open_plain_or_tls())
+            self._upstream_stream = _FlushBeforeRead(await open_plain_or_tls())
             return self._upstream_stream
 
         async def open_plain_or_tls() -> ByteStream:
@@ -425,59 +418,54 @@ class _ProxiedConnection:
                 "headers": failed.headers,
                 "body": failed.body,
             }
-            await self._record("server", "response", fields)
+            self._record("server", "response", fields)
             return websocket.Reject(failed.status, failed.body, forwarded_headers(failed.headers))
-        await self._record("server", "error", {"message": self.report.problem})
         status = 504 if failed.kind == "timeout" else 502
+        message = f"{self.report.problem}; the proxy answered the client {status}"
+        self._record("server", "error", {"message": message})
         phrase = "upstream timed out" if status == 504 else "upstream unavailable"
         refusal = plain_refusal(status, f"{phrase}: {failed.message}", failed.message)
         return websocket.Reject(refusal.status, refusal.body.encode(), refusal.headers)
 
     # ------------------------------------------------------------------------ relay
 
-    async def _relay(self) -> None:
+    async def _relay(
+        self, client: websocket.WebSocketConnection, upstream: websocket.WebSocketConnection
+    ) -> None:
         """Forward both ways until both closes are through, a leg is lost, or time is up."""
-        assert self.client is not None
-        assert self.upstream is not None
-        assert self._client_stream is not None
-        assert self._upstream_stream is not None
         async with anyio.create_task_group() as group:
-            pumps: list[tuple[_Leg, _Leg, Role]] = [
-                (
-                    (self.client, self._client_stream),
-                    (self.upstream, self._upstream_stream),
-                    "client",
-                ),
-                (
-                    (self.upstream, self._upstream_stream),
-                    (self.client, self._client_stream),
-                    "server",
-                ),
-            ]
-            done = [0]
+            running = [2]
 
-            async def pump(source: _Leg, target: _Leg, role: Role) -> None:
-                await self._pump(source[0], target, role)
-                await target[1].flush()
-                done[0] += 1
-                if done[0] == len(pumps):
+            async def pump(
+                source: websocket.WebSocketConnection,
+                target: websocket.WebSocketConnection,
+                role: Role,
+            ) -> None:
+                await self._pump(source, target, role)
+                await _flush(target)
+                running[0] -= 1
+                if not running[0]:
                     group.cancel_scope.cancel()
 
-            for source, target, role in pumps:
-                group.start_soon(pump, source, target, role)
+            group.start_soon(pump, client, upstream, "client")
+            group.start_soon(pump, upstream, client, "server")
             await self._closing.wait()
             await anyio.sleep(self.limits.close_timeout)
             group.cancel_scope.cancel()
 
     async def _pump(
-        self, source: websocket.WebSocketConnection, target_leg: _Leg, role: Role
+        self,
+        source: websocket.WebSocketConnection,
+        target: websocket.WebSocketConnection,
+        role: Role,
     ) -> None:
-        """Forward what ``source`` (sent by ``role``) says to ``target_leg`` until it ends.
+        """Forward what ``source`` (sent by ``role``) says to ``target`` until it ends.
 
-        Messages, pings and pongs are held by the target's stream, which writes them together
-        when ``source`` next waits for bytes; a close or a loss is passed on at once.
+        Messages, pings and pongs are held back by ``target`` (batching), which writes them
+        together when ``source`` next waits for bytes; a close or a loss is passed on at once.
         """
-        target, target_stream = target_leg
+        assert self.recorder is not None  # the request was recorded before any relay
+        record = self.recorder.message
         texts: list[str] = []
         chunks: list[bytes] = []
         while True:
@@ -499,13 +487,13 @@ class _ProxiedConnection:
                     data = "".join(texts) if event.kind == "text" else b"".join(chunks)
                     texts.clear()
                     chunks.clear()
-                await self._record(role, event.kind, {"data": data})
+                record(role, event.kind, data)
                 action = SendMessage(data)
             elif isinstance(event, PingReceived):
-                await self._record(role, "ping", {"data": event.data})
+                record(role, "ping", event.data)
                 action = SendPing(event.data)
             elif isinstance(event, PongReceived):
-                await self._record(role, "pong", {"data": event.data})
+                record(role, "pong", event.data)
                 action = SendPong(event.data)
             elif isinstance(event, CloseReceived):
                 await self._closed(role, event, target)
@@ -515,26 +503,22 @@ class _ProxiedConnection:
                 return
             else:
                 continue
-            target_stream.holding = True
-            try:
-                await self._forward(target, action)
-            finally:
-                target_stream.holding = False
-
-    async def _forward(self, target: websocket.WebSocketConnection, action: WireAction) -> None:
-        """Send ``action``; a leg that is closing or gone drops it (its own pump reports why)."""
-        with contextlib.suppress(ConnectionClosed):
-            await target.send(action)
+            try:  # noqa: SIM105 - once per message: cheaper than contextlib.suppress
+                await target.send(action)
+            except ConnectionClosed:
+                pass  # the target is closing or gone: its own pump reports why
 
     async def _closed(
         self, role: Role, event: CloseReceived, target: websocket.WebSocketConnection
     ) -> None:
-        await self._record(role, "close", {"code": event.code, "reason": event.reason})
+        self._record(role, "close", {"code": event.code, "reason": event.reason})
         if self.report.closed_by is None:
             self.report.closed_by = role
             self.report.code, self.report.reason = event.code, event.reason
         self._closing.set()
-        await self._forward(target, SendClose(event.code, event.reason))
+        with contextlib.suppress(ConnectionClosed):
+            await target.send(SendClose(event.code, event.reason))
+            self._close_written.add(id(target))
 
     async def _lost(
         self,
@@ -547,30 +531,47 @@ class _ProxiedConnection:
         if id(source) in self._cut:
             return  # this side ended it, because the other leg was lost
         self.report.status = "aborted"
-        who = "client" if role == "client" else "upstream"
+        who = _NAMES[role]
         self.report.problem = self.report.problem or f"{who}: {event.message or event.kind}"
-        await self._record(role, "disconnect", {"kind": event.kind, "message": event.message})
+        self._record(role, "disconnect", {"kind": event.kind, "message": event.message})
         if event.kind == "protocol":
+            if event.code is not None and id(source) not in self._close_written:
+                # the close frame the engine wrote to the side that broke the protocol
+                reason = close_payload(event.code, event.message)[2:].decode()
+                why = f"the {who} broke the protocol"
+                self._record_own_close(self._role_toward(source), event.code, reason, why)
             reason = f"the {who} broke the protocol ({event.code})"
-            await self._forward(target, SendClose(PEER_BROKE_PROTOCOL, reason))
+            await self._own_close(target, PEER_BROKE_PROTOCOL, reason, reason)
         else:
             self._cut.add(id(target))
+            how = "reset" if event.kind == "reset" else "closed"
+            message = f"the proxy {how} the {_NAMES[_other(role)]}'s TCP connection: the {who} left"
+            self._record(self._role_toward(target), "error", {"message": message})
             await target.abort(rst=event.kind == "reset")
 
     async def going_away(self) -> None:
         """The proxy stops: 1001 on both legs."""
         self.interrupted = True
         for leg in (self.client, self.upstream):
-            if leg is not None and not leg.close_sent:
-                await self._forward(leg, SendClose(GOING_AWAY, "proxy shutting down"))
+            if leg is not None:
+                await self._own_close(leg, GOING_AWAY, "proxy shutting down", "the proxy stopped")
 
     # ----------------------------------------------------------------------- ending
 
     async def finish(self) -> None:
-        """Close both legs (closing handshake within the close deadline) and end the record."""
+        """Close both legs (closing handshake within the close deadline) and end the record.
+
+        A leg that is still open gets the proxy's own close (1000) first.
+        """
         legs = [leg for leg in (self.upstream, self.client) if leg is not None]
         deadline = GOING_AWAY_GRACE if self.interrupted else self.limits.close_timeout
         with anyio.move_on_after(deadline):
+            for leg in legs:
+                other = _NAMES[self._role_toward(leg)]  # the peer on the other leg
+                why = f"the {other} did not answer the close in time"
+                if not self._closing.is_set():
+                    why = "the proxy could not go on with this connection"
+                await self._own_close(leg, 1000, "", why)
             async with anyio.create_task_group() as closing:
                 for leg in legs:
                     closing.start_soon(leg.aclose)
@@ -583,6 +584,46 @@ class _ProxiedConnection:
         if self.recorder is not None:
             self.report.transcript = await self.recorder.end(self.report.status)
 
-    async def _record(self, role: Role, type_: str, fields: Mapping[str, Any]) -> None:
+    # --------------------------------------------------------------------- recording
+
+    async def _own_close(
+        self, leg: websocket.WebSocketConnection, code: int, reason: str, why: str
+    ) -> None:
+        """Close ``leg`` with the proxy's own close frame, if it is still open, and record it."""
+        if leg.close_sent or leg.lost is not None:
+            return
+        try:
+            await leg.send(SendClose(code, reason))
+        except ConnectionClosed:
+            return
+        self._close_written.add(id(leg))
+        self._record_own_close(self._role_toward(leg), code, reason, why)
+
+    def _record_own_close(self, role: Role, code: int, reason: str, why: str) -> None:
+        """Record a close frame the proxy wrote as ``role``, after saying so and why."""
+        message = f"the proxy, not the {_NAMES[role]}, sent the next close: {why}"
+        self._record(role, "error", {"message": message})
+        self._record(role, "close", {"code": code, "reason": reason})
+
+    def _role_toward(self, leg: websocket.WebSocketConnection) -> Role:
+        """The role the proxy plays on ``leg``: the server toward the client, and back."""
+        return "server" if leg is self.client else "client"
+
+    def _record(self, role: Role, type_: str, fields: Mapping[str, Any]) -> None:
         if self.recorder is not None:
-            await self.recorder.event(role, type_, fields)
+            self.recorder.event(role, type_, fields)
+
+
+_NAMES: dict[Role, str] = {"client": "client", "server": "upstream"}
+"""How output and transcript notes name each side."""
+
+
+def _other(role: Role) -> Role:
+    return "server" if role == "client" else "client"
+
+
+async def _flush(connection: websocket.WebSocketConnection) -> None:
+    """Write what ``connection`` holds back; a leg that is gone drops it (its pump says why)."""
+    if connection.holding:
+        with contextlib.suppress(ConnectionClosed):
+            await connection.flush()
