@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -13,13 +14,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+import trustme
 from anyio.streams.text import TextReceiveStream
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from tests.engine.ws_peers import echo, websockets_server
 from tests.test_serve_cli import Served, finish
+from tests.tls_files import tls_files, trusting
 from wscenario.cli import main
 from wscenario.core.transcript import End, Header, TranscriptEvent
 from wscenario.engine.server import bound_port, open_listener
@@ -41,7 +44,7 @@ async def recording(*args: str) -> AsyncIterator[Served]:
                 if "\n" in buffered:
                     break
         first, _, rest = buffered.partition("\n")
-        assert first.startswith("recording ws://127.0.0.1:"), first
+        assert first.startswith(("recording ws://127.0.0.1:", "recording wss://127.0.0.1:")), first
         try:
             yield Served(process, first.split()[1], [first, *rest.splitlines()])
         finally:
@@ -210,6 +213,36 @@ def test_a_port_in_use_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert "address already in use" in capsys.readouterr().err
 
 
+async def test_the_proxy_listens_for_wss_and_can_require_client_certificates(
+    tmp_path: Path, trustme_ca: trustme.CA
+) -> None:
+    out = tmp_path / "rec"
+    files = tls_files(tmp_path, trustme_ca)
+    async with websockets_server(echo) as port:
+        args = ("--upstream", f"ws://127.0.0.1:{port}", "--out", str(out))
+        async with recording(*args, *files.options(client_ca=True)) as proxy:
+            assert proxy.url.startswith("wss://127.0.0.1:")
+            with pytest.raises((ssl.SSLError, InvalidMessage)):  # no client certificate
+                # (with TLS 1.3 the refusal comes after the client's side of the handshake)
+                await connect(proxy.url, ssl=trusting(trustme_ca), proxy=None)
+            device = trusting(trustme_ca, identity="device@example")
+            async with connect(proxy.url + "/secure", ssl=device, proxy=None) as client:
+                await client.send("over wss")
+                assert await client.recv() == "over wss"
+            await line_with(proxy, "transcript")
+            proxy.process.send_signal(signal.SIGTERM)
+            code, printed, err = await finish(proxy)
+    assert code == 0, printed + err
+    (path,) = transcripts(out)
+    texts = [
+        e for e in open_transcript(path) if isinstance(e, TranscriptEvent) and e.type == "text"
+    ]
+    assert [(e.from_, e.fields["data"]) for e in texts] == [
+        ("client", "over wss"),
+        ("server", "over wss"),
+    ]
+
+
 LOCAL = ["--listen", "127.0.0.1:0"]
 UPSTREAM = ["--upstream", "ws://127.0.0.1:9"]
 
@@ -223,6 +256,8 @@ UPSTREAM = ["--upstream", "ws://127.0.0.1:9"]
         ([*LOCAL, "--upstream", "wss://h", "--cafile", "c", "--insecure"], "do not go together"),
         ([*LOCAL, *UPSTREAM, "--max-connections", "0"], "1 or more"),
         ([*LOCAL, *UPSTREAM, "--redact-regex", "("], "regex"),
+        ([*LOCAL, *UPSTREAM, "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        ([*LOCAL, *UPSTREAM, "--client-ca", "ca.pem"], "--client-ca needs --tls-cert"),
         (["--listen", "nowhere", *UPSTREAM], "HOST:PORT"),
     ],
 )
@@ -231,6 +266,15 @@ def test_bad_usage_is_exit_2(
 ) -> None:
     assert main(["record", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_unreadable_certificate_is_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    tls = ["--tls-cert", missing, "--tls-key", missing]
+    assert main(["record", *LOCAL, *UPSTREAM, *tls]) == 3
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_an_unreadable_cafile_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from wscenario._version import __version__
 from wscenario.commands.record_options import add_record_options, add_redaction_options
+from wscenario.commands.tls_options import add_tls_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -149,11 +150,7 @@ def _add_serve(commands: Subparsers) -> Parser:
     serve.add_argument(
         "--max-connections", type=int, metavar="N", help="stop after N connections finished"
     )
-    serve.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this certificate")
-    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
-    serve.add_argument(
-        "--client-ca", metavar="FILE", help="require client certificates issued by this CA"
-    )
+    add_tls_options(serve)
     _add_vars(serve)
     _add_reports(serve)
     add_record_options(serve)
@@ -196,6 +193,7 @@ def _add_record(commands: Subparsers) -> Parser:
         metavar="N",
         help="connections open at once before new ones get 503 (default 256)",
     )
+    add_tls_options(record)
     add_redaction_options(record)
     return record
 

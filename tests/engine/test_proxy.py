@@ -28,6 +28,7 @@ from tests.engine.ws_peers import (
     upgrade_response,
     websockets_server,
 )
+from tests.tls_files import tls_files, trusting
 from wscenario.core.model import Limits
 from wscenario.engine.proxy import (
     ConnectionReport,
@@ -419,16 +420,11 @@ async def test_insecure_upstream_tls_accepts_any_certificate() -> None:
 async def test_the_proxy_listens_for_wss_with_its_own_certificate(
     trustme_ca: trustme.CA, tmp_path: Any
 ) -> None:
-    cert = trustme_ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    listening = server_context(str(certfile), str(keyfile))
-    trusting = ssl.create_default_context()
-    trustme_ca.configure_trust(trusting)
+    files = tls_files(tmp_path, trustme_ca)
+    listening = server_context(str(files.cert), str(files.key))
     async with websockets_server(echo) as port, proxy_to(ws_upstream(port), tls=listening) as p:
         url = p.url.replace("ws://", "wss://") + "/secure"
-        async with ws_connect(url, ssl=trusting) as client:
+        async with ws_connect(url, ssl=trusting(trustme_ca)) as client:
             await client.send("private")
             assert await client.recv() == "private"
         with pytest.raises(ssl.SSLCertVerificationError):

@@ -4,7 +4,9 @@ Clients connect to ``--listen``; each connection is relayed to ``--upstream`` (s
 query, added to the upstream URL's path) by ``engine.proxy`` and written as one transcript
 (``side: proxy``) into ``--out``, with secrets redacted unless ``--no-redact``. A ``wss://``
 upstream is verified strictly (``--cafile`` adds a CA; ``--insecure`` checks nothing, with
-a warning). The proxy listens on 127.0.0.1 unless ``--allow-remote``. It prints a line when
+a warning). The proxy listens on 127.0.0.1 unless ``--allow-remote``, for ``wss://`` with
+``--tls-cert`` and ``--tls-key`` (``--client-ca``: clients must show a certificate it
+issued), as ``serve`` does. It prints the address it listens on, a line when
 a connection opens and one when it ends (close code, transcript path), and runs until
 Ctrl-C or SIGTERM, which close open connections with 1001 on both legs and end their
 transcripts as ``interrupted``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from anyio.abc import TaskStatus
 from wscenario._version import __version__
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_OK
 from wscenario.commands.record_options import redaction_policy
+from wscenario.commands.tls_options import listening_context
 from wscenario.core.model import Limits
 from wscenario.core.redaction_policy import RedactionPolicy
 from wscenario.core.transcript import Header
@@ -66,6 +70,7 @@ class RecordPlan:
     folder: Path
     policy: RedactionPolicy
     limits: Limits
+    tls: ssl.SSLContext | None = None
 
 
 def plan_from(args: argparse.Namespace) -> RecordPlan:
@@ -73,7 +78,7 @@ def plan_from(args: argparse.Namespace) -> RecordPlan:
 
     Raises:
         UsageError: a bad address, URL, option combination or redaction rule.
-        CannotRun: the CA file cannot be used.
+        CannotRun: the CA file or the certificate files cannot be used.
     """
     host, port = parse_listen(args.listen)
     if not is_loopback(host) and not args.allow_remote:
@@ -95,7 +100,8 @@ def plan_from(args: argparse.Namespace) -> RecordPlan:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     limits = Limits(max_connections=args.max_connections or Limits().max_connections)
-    return RecordPlan(host, port, upstream, Path(args.out), policy, limits)
+    tls = listening_context(args)
+    return RecordPlan(host, port, upstream, Path(args.out), policy, limits, tls)
 
 
 CHECKPOINT_EVERY = 1000
@@ -186,7 +192,8 @@ async def record(
 ) -> None:
     """Proxy until Ctrl-C or SIGTERM, printing a line when each connection opens and ends.
 
-    ``task_status`` gets the proxy's address (``ws://127.0.0.1:8765``) once it listens.
+    ``task_status`` gets the proxy's address (``ws://127.0.0.1:8765``, ``wss://`` with TLS)
+    once it listens.
 
     Raises:
         CannotRun: the listener cannot be opened (port in use).
@@ -199,6 +206,7 @@ async def record(
         plan.upstream,
         transcript,
         limits=plan.limits,
+        tls=plan.tls,
         on_open=lambda report: _print(out, opened_line(report, recording.redactor.url)),
         on_close=lambda report: _print(out, closed_line(report)),
     )
@@ -208,7 +216,8 @@ async def record(
     if plan.upstream.tls_mode == "insecure":
         _warn("--insecure: the upstream's certificate is not checked")
     shown = url_host(plan.host)
-    address = f"ws://{shown}:{bound_port(listener)}"
+    scheme = "ws" if plan.tls is None else "wss"
+    address = f"{scheme}://{shown}:{bound_port(listener)}"
     redaction = "on" if plan.policy.enabled else "OFF"
     _print(
         out,
