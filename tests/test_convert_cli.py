@@ -20,7 +20,7 @@ from tests import test_run_cli
 from tests.engine.test_replay import HEADER, MESSAGES, echo_transcript, end, ev, handshake, write
 from tests.engine.ws_peers import websockets_server
 from tests.test_record_cli import line_with, recording
-from tests.test_serve_cli import finish
+from tests.test_serve_cli import finish, serving
 from wscenario.cli import main
 from wscenario.core.schema import schema_path
 
@@ -212,11 +212,31 @@ class EndWatcher:
 
 
 async def wscenario(*args: str) -> tuple[int, str]:
-    """Run ``wscenario ARGS`` as a user would; its exit code and output."""
+    """Run ``wscenario ARGS`` in a process of its own (it handles signals); code and output."""
     command = [sys.executable, "-m", "wscenario", *args]
     with anyio.fail_after(30):
         done = await anyio.run_process(command, check=False, stderr=subprocess.STDOUT)
     return done.returncode, done.stdout.decode()
+
+
+async def ping_then_drop(url: str) -> None:
+    """A websockets client that says hello, pings, and drops TCP without a close frame."""
+    async with connect_async(url, proxy=None, compression=None) as client:
+        await client.send("hello")
+        assert await client.recv() == "hello"
+        await (await client.ping(b"beat"))
+        client.transport.abort()
+
+
+async def recorded_ping_then_drop(upstream: str, folder: Path) -> Path:
+    """The transcript of ``ping_then_drop`` against ``upstream``, through ``wscenario record``."""
+    async with recording("--upstream", upstream, "--out", str(folder)) as proxy:
+        await ping_then_drop(proxy.url + "/chat")
+        await line_with(proxy, "transcript")
+        proxy.process.send_signal(signal.SIGTERM)
+        await finish(proxy)
+    (transcript,) = [Path(path) async for path in anyio.Path(folder).glob("*.jsonl")]
+    return transcript
 
 
 @pytest.mark.anyio
@@ -224,25 +244,12 @@ async def test_a_client_that_pinged_and_dropped_converts_and_runs_and_replays_in
     tmp_path: Path,
 ) -> None:
     watcher = EndWatcher()
-    folder = tmp_path / "rec"
     async with websockets_server(watcher) as port:
         upstream = f"ws://127.0.0.1:{port}"
-        async with recording("--upstream", upstream, "--out", str(folder)) as proxy:
-            async with connect_async(proxy.url + "/chat", proxy=None, compression=None) as client:
-                await client.send("hello")
-                assert await client.recv() == "hello"
-                await (await client.ping(b"beat"))
-                client.transport.abort()  # TCP ends without a close frame
-            await line_with(proxy, "transcript")
-            proxy.process.send_signal(signal.SIGTERM)
-            await finish(proxy)
+        transcript = await recorded_ping_then_drop(upstream, tmp_path / "rec")
         assert await watcher.end(1) is None
-        (transcript,) = folder.glob("*.jsonl")
         scenario = tmp_path / "dropper.yaml"
-        converted = await wscenario(
-            "convert", str(transcript), "--side", "client", "-o", str(scenario)
-        )
-        assert converted[0] == 0, converted[1]
+        assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
         text = scenario.read_text()
         assert "# left out, as a client scenario cannot do it: drop, ping; see the comments" in text
         assert "  # the client sent a ping here (payload YmVhdA== in base64); left out" in text
@@ -252,7 +259,7 @@ async def test_a_client_that_pinged_and_dropped_converts_and_runs_and_replays_in
             {"send": {"text": "hello"}},
             {"expect": {"message": {"text": "hello"}}},
         ]
-        assert (await wscenario("validate", str(scenario)))[0] == 0
+        assert main(["validate", str(scenario)]) == 0
         code, out = await wscenario("run", str(scenario))
         assert code == 0, out
         assert await watcher.end(2) == Close(1000, "")  # the run ends with a close instead
@@ -262,3 +269,23 @@ async def test_a_client_that_pinged_and_dropped_converts_and_runs_and_replays_in
         assert code == 0, out
         assert "7 steps replayed" in out  # connect, open, send, expect, the ping, its pong, drop
         assert await watcher.end(3) is None  # dropped as recorded
+
+
+@pytest.mark.anyio
+async def test_the_server_side_of_it_expects_the_ping_and_the_drop_from_the_same_client(
+    tmp_path: Path,
+) -> None:
+    async with websockets_server(EndWatcher()) as port:
+        transcript = await recorded_ping_then_drop(f"ws://127.0.0.1:{port}", tmp_path / "rec")
+    scenario = tmp_path / "server.yaml"
+    assert main(["convert", str(transcript), "--side", "server", "-o", str(scenario)]) == 0
+    steps = yaml.safe_load(scenario.read_text())["steps"]
+    assert steps[-2:] == [
+        {"expect": {"ping": {"binary": {"base64": "YmVhdA=="}}}},
+        {"expect": {"close": {"code": 1006}}},
+    ]
+    async with serving(str(scenario), "--once", "--no-color") as served:
+        await ping_then_drop(served.url + "/chat")
+        code, out, err = await finish(served)
+    assert code == 0, out + err
+    assert "PASS expect close {code: 1006}" in out
