@@ -10,17 +10,22 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
 from tests import test_run_cli
 from tests.engine.test_replay import MESSAGES, echo_transcript, end, ev, handshake, write
+from tests.tls_files import tls_files, trusting
 from wscenario.cli import main
 from wscenario.commands.replay import parse_timing
+from wscenario.core.transcript import End, Header, TranscriptEvent
 from wscenario.engine.replay import Timing
+from wscenario.engine.transcript_io import open_transcript
 from wscenario.errors import UsageError
 
 echo_url = test_run_cli.echo_url
@@ -155,25 +160,105 @@ def test_a_short_timeout_fails_a_silent_server(
     assert "no event within 200ms" in capsys.readouterr().out
 
 
-def test_serve_plays_the_server_side_to_a_websockets_client(tmp_path: Path) -> None:
-    path = echo_transcript(tmp_path / "echo.jsonl")
+def serve_to_one_client(path: Path, *options: str, **client: Any) -> tuple[str, list[Any], str]:
+    """``replay PATH --serve --once OPTIONS`` with one websockets client sending ``MESSAGES``.
+
+    Returns the URL it printed, the answers, and the rest of its output.
+    """
     command = [sys.executable, "-m", "wscenario", "replay", str(path), "--serve",
-               "--listen", "127.0.0.1:0", "--once", "--timing", "fast"]  # fmt: skip
+               "--listen", "127.0.0.1:0", "--once", "--timing", "fast", *options]  # fmt: skip
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         first = process.stdout.readline()
         url = first.split(" on ", 1)[1].strip()
-        assert url.endswith("/chat")
         answers = []
-        with connect(url, compression=None) as ws:
+        with connect(url, compression=None, **client) as ws:
             for message in MESSAGES:
                 ws.send(message)
                 answers.append(ws.recv(timeout=5))
             ws.close(4001, "bye")
         rest = process.stdout.read()
         assert process.wait(timeout=10) == 0, rest
+    return url, answers, rest
+
+
+def test_serve_plays_the_server_side_to_a_websockets_client(tmp_path: Path) -> None:
+    url, answers, rest = serve_to_one_client(echo_transcript(tmp_path / "echo.jsonl"))
+    assert url.startswith("ws://127.0.0.1:")
+    assert url.endswith("/chat")
     assert answers == MESSAGES
     assert "1 passed, 0 failed" in rest
+
+
+MESSAGE_TYPES = ("text", "binary")
+
+
+def test_serve_over_wss_with_client_certificates_records_each_connection(
+    tmp_path: Path, trustme_ca: trustme.CA
+) -> None:
+    files = tls_files(tmp_path, trustme_ca)
+    folder = tmp_path / "recs"
+    options = [*files.options(client_ca=True), "--record", str(folder)]
+    device = trusting(trustme_ca, identity="device@example")
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    url, answers, rest = serve_to_one_client(path, *options, ssl=device)
+    assert url.startswith("wss://127.0.0.1:")
+    assert answers == MESSAGES
+    assert "1 passed, 0 failed" in rest
+    (transcript,) = folder.iterdir()
+    header, *events, last = open_transcript(transcript)
+    assert isinstance(header, Header)
+    assert header.side == "server"
+    assert header.url.startswith("wss://127.0.0.1:")
+    assert isinstance(last, End)
+    assert last.status == "complete"
+    messages = [e for e in events if isinstance(e, TranscriptEvent) and e.type in MESSAGE_TYPES]
+    sent = [e.fields["data"] for e in messages if e.from_ == "server"]
+    assert sent == MESSAGES
+
+
+def test_against_records_its_own_connection(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "recs"
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    code = main(["replay", str(path), "--against", echo_url, "--timing", "fast",
+                 "--record", str(folder)])  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    (transcript,) = folder.iterdir()
+    assert "-replay-" in transcript.name
+    records = list(open_transcript(transcript))
+    assert isinstance(records[0], Header)
+    assert records[0].side == "client"
+    assert isinstance(records[-1], End)
+    assert records[-1].counts["client"]["text"] == 4
+    assert records[-1].counts["server"]["binary"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--against", "ws://127.0.0.1:9", "--tls-cert", "c", "--tls-key", "k"], "only apply"),
+        (["--serve", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--serve", "--client-ca", "ca.pem"], "--client-ca needs --tls-cert"),
+    ],
+)
+def test_tls_options_that_do_not_fit_are_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_with_an_unreadable_certificate_is_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    missing = str(tmp_path / "missing.pem")
+    options = ["--serve", "--once", "--tls-cert", missing, "--tls-key", missing]
+    assert main(["replay", str(path), *options]) == 3
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_against_and_serve_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:

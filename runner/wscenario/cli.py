@@ -216,6 +216,8 @@ def _add_replay(commands: Subparsers) -> Parser:
         "--listen", metavar="HOST:PORT", default="127.0.0.1:8765", help="--serve: where to listen"
     )
     _add_listening(replay, once="--serve: stop after the first connection")
+    add_tls_options(replay)
+    add_record_options(replay)
     replay.add_argument(
         "--timing",
         default="recorded",

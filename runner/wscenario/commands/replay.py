@@ -7,7 +7,10 @@ failing steps are printed, with the same details and diffs as ``run``, then one 
 outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with
 the recorded subprotocol and plays the server to each client, until Ctrl-C, SIGTERM or, with
 ``--once``, the end of the first connection; an address other machines can reach needs
-``--allow-remote``.
+``--allow-remote``. With ``--tls-cert`` and ``--tls-key`` it listens for ``wss://``
+(``--client-ca``: clients must show a certificate it issued), as ``serve`` does.
+``--record DIR`` writes one transcript per connection the replay makes or accepts, as
+``run --record`` and ``serve --record`` do.
 
 Exit code: 0 passed, 1 a step failed, 2 bad usage or an invalid transcript (with its line),
 3 could not run (port in use, the target unreachable), 130 when ``--against`` is interrupted.
@@ -21,6 +24,7 @@ import argparse
 import math
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -30,8 +34,11 @@ from typing import TextIO
 
 import anyio
 
+from wscenario.cli import EXIT_CANNOT_RUN, EXIT_OK
 from wscenario.commands.given_url import checked_url
+from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.run import exit_code
+from wscenario.commands.tls_options import listening_context, listening_tls
 from wscenario.core.units import parse_duration
 from wscenario.engine.replay import (
     ReplayOptions,
@@ -42,6 +49,7 @@ from wscenario.engine.replay import (
     replay_against,
 )
 from wscenario.engine.server import is_loopback, open_listener, parse_listen
+from wscenario.engine.transcript_tap import mark_interrupted, recording
 from wscenario.errors import UsageError
 from wscenario.report.console import (
     Style,
@@ -72,19 +80,29 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"listening on {host} lets other machines connect; add --allow-remote to do that"
             )
+        tls = listening_context(args)
     else:
         against = checked_url(args.against, "--against")
+        if listening_tls(args) is not None:
+            raise UsageError("--tls-cert, --tls-key and --client-ca only apply to --serve")
+    record = recording_from_args(args)
     path = Path(args.transcript)
     info = check_transcript(path, warn=sys.stderr.write)
     style = Style.for_stream(out, no_color=args.no_color)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
     interrupted = False
-    if args.serve:
-        results = anyio.run(_serve, path, info, (host, port), args.once, options, style, out)
-    else:
-        result, interrupted = anyio.run(_against, path, against, options, style, out)
-        results = [result]
+    try:
+        with recording(record, "replay"):
+            if args.serve:
+                serving = (host, port, tls)
+                results = anyio.run(_serve, path, info, serving, args.once, options, style, out)
+            else:
+                result, interrupted = anyio.run(_against, path, against, options, style, out)
+                results = [result]
+    finally:
+        if record is not None:
+            record.close_all()
     elapsed = time.perf_counter() - started
     if interrupted:
         write_lines(out, ["interrupted: the replay did not finish"])
@@ -93,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         write_junit(Path(args.junit), results, elapsed, timestamp)
     if args.report:
         write_report(Path(args.report), results, elapsed, timestamp)
-    return exit_code(results, interrupted=interrupted)
+    code = exit_code(results, interrupted=interrupted)
+    return EXIT_CANNOT_RUN if code == EXIT_OK and record is not None and record.errors else code
 
 
 def parse_timing(value: str) -> Timing:
@@ -140,7 +159,7 @@ async def _against(
 
     stop = anyio.CancelScope()
     async with anyio.create_task_group() as watching:
-        watching.start_soon(_on_signal, stop.cancel)
+        watching.start_soon(_on_signal, mark_interrupted, stop.cancel)
         result, steps = await replay_against(
             path, url, options, env=os.environ, warn=sys.stderr.write, on_step=on_step, stop=stop
         )
@@ -152,13 +171,13 @@ async def _against(
 async def _serve(
     path: Path,
     info: TranscriptInfo,
-    address: tuple[str, int],
+    serving: tuple[str, int, ssl.SSLContext | None],
     once: bool,
     options: ReplayOptions,
     style: Style,
     out: TextIO,
 ) -> list[ScenarioResult]:
-    host, port = address
+    host, port, tls = serving
 
     def on_step(number: int, step: StepResult) -> None:
         if step.failure is not None:
@@ -171,6 +190,7 @@ async def _serve(
         env=os.environ,
         warn=sys.stderr.write,
         stop_after=1 if once else None,
+        tls=tls,
         on_step=on_step,
         on_result=lambda result: write_lines(out, render_end(result, style)),
     )
@@ -178,15 +198,16 @@ async def _serve(
     async with anyio.create_task_group() as tasks:
         url = await tasks.start(replay.serve, listener, host)
         write_lines(out, [f"replaying the server side of {path.name} on {url}"])
-        tasks.start_soon(_on_signal, replay.stop)
+        tasks.start_soon(_on_signal, replay.stop, mark_interrupted)
         await replay.finished.wait()
         tasks.cancel_scope.cancel()
     return replay.results
 
 
-async def _on_signal(stop: Callable[[], object]) -> None:
-    """Call ``stop`` at the first SIGINT or SIGTERM."""
+async def _on_signal(*stop: Callable[[], object]) -> None:
+    """Call each of ``stop`` at the first SIGINT or SIGTERM."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            stop()
+            for call in stop:
+                call()
             return

@@ -16,6 +16,7 @@ any connection is made, so a broken file is an error (exit 2) rather than half a
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -269,7 +270,8 @@ class ServeReplay:
 
     ``on_step`` gets each step's result with the connection's number, ``on_result`` each
     finished connection's result; ``stop_after`` connections (or ``None``: until ``stop()``)
-    are served. ``finished`` is set once the server has stopped.
+    are served, over TLS with a ``tls`` server context. ``finished`` is set once the server
+    has stopped.
     """
 
     path: Path
@@ -278,6 +280,7 @@ class ServeReplay:
     env: Mapping[str, str]
     warn: Warn
     stop_after: int | None = None
+    tls: ssl.SSLContext | None = None
     on_step: Callable[[int, StepResult], None] | None = None
     on_result: Callable[[ScenarioResult], object] | None = None
     results: list[ScenarioResult] = field(default_factory=list)
@@ -304,16 +307,17 @@ class ServeReplay:
     ) -> list[ScenarioResult]:
         """Serve on ``listener`` (see ``open_listener``) until ``stop_after`` connections end.
 
-        ``task_status`` gets the ``ws://host:port/path`` url clients should use.
+        ``task_status`` gets the ``ws://host:port/path`` (or ``wss://``) url clients should use.
         """
         port = bound_port(listener)
         spec = self.spec(f"{host}:{port}")
-        server = FakeServer({spec.path: Route(spec, self._session)}, limits=Limits())
+        server = FakeServer({spec.path: Route(spec, self._session)}, limits=Limits(), tls=self.tls)
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(server.serve, listener)
                 shown = url_host(host)
-                task_status.started(f"ws://{shown}:{port}{spec.path}")
+                scheme = "ws" if self.tls is None else "wss"
+                task_status.started(f"{scheme}://{shown}:{port}{spec.path}")
                 await self._done.wait()
                 server.stop()
         finally:
