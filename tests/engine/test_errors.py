@@ -41,7 +41,7 @@ def caused(outer: BaseException, cause: BaseException) -> BaseException:
             caused(anyio.BrokenResourceError(), ConnectionResetError(errno.ECONNRESET, "reset")),
             ("reset", "ConnectionResetError: [Errno 104] reset"),
         ),
-        (anyio.ClosedResourceError(), ("reset", "connection closed by this side")),
+        (anyio.ClosedResourceError(), ("reset", "connection ended while in use")),
         (TimeoutError(), ("timeout", "timed out")),
         (anyio.BrokenResourceError(), ("reset", "BrokenResourceError")),
     ],

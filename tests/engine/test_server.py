@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 import trustme
-from anyio.abc import ByteStream, Listener, SocketListener
+from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -37,6 +39,7 @@ from wscenario.core.model import (
     Send,
     ServerSpec,
 )
+from wscenario.engine.frames import encode_frame
 from wscenario.engine.server import (
     FakeServer,
     Route,
@@ -413,6 +416,42 @@ async def test_after_the_client_is_gone_one_failed_answer_drops_the_queued_messa
     assert len(failures) == 1, failures
     assert failures[0].kind == "rule"
     assert names == ["messageReceive", "close"]
+
+
+@pytest.mark.parametrize("rst", [True, False], ids=["rst", "fin"])
+async def test_a_client_vanishing_while_a_rule_answers_is_reported_as_lost_by_the_client(
+    rst: bool,
+) -> None:
+    failures: list[StepResult] = []
+    done = anyio.Event()
+
+    async def session(driver: ServerDriver) -> None:
+        runner = StepRunner(
+            ECHO_SCENARIO, driver, variables={}, env={}, on_step=failures.append, streaming=True
+        )
+        await runner.serve_rules(poll=WAIT)
+        done.set()
+
+    limits = Limits(handshake_timeout=1.0, max_message_size=2_000_000)
+    async with running({"/": session}, limits=limits) as (_, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(UPGRADE)
+        assert (await stream.receive()).startswith(b"HTTP/1.1 101")
+        frame = encode_frame(0x1, b"x" * 1_000_000, masked=True)
+        for _ in range(8):  # never read: the answers fill the socket buffers
+            await stream.send(frame)
+        await anyio.sleep(0.2)
+        if rst:
+            raw = stream.extra(SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+        with anyio.fail_after(WAIT):
+            await done.wait()
+    assert len(failures) == 1, failures  # the answers still queued are dropped
+    assert failures[0].failure is not None
+    message = failures[0].failure.message
+    assert "reset" in message.lower(), message
+    assert "this side" not in message, message
 
 
 async def test_stop_closes_open_connections_with_1001() -> None:

@@ -97,7 +97,10 @@ def lost_from(exc: BaseException) -> ConnectionLost:
         if isinstance(item, TimeoutError):
             return ConnectionLost(kind="timeout", message="timed out")
         if isinstance(item, anyio.ClosedResourceError):
-            return ConnectionLost(kind="reset", message="connection closed by this side")
+            # the socket was closed under a call in progress: the connection ended meanwhile
+            # (most often the peer vanished and the reading side closed it); not a choice made
+            # here, which is reported before any write is tried
+            return ConnectionLost(kind="reset", message="connection ended while in use")
         if isinstance(item, OSError) and item.errno is not None:
             return ConnectionLost(kind="reset", message=_describe(item))
     return ConnectionLost(kind="reset", message=_describe(chain[-1]))

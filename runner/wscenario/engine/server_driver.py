@@ -77,6 +77,7 @@ class ServerDriver:
         "_ended",
         "_ended_event",
         "_events",
+        "_loss",
         "_pieces",
         "_reading",
         "_saw_close",
@@ -119,6 +120,7 @@ class ServerDriver:
         self._transport_closed = False
         self._pieces: list[str | bytes] | None = None  # a fragmented message's frames so far
         self._undeliverable = False  # a call failed on a connection that is gone
+        self._loss: ConnectionLost | None = None  # how the reader saw the connection end
         self._tasks: anyio.abc.TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -206,13 +208,16 @@ class ServerDriver:
         ping_between: bool = False,
     ) -> CallError | None:
         """Send one message, split into ``fragments`` frames when asked."""
-        if fragments > 1 or ping_between:
-            return await self._call(
-                self.connection.send_fragmented(
+        try:
+            if fragments > 1 or ping_between:
+                await self.connection.send_fragmented(
                     data, max(fragments, 2), delay=fragment_delay, ping_between=ping_between
                 )
-            )
-        return await self._call(self.connection.send(SendMessage(data)))
+            else:
+                await self.connection.send(SendMessage(data))
+        except ConnectionClosed as exc:
+            return await self._failed(exc)
+        return None
 
     async def close(
         self, code: int | None, reason: str | None, *, no_payload: bool = False
@@ -272,11 +277,13 @@ class ServerDriver:
         events = self._events
         connection = self.connection
         while True:
-            if not events and connection.holding:
-                await self.flush()  # answers held back go out before the script waits
-            event = await events.get(within)
+            event = events.take()
             if event is None:
-                return None
+                if connection.holding:
+                    await self.flush()  # answers held back go out before the script waits
+                event = await events.get(within)
+                if event is None:
+                    return None
             # while more events are queued, answers are held back and go out together
             connection.batching = bool(events)
             if not self._undeliverable or event.name in LAST_EVENTS:
@@ -287,13 +294,7 @@ class ServerDriver:
     async def _read(self) -> None:
         try:
             with self._reading:
-                while not self._transport_closed:
-                    try:
-                        event = await self.connection.receive()
-                    except ConnectionClosed:
-                        break
-                    if await self._handle(event):
-                        break
+                await self._read_events()
                 if not self._saw_close:
                     self._saw_close = True
                     await self._emit("close", {"code": ABNORMAL, "reason": ""})
@@ -305,6 +306,25 @@ class ServerDriver:
             self._close_events()
             if not self._reading.cancel_called:
                 self._set_ended()
+
+    async def _read_events(self) -> None:
+        """Turn what arrives into events until the connection is over."""
+        receive = self.connection.receive
+        events = self._events
+        clock = self._clock
+        started = self._started
+        while not self._transport_closed:
+            try:
+                event = await receive()
+            except ConnectionClosed:
+                return
+            if type(event) is DataFrame and event.first and event.final:
+                # a whole message in one frame, most of them: queued without reassembly
+                events.put(Event("messageReceive", event.data, clock() - started))
+                if len(events) >= EVENT_QUEUE:
+                    await events.wait_for_room()  # the script is behind: stop reading for now
+            elif await self._handle(event):
+                return
 
     async def _handle(self, event: WireEvent) -> bool:
         """React to one wire event; ``True`` when the connection is over."""
@@ -322,9 +342,6 @@ class ServerDriver:
         return False
 
     async def _piece(self, frame: DataFrame) -> None:
-        if frame.final and frame.first:
-            await self._emit("messageReceive", frame.data)  # a whole message in one frame
-            return
         if frame.first or self._pieces is None:
             self._pieces = []
         self._pieces.append(frame.data)
@@ -355,6 +372,7 @@ class ServerDriver:
         return False
 
     async def _lost(self, event: ConnectionLost) -> None:
+        self._loss = event
         if event.kind not in ("eof", "reset") or not self._saw_close:
             if event.kind not in ("eof", "reset"):
                 await self._emit("error", {"kind": event.kind, "message": event.message})
@@ -398,6 +416,19 @@ class ServerDriver:
         try:
             await call
         except ConnectionClosed as exc:
-            self._undeliverable = self._transport_closed or self._ended
-            return CallError(code=-1, message=str(exc))
+            return await self._failed(exc)
         return None
+
+    async def _failed(self, exc: ConnectionClosed) -> CallError:
+        """The ``CallError`` of a write the connection could not take.
+
+        When the write failed because the reader closed the socket under it (the client
+        vanished), the reader's account of the loss is what the error says.
+        """
+        if isinstance(exc.__cause__, anyio.ClosedResourceError) and not self.reading_stopped:
+            with anyio.move_on_after(self.limits.close_timeout):
+                await self._wait_ended()
+        self._undeliverable = self._transport_closed or self._ended or exc.lost is not None
+        if self._loss is not None:
+            return CallError(code=-1, message=f"connection lost: {self._loss.message}")
+        return CallError(code=-1, message=str(exc))
