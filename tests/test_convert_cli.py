@@ -289,3 +289,34 @@ async def test_the_server_side_of_it_expects_the_ping_and_the_drop_from_the_same
         code, out, err = await finish(served)
     assert code == 0, out + err
     assert "PASS expect close {code: 1006}" in out
+
+
+@pytest.mark.anyio
+async def test_a_session_the_recording_proxy_ended_converts_to_a_scenario_that_passes(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "rec"
+    watcher = EndWatcher()
+    async with websockets_server(watcher) as port:
+        upstream = f"ws://127.0.0.1:{port}"
+        async with recording("--upstream", upstream, "--out", str(folder)) as proxy:
+            async with connect_async(proxy.url + "/chat", proxy=None, compression=None) as client:
+                await client.send("hello")
+                assert await client.recv() == "hello"
+                await line_with(proxy, "opened")
+                proxy.process.send_signal(signal.SIGTERM)  # the user stops recording
+                with pytest.raises(ConnectionClosed) as stopped:
+                    await client.recv()
+                assert stopped.value.rcvd == Close(1001, "proxy shutting down")
+            await finish(proxy)
+        (transcript,) = [Path(path) async for path in anyio.Path(folder).glob("*.jsonl")]
+        scenario = tmp_path / "stopped.yaml"
+        assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
+        text = scenario.read_text()
+        assert "  # left out: the recording proxy sent this close, not the server" in text
+        steps = yaml.safe_load(text)["steps"]
+        closes = [step for step in steps if "close" in step]  # the upstream's answer, if recorded
+        assert closes[0] == {"close": {"code": 1001, "reason": "proxy shutting down"}}
+        code, out = await wscenario("run", str(scenario))
+        assert code == 0, out
+        assert await watcher.end(2) == Close(1001, "proxy shutting down")  # as the proxy sent it

@@ -283,6 +283,31 @@ def test_an_ohos_client_cannot_ping_or_drop_even_in_a_replay() -> None:
     assert drop.notes[0].endswith("an ohos app cannot drop a connection")
 
 
+PROXY_STOPPED: list[TranscriptEvent | End] = [
+    ev(0.2, "server", "error", message="the proxy, not the upstream, sent the next close: stop"),
+    ev(0.2, "server", "close", code=1001, reason="proxy shutting down"),
+    ev(0.2, "client", "error", message="the proxy, not the client, sent the next close: stop"),
+    ev(0.2, "client", "close", code=1001, reason="proxy shutting down"),
+    ev(0.3, "client", "close", code=1001, reason="proxy shutting down"),  # the client's answer
+    ev(0.3, "server", "close", code=1001, reason="proxy shutting down"),  # the upstream's
+]
+
+
+def test_closes_a_recording_proxy_sent_on_its_own_are_played_as_their_peer_saw_them() -> None:
+    client = StepMaker("client")
+    steps = [step for record in PROXY_STOPPED for step in client.steps(record)]
+    assert [step.data for step in steps if step.data] == [
+        {"close": {"code": 1001, "reason": "proxy shutting down"}},  # what the upstream got
+        {"expect": {"close": {"code": 1001, "reason": "proxy shutting down"}}},
+    ]
+    assert steps[1].notes == ("left out: the recording proxy sent this close, not the server",)
+    server = made("server", PROXY_STOPPED)
+    assert [step for step in server if step] == [
+        {"close": {"code": 1001, "reason": "proxy shutting down"}},  # what the client got
+        {"expect": {"close": {"code": 1001, "reason": "proxy shutting down"}}},
+    ]
+
+
 @pytest.mark.parametrize("side", ["client", "server"])
 def test_a_protocol_break_is_left_out_with_what_the_peer_did_after_it(side: str) -> None:
     peer = "server" if side == "client" else "client"

@@ -21,7 +21,9 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
   pings and drops in a scenario file (``client_faults`` off; the raw client driver a replay
   uses plays them) or in the ohos profile, the peer's pongs to those pings, a protocol break
   (and the peer's records after a connection end that is left out, which cannot follow);
-* ``error`` records (a refused handshake, a frame that formed no message) become notes.
+* ``error`` records (a refused handshake, a frame that formed no message) become notes;
+* a close a recording proxy sent on its own (its ``error`` record says so) is left out when it
+  went to this side, and played as this side's when it went to the peer (the peer saw it so).
 
 Text that is not valid Unicode never gets here: the transcript reader refuses it.
 """
@@ -88,6 +90,9 @@ Kind = Literal["uuid", "timestamp", "hex token", "token", "epoch time", "counter
 
 _DROPS: dict[str, dict[str, JSON]] = {"eof": {}, "reset": {"mode": "rst"}}
 """How a recorded ``disconnect`` of this side is played: a ``drop`` step (others are not)."""
+
+_PROXY_CLOSE = re.compile(r"the proxy, not the \w+, sent the next close")
+"""The ``error`` a recording proxy writes before a close frame it sent on its own."""
 
 
 # ------------------------------------------------------------------------------ secrets
@@ -262,6 +267,8 @@ class StepMaker:
     missing: set[str] = field(default_factory=set)
     left_out: set[str] = field(default_factory=set)
     _peer_closed: bool = False
+    _closed_here: bool = False
+    _proxy_closes: set[str] = field(default_factory=set)
     _unsent_pings: list[str] = field(default_factory=list)
     _ended_here: Literal["no", "yes", "noted"] = "no"
     _variables: int = 0
@@ -276,6 +283,8 @@ class StepMaker:
         ours = event.from_ == self.side
         t = event.t
         if kind == "error":
+            if _PROXY_CLOSE.match(record["message"]):
+                self._proxy_closes.add(event.from_)
             note = f"recorded error from the {event.from_}: {record['message']}"
             return [MadeStep({}, t, call=False, notes=(note,))]
         if self._ended_here != "no" and not ours:
@@ -348,6 +357,11 @@ class StepMaker:
     def _close(self, record: Mapping[str, Any], t: float, ours: bool) -> list[MadeStep]:
         code: int | None = record["code"]
         reason: str = record["reason"]
+        if record["from"] in self._proxy_closes:
+            self._proxy_closes.discard(record["from"])
+            if not ours:  # the peer never sent it; this side's own is what its peer saw
+                note = f"left out: the recording proxy sent this close, not the {record['from']}"
+                return [MadeStep({}, t, call=False, notes=(note,))]
         if not ours:
             self._peer_closed = True
             shown = 1005 if code is None else code
@@ -357,8 +371,9 @@ class StepMaker:
                 )
                 return [MadeStep({"expect": "close"}, t, call=False, notes=(note,))]
             return [MadeStep({"expect": {"close": {"code": shown, "reason": reason}}}, t, False)]
-        if self._peer_closed:
-            return []  # the engine answers the peer's close by itself
+        if self._peer_closed or self._closed_here:
+            return []  # the engine answers the peer's close by itself; one close a side
+        self._closed_here = True
         if code is None:
             data: dict[str, JSON] = {"noPayload": True} if self.side == "server" else {}
         else:
