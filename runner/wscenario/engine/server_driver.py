@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -80,10 +81,12 @@ class ServerDriver:
         "_events",
         "_loss",
         "_pieces",
+        "_reader",
         "_reading",
         "_saw_close",
         "_sent_close",
         "_started",
+        "_stopped_reading",
         "_tasks",
         "_transport_closed",
         "_undeliverable",
@@ -113,7 +116,9 @@ class ServerDriver:
         self._started = clock()
         self._connect: dict[str, JSON] | None = None
         self._events = EventQueue(EVENT_QUEUE)
-        self._reading = anyio.CancelScope()
+        self._reader: asyncio.Task[None] | None = None  # the reader, when a bare asyncio task
+        self._reading: anyio.CancelScope | None = None  # the reader's scope, when an anyio task
+        self._stopped_reading = False
         self._ended = False
         self._ended_event: anyio.Event | None = None  # made only when someone waits for the end
         self._sent_close = False
@@ -143,37 +148,50 @@ class ServerDriver:
                 await self.serve(session, own)
             return
         self._tasks = tasks
-        reader = None
         try:
             self._emit_nowait("connect", self.connect_value())
-            reader = self._start_reader(tasks)
+            self._start_reader(tasks)
             try:
                 await session(self)
                 await self.flush()
             finally:
                 self._close_events()
-            if self._reading.cancel_called:
+            if self._stopped_reading:
                 await self._close_transport(abort=False)
             await self._wait_ended()
         finally:
             self._close_events()
             if not self._ended:  # the session failed: the reader has nothing left to do
-                self._reading.cancel()
+                self._cancel_reader()
+            reader = self._reader
             if reader is not None and not reader.done():
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait((reader,))
 
-    def _start_reader(self, tasks: anyio.abc.TaskGroup) -> asyncio.Task[None] | None:
-        """Start the reader: a bare task on asyncio (the reader contains its own faults and
-        ``serve`` waits for it), which an idle connection holds for a third of the memory of
-        an anyio task; elsewhere a task in ``tasks``.
+    def _start_reader(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Start the reader: a bare task on asyncio (the reader contains its own faults,
+        ``serve`` waits for it, cancelling it stops it), which an idle connection holds for
+        a third of the memory of an anyio task and its cancel scope; elsewhere a task in
+        ``tasks`` reading inside a cancel scope.
         """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            tasks.start_soon(self._read)
-            return None
-        return loop.create_task(self._read())
+            tasks.start_soon(self._read_in_scope)
+            return
+        self._reader = loop.create_task(self._read())
+
+    async def _read_in_scope(self) -> None:
+        with anyio.CancelScope() as self._reading:
+            if self._stopped_reading:
+                self._reading.cancel()
+            await self._read()
+
+    def _cancel_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        elif self._reading is not None:
+            self._reading.cancel()
 
     def connect_value(self) -> dict[str, JSON]:
         """The ``connect`` event's value; header names are lower-cased, repeats joined."""
@@ -186,7 +204,8 @@ class ServerDriver:
         headers: dict[str, JSON] = {}
         for name, _ in self.handshake.headers:
             value = request.header(name)
-            headers[name.lower()] = value if value is not None else ""
+            # the same few names on every connection: one copy for all
+            headers[sys.intern(name.lower())] = value if value is not None else ""
         return {
             "clientIP": self.peer.ip,
             "clientPort": self.peer.port,
@@ -203,7 +222,7 @@ class ServerDriver:
     @property
     def reading_stopped(self) -> bool:
         """Whether the script stopped reading (no more events will arrive)."""
-        return self._reading.cancel_called
+        return self._stopped_reading
 
     @property
     def ended(self) -> bool:
@@ -282,7 +301,8 @@ class ServerDriver:
 
     async def stop_reading(self) -> None:
         """Stop reading from the socket: the client's writes back up."""
-        self._reading.cancel()
+        self._stopped_reading = True
+        self._cancel_reader()
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds.
@@ -310,18 +330,21 @@ class ServerDriver:
 
     async def _read(self) -> None:
         try:
-            with self._reading:
-                await self._read_events()
-                if not self._saw_close:
-                    self._saw_close = True
-                    await self._emit("close", {"code": ABNORMAL, "reason": ""})
+            await self._read_events()
+            if not self._saw_close:
+                self._saw_close = True
+                await self._emit("close", {"code": ABNORMAL, "reason": ""})
+        except asyncio.CancelledError:
+            if self._reader is None:  # cancelled from outside its scope: not ours to end
+                raise
+            # the bare reader was cancelled: reading stopped, or the session is over
         except Exception as exc:  # a fault here costs this connection, never the listener's
             log.error("reading from %s failed: %s: %s", self.peer, type(exc).__name__, exc)
             log.debug("reading from %s failed", self.peer, exc_info=exc)
             await self._close_transport(abort=True)
         finally:
             self._close_events()
-            if not self._reading.cancel_called:
+            if not self._stopped_reading:
                 self._set_ended()
 
     async def _read_events(self) -> None:
