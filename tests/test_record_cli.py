@@ -173,14 +173,24 @@ async def test_stopping_closes_open_connections_with_1001_and_ends_their_transcr
             with anyio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
                 await client.recv()
         code, printed, err = await finish(proxy)
+        assert seen == [1001]
+        (path,) = transcripts(out)
+        # the server's side of it replays: the proxy's 1001 to the server is played, the
+        # one it sent the client is not expected from the server
+        against = ("--against", f"ws://127.0.0.1:{port}", "--timing", "fast")
+        replay = [sys.executable, "-m", "wscenario", "replay", str(path), *against]
+        replayed = await anyio.run_process(replay, check=False)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
-    assert seen == [1001]
     assert code == 0, err
     assert "interrupted, closed with 1001" in printed
-    *_, end = open_transcript(transcripts(out)[0])
+    *events, end = open_transcript(path)
     assert isinstance(end, End)
     assert end.status == "interrupted"
+    closes = [e.from_ for e in events if isinstance(e, TranscriptEvent) and e.type == "close"]
+    assert sorted(closes) == ["client", "client", "server", "server"]  # the proxy's, the answers
+    assert replayed.returncode == 0, replayed.stdout.decode()
+    assert seen == [1001, 1001]
 
 
 async def test_an_upstream_refusal_is_recorded_and_printed(tmp_path: Path) -> None:

@@ -317,6 +317,7 @@ class _ProxiedConnection:
         self._cut: set[int] = set()
         self._close_written: set[int] = set()  # legs the proxy wrote a close frame to
         self._closing = anyio.Event()
+        self._relayed = anyio.Event()  # both directions are over
 
     # -------------------------------------------------------------------- handshake
 
@@ -445,6 +446,7 @@ class _ProxiedConnection:
                 await _flush(target)
                 running[0] -= 1
                 if not running[0]:
+                    self._relayed.set()
                     group.cancel_scope.cancel()
 
             group.start_soon(pump, client, upstream, "client")
@@ -550,11 +552,16 @@ class _ProxiedConnection:
             await target.abort(rst=event.kind == "reset")
 
     async def going_away(self) -> None:
-        """The proxy stops: 1001 on both legs."""
+        """The proxy stops: 1001 on both legs, then the peers' answers are relayed (recorded).
+
+        The proxy gives connections ``GOING_AWAY_GRACE`` for this, then cuts them.
+        """
         self.interrupted = True
         for leg in (self.client, self.upstream):
             if leg is not None:
                 await self._own_close(leg, GOING_AWAY, "proxy shutting down", "the proxy stopped")
+        if self.client is not None:  # relaying: each pump ends with its peer's answer
+            await self._relayed.wait()
 
     # ----------------------------------------------------------------------- ending
 
