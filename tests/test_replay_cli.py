@@ -217,6 +217,29 @@ def test_serve_over_wss_with_client_certificates_records_each_connection(
     assert sent == MESSAGES
 
 
+def test_serve_stopped_by_a_signal_ends_its_transcripts_as_interrupted(tmp_path: Path) -> None:
+    folder = tmp_path / "recs"
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    command = [sys.executable, "-m", "wscenario", "replay", str(path), "--serve",
+               "--listen", "127.0.0.1:0", "--timing", "fast", "--record", str(folder)]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        url = process.stdout.readline().split(" on ", 1)[1].strip()
+        with connect(url, compression=None) as ws:
+            ws.send(MESSAGES[0])
+            assert ws.recv(timeout=5) == MESSAGES[0]
+            process.send_signal(signal.SIGINT)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+        process.communicate(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+    (transcript,) = folder.iterdir()
+    *_, last = open_transcript(transcript)
+    assert isinstance(last, End)
+    assert last.status == "interrupted"
+
+
 def test_against_records_its_own_connection(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
