@@ -434,26 +434,28 @@ class _ProxiedConnection:
         self, client: websocket.WebSocketConnection, upstream: websocket.WebSocketConnection
     ) -> None:
         """Forward both ways until both closes are through, a leg is lost, or time is up."""
-        async with anyio.create_task_group() as group:
-            running = [2]
+        running = [2]
 
-            async def pump(
-                source: websocket.WebSocketConnection,
-                target: websocket.WebSocketConnection,
-                role: Role,
-            ) -> None:
-                await self._pump(source, target, role)
-                await _flush(target)
-                running[0] -= 1
-                if not running[0]:
-                    self._relayed.set()
-                    group.cancel_scope.cancel()
+        async def pump(
+            source: websocket.WebSocketConnection,
+            target: websocket.WebSocketConnection,
+            role: Role,
+        ) -> None:
+            await self._pump(source, target, role)
+            await _flush(target)
+            running[0] -= 1
+            if not running[0]:
+                group.cancel_scope.cancel()
 
-            group.start_soon(pump, client, upstream, "client")
-            group.start_soon(pump, upstream, client, "server")
-            await self._closing.wait()
-            await anyio.sleep(self.limits.close_timeout)
-            group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(pump, client, upstream, "client")
+                group.start_soon(pump, upstream, client, "server")
+                await self._closing.wait()
+                await anyio.sleep(self.limits.close_timeout)
+                group.cancel_scope.cancel()
+        finally:
+            self._relayed.set()
 
     async def _pump(
         self,
@@ -539,7 +541,7 @@ class _ProxiedConnection:
         if event.kind == "protocol":
             if event.code is not None and id(source) not in self._close_written:
                 # the close frame the engine wrote to the side that broke the protocol
-                reason = close_payload(event.code, event.message)[2:].decode()
+                reason = close_payload(event.code, event.message)[2:].decode(errors="replace")
                 why = f"the {who} broke the protocol"
                 self._record_own_close(self._role_toward(source), event.code, reason, why)
             reason = f"the {who} broke the protocol ({event.code})"
