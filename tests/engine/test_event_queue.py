@@ -207,3 +207,25 @@ async def test_a_get_cancelled_from_outside_while_waiting_raises_and_keeps_items
 async def _put_later(queue: HandOff[str], item: str) -> None:
     await anyio.sleep(0.01)
     queue.put(item)
+
+
+async def test_each_get_keeps_its_own_timeout_whatever_the_gets_before_it() -> None:
+    queue: HandOff[str] = HandOff()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_put_later, queue, "early")
+        assert await queue.get(0.02) == "early"  # woken before its 20 ms were up
+    async with anyio.create_task_group() as tasks:
+
+        async def put_after_the_first_deadline() -> None:
+            await anyio.sleep(0.1)
+            queue.put("late")
+
+        tasks.start_soon(put_after_the_first_deadline)
+        assert await queue.get(5.0) == "late"  # the 20 ms of the get before do not end it
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_put_later, queue, "kept")
+        assert await queue.get(30.0) == "kept"
+    start = anyio.current_time()
+    with anyio.fail_after(2):
+        assert await queue.get(0.05) is None  # not the 30 s of the get before
+    assert anyio.current_time() - start >= 0.04

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable
 from typing import Generic, TypeVar
 
 import anyio
@@ -37,67 +38,31 @@ COMPACT_AT = 64
 """Taken items a queue that is never quite empty keeps slots for before it compacts."""
 
 
-class Wakeup:
-    """A one-shot signal one task waits for and any code sets, without yielding.
-
-    On asyncio a bare future (plus a timer for a timeout); elsewhere an ``anyio.Event``.
-    """
-
-    __slots__ = ("_event", "_future")
-
-    def __init__(self) -> None:
-        self._future: asyncio.Future[None] | None = None
-        self._event: anyio.Event | None = None
-        try:
-            self._future = asyncio.get_running_loop().create_future()
-        except RuntimeError:
-            self._event = anyio.Event()
-
-    def set(self) -> None:
-        """Wake the waiting task (once; later calls do nothing)."""
-        future = self._future
-        if future is not None:
-            if not future.done():
-                future.set_result(None)
-        elif self._event is not None:
-            self._event.set()
-
-    async def wait(self, within: float = math.inf) -> None:
-        """Wait until ``set()``, or at most ``within`` seconds."""
-        future = self._future
-        if future is None:
-            assert self._event is not None
-            with anyio.move_on_after(within):
-                await self._event.wait()
-            return
-        if within == math.inf:
-            await future
-            return
-        timer = future.get_loop().call_later(within, _expire, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
-
-
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class HandOff(Generic[T]):
     """Items in the order they were put; after ``close`` the ones left, then nothing."""
 
-    __slots__ = ("_arrived", "_closed", "_freed", "_head", "_items", "_resume", "_room")
+    __slots__ = (
+        "_arrived",
+        "_closed",
+        "_freed",
+        "_head",
+        "_items",
+        "_resume",
+        "_room",
+        "_timer",
+        "_timer_at",
+    )
 
     def __init__(self, room: int | None = None) -> None:
         self._items: list[T | None] = []  # taken ones before _head; emptied when all are taken
         self._head = 0
-        self._arrived: Wakeup | None = None  # set by put or close while get waits
+        self._arrived: asyncio.Future[None] | anyio.Event | None = None  # put or close sets it
         self._closed = False
         self._room = room
         self._resume = 0 if room is None else room // 2  # a full queue frees its producer here
-        self._freed: Wakeup | None = None  # set by take or get while the producer waits
+        self._freed: asyncio.Future[None] | anyio.Event | None = None  # taking sets it
+        self._timer: asyncio.TimerHandle | None = None  # ends a get that waits too long
+        self._timer_at = 0.0
 
     def __len__(self) -> int:
         """How many items are waiting."""
@@ -112,14 +77,16 @@ class HandOff(Generic[T]):
         if not self._closed:
             self._items.append(item)
             if self._arrived is not None:
-                self._arrived.set()
+                _wake(self._arrived)
 
     def close(self) -> None:
         """No more items: ``get`` returns the ones left, then ``None`` at once."""
         self._closed = True
-        for waiting in (self._arrived, self._freed):
-            if waiting is not None:
-                waiting.set()
+        _wake(self._arrived)
+        _wake(self._freed)
+        if self._timer is not None:
+            self._timer.cancel()  # a closed queue holds no timer: nothing waits any more
+            self._timer = None
 
     def take(self) -> T | None:
         """The next item if one is waiting, else ``None``; never waits."""
@@ -134,9 +101,15 @@ class HandOff(Generic[T]):
         if room is None or len(self) < room:
             return
         while len(self) > self._resume and not self._closed:
-            self._freed = freed = Wakeup()
             try:
-                await freed.wait()
+                future = asyncio.get_running_loop().create_future()
+            except RuntimeError:
+                self._freed = event = anyio.Event()
+                waiting: Awaitable[object] = event.wait()
+            else:
+                self._freed = waiting = future
+            try:
+                await waiting
             finally:
                 self._freed = None
 
@@ -157,18 +130,62 @@ class HandOff(Generic[T]):
             items[head - 1] = None  # let the taken item go
         self._head = head
         if self._freed is not None and len(items) - head <= self._resume:
-            self._freed.set()
+            _wake(self._freed)
         return item
 
     async def get(self, within: float = math.inf) -> T | None:
         """The next item, or ``None`` if none comes within ``within`` seconds or none will."""
         if len(self._items) <= self._head and not self._closed and within > 0:
-            self._arrived = arrived = Wakeup()
             try:
-                await arrived.wait(within)
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                await self._wait_for_event(within)
+            else:
+                await self._wait_for_future(loop, within)
+        return self._pop()
+
+    async def _wait_for_future(self, loop: asyncio.AbstractEventLoop, within: float) -> None:
+        """Wait for a put or the close; on asyncio a bare future and a timer kept across waits.
+
+        A timer set for an earlier deadline is kept: when it fires before this wait's own
+        deadline, the wait goes on with one for its own. Waits with later and later deadlines
+        (a script polling for events) then set one timer per deadline passed, not one each.
+        """
+        deadline = loop.time() + within
+        while True:
+            self._arrived = arrived = loop.create_future()
+            if within != math.inf and (self._timer is None or self._timer_at > deadline):
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_at(deadline, self._ring)
+                self._timer_at = deadline
+            try:
+                await arrived
             finally:
                 self._arrived = None
-        return self._pop()
+            if self or self._closed or within == math.inf or loop.time() >= deadline:
+                return
+
+    async def _wait_for_event(self, within: float) -> None:
+        self._arrived = arrived = anyio.Event()
+        try:
+            with anyio.move_on_after(within):
+                await arrived.wait()
+        finally:
+            self._arrived = None
+
+    def _ring(self) -> None:
+        self._timer = None
+        _wake(self._arrived)
+
+
+def _wake(waiting: asyncio.Future[None] | anyio.Event | None) -> None:
+    """Let the task waiting on ``waiting`` go on (nothing if it has already been woken)."""
+    if isinstance(waiting, asyncio.Future):
+        if not waiting.done():
+            waiting.set_result(None)
+    elif waiting is not None:
+        waiting.set()
 
 
 class EventQueue(HandOff[Event]):
