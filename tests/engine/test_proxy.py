@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -17,7 +18,7 @@ import trustme
 from anyio.abc import SocketAttribute
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.http11 import Request, Response
 
 from tests.engine.ws_peers import (
@@ -198,6 +199,28 @@ async def test_a_server_close_reaches_the_client() -> None:
         recorder = await running.ended()
     assert recorder.status == "complete"
     assert running.closed[0].closed_by == "server"
+
+
+async def test_a_client_that_stops_reading_holds_the_upstream_back() -> None:
+    sent = [0]
+
+    async def flood(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send("x" * 1024)
+                sent[0] += 1
+
+    async with websockets_server(flood) as port, proxy_to(ws_upstream(port)) as running:
+        client = await ws_connect(running.url, max_queue=1)  # takes one message, then stops
+        with anyio.fail_after(10):
+            before = -1
+            while sent[0] != before:  # until the upstream can write no more
+                before = sent[0]
+                await anyio.sleep(0.3)
+        client.transport.abort()  # a close would have to read through all that is buffered
+        recorder = await running.ended()
+    assert 0 < before < 50_000  # what the sockets' buffers hold, not an unbounded queue
+    assert len(recorder.of("text")) < before  # nothing was read that could not be passed on
 
 
 async def test_subprotocol_headers_and_path_reach_the_upstream() -> None:
