@@ -17,6 +17,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
+from wsproto.frame_protocol import FrameProtocol
 
 from tests.engine.test_client import read_client_close
 from tests.engine.ws_peers import raw_server, read_head, upgrade_response
@@ -637,3 +638,61 @@ async def test_a_settled_call_is_read_without_waiting(echo_url: str) -> None:
         with pytest.raises(OhosError) as awaited:
             await again
         assert read.value is awaited.value
+
+
+# ------------------------------------------------------------------- writing in the caller
+
+
+async def test_send_and_write_keeps_the_order_of_the_sends_queued_before_it(
+    echo_url: str,
+) -> None:
+    async with create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(echo_url)
+        await seen.until("open")
+        first = ws.send("a")  # queued for the writer task, not written yet
+        second = await ws.send_and_write("b")
+        assert second.done()  # settled once queued, as a send is
+        assert await first is True
+        assert await second is True
+        assert await ws.send("c") is True
+        echoed = [(await seen.until("message"))[-1] for _ in range(3)]
+        assert echoed == [("message", "a"), ("message", "b"), ("message", "c")]
+
+
+async def test_send_and_write_before_open_is_flushed_at_open(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(echo_url)
+        assert await (await ws.send_and_write("early")) is True
+        assert (await seen.until("message"))[-1] == ("message", "early")
+
+
+async def test_send_and_write_to_a_server_that_stops_reading_goes_on() -> None:
+    """The caller gives up waiting for a full socket; the writer task writes the rest."""
+    message = b"x" * (4 << 20)
+    received = bytearray()
+    reading, done = anyio.Event(), anyio.Event()
+
+    async def slow_reader(stream: anyio.abc.SocketStream) -> None:
+        await stream.send(upgrade_response(await read_head(stream)))
+        await reading.wait()
+        with anyio.move_on_after(10):
+            while len(received) < 6 * len(message):
+                received.extend(await stream.receive())
+        done.set()
+
+    async with raw_server(slow_reader) as port, create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(f"ws://127.0.0.1:{port}/")
+        await seen.until("open")
+        with anyio.fail_after(5):
+            calls = [await ws.send_and_write(message) for _ in range(6)]
+        assert all(call.done() and call.result() is True for call in calls)
+        reading.set()
+        with anyio.fail_after(10):
+            await done.wait()
+    parser = FrameProtocol(client=False, extensions=[])
+    parser.receive_bytes(bytes(received))
+    payloads = [frame.payload for frame in parser.received_frames()]
+    assert payloads == [message] * 6

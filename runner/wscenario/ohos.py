@@ -26,9 +26,11 @@ task standing in for the app's JS thread. The rules themselves live in ``core.oh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import partial
 from types import TracebackType
@@ -50,6 +52,7 @@ from wscenario.core.wire import (
     ConnectionLost,
     ConnectRequest,
     HandshakeFailed,
+    SendMessage,
     WireEvent,
 )
 from wscenario.engine import websocket
@@ -72,6 +75,10 @@ _CALLED_WITH_ERR = frozenset({"open", "message", "close", "openInfo"})
 
 _WRITE_ERRORS: tuple[type[Exception], ...] = (ConnectionClosed, *TRANSPORT_ERRORS)
 """A write that fails like this is no news: the reader reports how the connection ended."""
+
+WRITE_HOLD = 0.05
+"""Seconds a send written by the caller's own task (``send_and_write``) may wait for the socket
+before the caller goes on; the writer task writes what follows."""
 
 
 class OhosError(Exception):
@@ -174,8 +181,13 @@ class WebSocket:
         self._tasks: anyio.abc.TaskGroup | None = None
         self._jobs: HandOff[Job] = HandOff()
         """What the app's JS thread has still to run, in order."""
-        self._actions: HandOff[tuple[OhosAction, int]] = HandOff()
-        """What the writer has still to do, with the generation it is for."""
+        self._actions: deque[tuple[OhosAction, int]] = deque()
+        """What is still to be written, with the generation it is for."""
+        self._writing = False
+        """A task is writing queued actions (the writer task, or a caller of send_and_write)."""
+        self._writer_wake: anyio.Event | None = None
+        """Set to wake the writer task while it waits for actions."""
+        self._hold: _WriteHold | None = None
         self._connections: dict[int, websocket.WebSocketConnection] = {}
         """Open connections by generation (one per ``connect``), until closed."""
         self._generation = 0
@@ -192,8 +204,10 @@ class WebSocket:
     async def __aenter__(self) -> Self:
         if self._tasks is not None:
             raise RuntimeError("this WebSocket is already in use")
-        self._jobs, self._actions = HandOff(), HandOff()
+        self._jobs = HandOff()
+        self._actions.clear()
         self._now = loop_clock()
+        self._hold = _WriteHold.for_running_loop()
         tasks = anyio.create_task_group()
         await tasks.__aenter__()
         self._tasks = tasks
@@ -220,7 +234,9 @@ class WebSocket:
             return await tasks.__aexit__(exc_type, exc, tb)
         finally:
             self._jobs.close()
-            self._actions.close()
+            self._actions.clear()
+            if self._hold is not None:
+                self._hold.stop()
 
     @property
     def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
@@ -254,6 +270,20 @@ class WebSocket:
         """``send(data[, callback])``: text or bytes, resolves ``True`` once queued."""
         return self._call(parse_send(args), self._core.send)
 
+    async def send_and_write(self, data: str | bytes) -> Pending[bool]:
+        """``send(data)``, then write the frame in this task rather than the writer task's.
+
+        The promise settles as ``send``'s does (once queued); this returns once the frame is
+        with the socket, or after ``WRITE_HOLD`` seconds if the socket does not take it (the
+        server does not read): the writer task then writes the rest. For a caller that would
+        only wait for the writer anyway (a script's next step), the frame leaves without a
+        task switch.
+        """
+        pending = self._call(parse_send((data,)), self._core.send, write_here=True)
+        assert pending is not None
+        await self._write_here()
+        return pending
+
     @overload
     def close(self, /) -> Pending[bool]: ...
     @overload
@@ -281,10 +311,12 @@ class WebSocket:
         run: Callable[[T, float], CallResult],
         *,
         settle_later: bool = False,
+        write_here: bool = False,
     ) -> Pending[bool] | None:
         """Make the call now; its result reaches the app through the JS thread.
 
         ``settle_later``: a successful connect settles once its host has been looked up.
+        ``write_here``: the caller writes what the call queued (the writer task is not woken).
         """
         if self._tasks is None:
             raise RuntimeError("use the WebSocket inside 'async with' to make calls")
@@ -301,7 +333,7 @@ class WebSocket:
         else:
             error = result if isinstance(result, CallError) else None
             self._jobs.put(lambda: respond(error))
-        self._pump()
+        self._pump(wake_writer=not write_here)
         return pending
 
     # ------------------------------------------------------------------------ the JS thread
@@ -316,7 +348,7 @@ class WebSocket:
         while (job := self._jobs.take()) is not None:
             job()
 
-    def _pump(self) -> None:
+    def _pump(self, *, wake_writer: bool = True) -> None:
         """Queue what the core produced: events for the app, actions for the writer."""
         for event in self._core.take_events():
             self._jobs.put(self._delivery(event))
@@ -324,7 +356,9 @@ class WebSocket:
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
                 self._responders[self._generation] = self._respond_to_connect
-            self._actions.put((action, self._generation))
+            self._actions.append((action, self._generation))
+        if wake_writer:
+            self._wake_writer()
         if self._wake is not None and self._core.next_deadline() != self._armed:
             self._wake.set()
 
@@ -350,20 +384,65 @@ class WebSocket:
             self._pump()
             self._run_jobs()  # the reader stands in for the JS thread: no task switch
 
+    def _wake_writer(self) -> None:
+        if self._actions and not self._writing and self._writer_wake is not None:
+            self._writer_wake.set()
+
     async def _write(self) -> None:
-        while (item := await self._actions.get()) is not None:
-            action, generation = item
-            if isinstance(action, ConnectRequest):
-                assert self._tasks is not None
-                self._tasks.start_soon(self._connect, action, generation)
-                continue
-            connection = self._connections.get(generation)
-            if connection is None:
-                continue
-            if isinstance(action, CloseTransport):
-                del self._connections[generation]
-            with contextlib.suppress(*_WRITE_ERRORS):
-                await connection.send(action)
+        """The writer task: write what is queued, in order, whenever a caller does not."""
+        while True:
+            while not self._actions or self._writing:
+                self._writer_wake = wake = anyio.Event()
+                try:
+                    await wake.wait()
+                finally:
+                    self._writer_wake = None
+            self._writing = True
+            try:
+                while self._actions:
+                    await self._perform(*self._actions.popleft())
+            finally:
+                self._writing = False
+
+    async def _write_here(self) -> None:
+        """Write the messages queued, in this task, unless a write is under way.
+
+        Only messages, each on a connection with no write of its own under way, so that the
+        frame is with the transport before anything can wait; should the socket not take it,
+        ``_WriteHold`` ends the wait after ``WRITE_HOLD`` seconds, and from then on the writer
+        task writes everything (until the next connection). The rest is the writer's anyway.
+        """
+        hold = self._hold
+        if self._writing or hold is None or hold.gave_up:
+            self._wake_writer()
+            return
+        self._writing = True
+        try:
+            while self._actions:
+                action, generation = self._actions[0]
+                connection = self._connections.get(generation)
+                if not isinstance(action, SendMessage) or connection is None or connection.writing:
+                    break
+                self._actions.popleft()
+                with hold.watch(), contextlib.suppress(*_WRITE_ERRORS):
+                    await connection.send(action)
+        finally:
+            self._writing = False
+            self._wake_writer()
+
+    async def _perform(self, action: OhosAction, generation: int) -> None:
+        """Do one queued action for the connection of ``generation`` (if it is still there)."""
+        if isinstance(action, ConnectRequest):
+            assert self._tasks is not None
+            self._tasks.start_soon(self._connect, action, generation)
+            return
+        connection = self._connections.get(generation)
+        if connection is None:
+            return
+        if isinstance(action, CloseTransport):
+            del self._connections[generation]
+        with contextlib.suppress(*_WRITE_ERRORS):
+            await connection.send(action)
 
     async def _connect(self, request: ConnectRequest, generation: int) -> None:
         respond = self._responders.pop(generation)
@@ -399,6 +478,8 @@ class WebSocket:
             await connection.abort()
             return
         self._connections[generation] = connection
+        if self._hold is not None:
+            self._hold.gave_up = False  # a new socket: nothing is backed up
         self._feed(done, generation)
         while generation == self._generation:
             if self.read_gate is not None:
@@ -421,3 +502,70 @@ class WebSocket:
             self._wake = anyio.Event()
             self._core.tick(self._now())
             self._pump()
+
+
+class _WriteHold:
+    """Ends a caller's wait for the socket after ``WRITE_HOLD`` seconds; asyncio only.
+
+    The frame is with the transport by then, so the wait is all that is given up: the caller's
+    task is cancelled (natively, and only in ``watch``), which ``watch`` takes back. One timer
+    serves every watched write: it checks in every ``WRITE_HOLD`` seconds while writes go on.
+
+    Attributes:
+        gave_up: a wait was given up: the transport still holds data, so the next write would
+            wait before its frame is taken; the caller leaves writing to the writer task.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task: asyncio.Task[Any] | None = None  # the task in a watched write
+        self._writes = 0  # watched writes so far
+        self._seen = -1  # the count at the timer's last check
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancelled = False
+        self.gave_up = False
+
+    @classmethod
+    def for_running_loop(cls) -> _WriteHold | None:
+        """A hold for the running asyncio loop, or ``None`` elsewhere (the writer writes all)."""
+        try:
+            return cls(asyncio.get_running_loop())
+        except RuntimeError:
+            return None
+
+    @contextlib.contextmanager
+    def watch(self) -> Generator[None, None, None]:
+        """Watch one write by the current task: give up its wait after ``WRITE_HOLD`` seconds."""
+        task = asyncio.current_task()
+        self._task = task
+        self._writes += 1
+        if self._timer is None:
+            self._timer = self._loop.call_later(WRITE_HOLD, self._check)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self._cancelled or task is None:
+                raise
+            self._cancelled = False
+            self.gave_up = True
+            task.uncancel()
+        finally:
+            self._task = None
+
+    def stop(self) -> None:
+        """Cancel the timer (the socket is gone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        task = self._task
+        if task is None:
+            return  # no write under way: the next one starts the timer again
+        if self._writes != self._seen:
+            self._seen = self._writes
+            self._timer = self._loop.call_later(WRITE_HOLD, self._check)
+        else:  # the same write for a whole period: let its task go on
+            self._cancelled = True
+            task.cancel()

@@ -188,6 +188,11 @@ class WebSocketConnection:
         return bool(self._outbox)
 
     @property
+    def writing(self) -> bool:
+        """A write is under way (a new one would wait for it)."""
+        return self._send_lock.locked() or self._fragmenting is not None
+
+    @property
     def lost(self) -> ConnectionLost | None:
         """How the connection ended abnormally, once it has."""
         return self._lost

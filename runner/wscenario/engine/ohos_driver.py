@@ -149,10 +149,14 @@ class OhosDriver:
         fragment_delay: float = 0.0,
         ping_between: bool = False,
     ) -> CallError | None:
-        """``send(data)``: the device always writes one unfragmented frame."""
+        """``send(data)``: the device always writes one unfragmented frame.
+
+        The frame is written in the script's own task (``WebSocket.send_and_write``); the
+        outcome is the promise's, settled once the data was queued.
+        """
         if fragments > 1 or ping_between:
             raise ServerOnlyStep("send with fragments")
-        return await _outcome(self.websocket.send(data))
+        return await _outcome(await self.websocket.send_and_write(data))
 
     async def close(
         self, code: int | None, reason: str | None, *, no_payload: bool = False

@@ -297,14 +297,14 @@ class RawClientDriver:
             self._state = "ended"
             self._settled.set()
             self._reader_done.set()
-            await self._emit(
+            self._emit(
                 "error", {"kind": failed.kind, "status": failed.status, "message": failed.message}
             )
             return
         self._connection = connection
         self._state = "open"
         self._settled.set()
-        await self._emit("open", _open_value(done))
+        self._emit("open", _open_value(done))
         try:
             while True:
                 await self._events.wait_for_room()  # a script behind its events: stop reading
@@ -320,7 +320,7 @@ class RawClientDriver:
         """Report one wire event; ``False`` once the connection is over."""
         if isinstance(event, DataFrame):
             if event.final and not self._pieces:  # a message in one frame
-                await self._emit("message", event.data)
+                self._emit("message", event.data)
                 return True
             self._pieces.append(event.data)
             if event.final:
@@ -330,38 +330,38 @@ class RawClientDriver:
                     if event.kind == "text"
                     else b"".join(pieces)  # type: ignore[arg-type]
                 )
-                await self._emit("message", message)
+                self._emit("message", message)
         elif isinstance(event, PingReceived):
-            await self._emit("ping", event.data)
+            self._emit("ping", event.data)
         elif isinstance(event, PongReceived):
-            await self._emit("pong", event.data)
+            self._emit("pong", event.data)
         elif isinstance(event, CloseReceived):
             answer = SendClose(event.code, event.reason)
             if event.code is not None and not close_code_allowed(event.code):
                 message = f"the server sent close code {event.code}, which RFC 6455 does not allow"
-                await self._emit("error", {"kind": "protocol", "status": 0, "message": message})
+                self._emit("error", {"kind": "protocol", "status": 0, "message": message})
                 answer = SendClose(PROTOCOL_ERROR, "invalid close code")
             if not connection.close_sent:
                 with contextlib.suppress(ConnectionClosed):
                     await connection.send(answer)
             code = NO_STATUS if event.code is None else event.code
-            await self._emit("close", {"code": code, "reason": event.reason})
+            self._emit("close", {"code": code, "reason": event.reason})
             await connection.aclose()
             return False
         elif isinstance(event, ConnectionLost):
-            await self._lost(event)
+            self._lost(event)
             return False
         return True
 
-    async def _lost(self, event: ConnectionLost) -> None:
+    def _lost(self, event: ConnectionLost) -> None:
         if self._dropped:
             pass
         elif self._close_timed_out:
             message = f"no close frame from the server within {self.limits.close_timeout:g} s"
-            await self._emit("error", {"kind": "timeout", "status": 0, "message": message})
+            self._emit("error", {"kind": "timeout", "status": 0, "message": message})
         elif event.kind != "eof":
-            await self._emit("error", {"kind": event.kind, "status": 0, "message": event.message})
-        await self._emit("close", {"code": ABNORMAL, "reason": ""})
+            self._emit("error", {"kind": event.kind, "status": 0, "message": event.message})
+        self._emit("close", {"code": ABNORMAL, "reason": ""})
 
     async def _close_deadline(self, connection: WebSocketConnection) -> None:
         await anyio.sleep(self.limits.close_timeout)
@@ -369,7 +369,7 @@ class RawClientDriver:
             self._close_timed_out = True
             await connection.abort()
 
-    async def _emit(self, name: str, value: EventValue) -> None:
+    def _emit(self, name: str, value: EventValue) -> None:
         self._events.put(Event(name, value, self._clock() - self._started))
 
 
