@@ -250,25 +250,38 @@ async def test_a_client_that_pinged_and_dropped_converts_and_runs_and_replays_in
         assert await watcher.end(1) is None
         scenario = tmp_path / "dropper.yaml"
         assert main(["convert", str(transcript), "--side", "client", "-o", str(scenario)]) == 0
-        text = scenario.read_text()
-        assert "# left out, as a client scenario cannot do it: drop, ping; see the comments" in text
-        assert "  # the client sent a ping here (payload YmVhdA== in base64); left out" in text
-        assert "  # the client dropped the connection here without a close frame;" in text
-        steps = yaml.safe_load(text)["steps"]
-        assert steps[-2:] == [
+        steps = yaml.safe_load(scenario.read_text())["steps"]
+        assert steps[-5:] == [
             {"send": {"text": "hello"}},
             {"expect": {"message": {"text": "hello"}}},
+            {"ping": {"base64": "YmVhdA=="}},
+            {"expect": {"pong": {"binary": {"base64": "YmVhdA=="}}}},
+            {"drop": {}},
         ]
         assert main(["validate", str(scenario)]) == 0
         code, out = await wscenario("run", str(scenario))
         assert code == 0, out
-        assert await watcher.end(2) == Close(1000, "")  # the run ends with a close instead
+        assert await watcher.end(2) is None  # the raw client dropped as recorded
+        app = tmp_path / "app.yaml"
+        command = ["convert", str(transcript), "--side", "client", "--profile", "ohos"]
+        assert main([*command, "-o", str(app)]) == 0
+        text = app.read_text()
+        assert "# left out, as a client scenario cannot do it: drop, ping; see the comments" in text
+        assert "  # the client sent a ping here (payload YmVhdA== in base64); left out" in text
+        assert "  # the client dropped the connection here without a close frame;" in text
+        assert yaml.safe_load(text)["steps"][-2:] == [
+            {"send": {"text": "hello"}},
+            {"expect": {"message": {"text": "hello"}}},
+        ]
+        code, out = await wscenario("run", str(app))
+        assert code == 0, out
+        assert await watcher.end(3) == Close(1000, "CLOSE_NORMAL")  # the app closes instead
         code, out = await wscenario(
             "replay", str(transcript), "--against", upstream, "--timing", "fast"
         )
         assert code == 0, out
         assert "7 steps replayed" in out  # connect, open, send, expect, the ping, its pong, drop
-        assert await watcher.end(3) is None  # dropped as recorded
+        assert await watcher.end(4) is None  # dropped as recorded
 
 
 @pytest.mark.anyio

@@ -58,6 +58,25 @@ CASES = [
         ],
     ),
     (SERVER + "steps:\n  - ping: {}\n  - ping: null\n", []),
+    # a raw client may ping, drop and write raw frames; an ohos app may not
+    (
+        RAW + "steps:\n  - ping: {data: x}\n  - frames: [{opcode: 1}]\n  - drop: {mode: rst}\n",
+        [],
+    ),
+    (
+        CLIENT + "steps:\n  - ping: {}\n  - drop: null\n  - frames: [{opcode: 1}]\n",
+        [
+            (
+                "error /steps/0/ping: an ohos app cannot send a ping | "
+                "the device pings on its own (pingInterval); 'profile: raw' can ping"
+            ),
+            (
+                "error /steps/1/drop: an ohos app cannot drop TCP | "
+                "the device always closes properly; 'profile: raw' can drop"
+            ),
+            "error /steps/2/frames: an ohos app cannot write raw frames | 'profile: raw' can write raw frames",
+        ],
+    ),
     # sides
     (
         "wscenario: 1\nsteps: []\n",

@@ -236,39 +236,30 @@ def test_disconnects_and_errors() -> None:
     assert maker.left_out == set()
 
 
-def test_a_scenario_files_client_leaves_its_pings_and_drops_out_with_notes() -> None:
-    maker = StepMaker("client", client_faults=False)
+def test_an_ohos_client_leaves_its_pings_and_drops_out_with_notes() -> None:
+    maker = StepMaker("client", profile="ohos")
     records = [
         ev(0.1, "client", "ping", data=b64(b"a")),
-        ev(0.2, "server", "pong", data=b64(b"z")),  # not an answer to a ping left out
-        ev(0.3, "server", "pong", data=b64(b"a")),
-        ev(0.4, "server", "pong", data=b64(b"a")),  # a second one is expected again
+        ev(0.3, "server", "pong", data=b64(b"a")),  # a device does not report pongs
         ev(0.5, "client", "disconnect", kind="reset", message=""),
         ev(0.6, "server", "text", data="too late"),
         ev(0.7, "server", "close", code=1000, reason=""),
     ]
     steps = [step for record in records for step in maker.steps(record)]
-    assert [step.data for step in steps] == [
-        {},
-        {"expect": {"pong": {"binary": {"base64": b64(b"z")}}}},
-        {"expect": {"pong": {"binary": {"base64": b64(b"a")}}}},
-        {},
-        {},
-    ]
+    assert [step.data for step in steps] == [{}, {}, {}]
     assert steps[0].notes == (
         (
             "the client sent a ping here (payload YQ== in base64); left out with the server's"
-            " pong: a client scenario has no ping step (wscenario replay --against plays it)"
+            " pong: an ohos app cannot send pings (the device's heartbeat does: pingInterval)"
         ),
     )
-    assert steps[3].notes == (
+    assert steps[1].notes == (
         (
             "the client dropped the connection here without a close frame; left out, so this "
-            "scenario ends with a close instead: a client scenario has no drop step "
-            "(wscenario replay --against plays it)"
+            "scenario ends with a close instead: an ohos app cannot drop a connection"
         ),
     )
-    assert steps[4].notes == ("what the server did after that is left out too",)
+    assert steps[2].notes == ("what the server did after that is left out too",)
     assert maker.left_out == {"ping", "drop"}
 
 
@@ -428,7 +419,7 @@ def test_model_steps_match_the_scenario_language() -> None:
     assert to_model(drop, HERE, "") == model.Drop(position=HERE, pointer="")
     rst = server.steps(ev(0, "server", "disconnect", kind="reset", message=""))[0]
     assert to_model(rst, HERE, "") == model.Drop(mode="rst", position=HERE, pointer="")
-    note = StepMaker("client", client_faults=False).steps(ev(0, "client", "ping", data=""))[0]
+    note = StepMaker("client", profile="ohos").steps(ev(0, "client", "ping", data=""))[0]
     assert to_model(note, HERE, "") is None
     bare = StepMaker("client").steps(request())[0]
     connect = to_model(bare, HERE, "")
@@ -445,10 +436,10 @@ def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
     lines = text.splitlines()
     assert lines[0] == "# yaml-language-server: $schema=s.json"
     assert "  # /id looks volatile (uuid)" in "\n".join(lines)
-    assert "  # the client sent a ping here (payload Yw== in base64); left out with the" in text
-    assert lines[2] == "# left out, as a client scenario cannot do it: ping; see the comments"
+    assert "left out" not in text
     data = yaml.safe_load(text)
-    assert {"expect": {"pong": {"binary": {"base64": b64(b"c")}}}} not in data["steps"]
+    ping = data["steps"].index({"ping": {"base64": b64(b"c")}})
+    assert data["steps"][ping + 1] == {"expect": {"pong": {"binary": {"base64": b64(b"c")}}}}
     assert data["client"] == {
         "url": "ws://127.0.0.1:8765/chat?room=1",
         "profile": "raw",
@@ -459,7 +450,7 @@ def test_a_converted_scenario_validates_and_reads_well(tmp_path: Path) -> None:
     }
     assert data["vars"] == {"text1": "plain {{ not a template }}"}
     sleeps = [step["sleep"] for step in data["steps"] if "sleep" in step]
-    assert sleeps == ["260ms", "560ms"]  # 0.04 -> 0.30 and 0.34 (the ping left out) -> 0.90
+    assert sleeps == ["260ms", "550ms"]  # 0.04 -> 0.30 (a short gap to the ping) -> 0.90
     assert {"send": {"json": {"type": "hello"}}} in data["steps"]
     path = tmp_path / "chat.yaml"
     path.write_text(text)
@@ -477,12 +468,14 @@ def test_short_gaps_are_not_slept_and_notes_at_the_end_are_kept(tmp_path: Path) 
         {"expect": {"open": {"status": 101}}},
         {"send": {"text": "a"}},
         {"sleep": "470ms"},
+        {"drop": {}},
     ]
-    text = render_yaml(converted, source="n.jsonl", schema="s.json")
+    ohos = convert(HEADER, records, side="client", name="n", profile="ohos")
+    text = render_yaml(ohos, source="n.jsonl", schema="s.json")
     assert text.endswith(
         "  - {sleep: 470ms}\n  # the client dropped the connection here without a close frame;"
-        " left out, so this scenario ends with a close instead: a client scenario has no drop"
-        " step (wscenario replay --against plays it)\n"
+        " left out, so this scenario ends with a close instead: an ohos app cannot drop a"
+        " connection\n"
     )
 
 

@@ -91,8 +91,8 @@ def test_valid_minimal_scenario() -> None:
             HEAD + "steps:\n  - sned: hi\n",
             (
                 "s.yaml:4:5: error: /steps/0/sned: unknown key 'sned'\n"
-                "    hint: did you mean 'send'? allowed: close, connect, expect, result, send, "
-                "sleep, unordered"
+                "    hint: did you mean 'send'? allowed: close, connect, drop, expect, frames, "
+                "ping, result, send, sleep, unordered"
             ),
         ),
         (

@@ -31,6 +31,8 @@ CALL_KINDS = ("connect", "send", "close")
 """Step kinds that are calls, and so may say what ``result`` they expect."""
 
 CLIENT_KINDS: tuple[str, ...] = ("connect", "send", "close", "expect", "unordered", "sleep")
+RAW_CLIENT_KINDS: tuple[str, ...] = (*CLIENT_KINDS, "ping", "drop", "frames")
+"""A raw-profile client may also ping, drop TCP and write raw frames; an ohos app cannot."""
 SERVER_KINDS: tuple[str, ...] = (
     *("send", "close", "expect", "unordered", "sleep"),
     *("ping", "drop", "frames", "stopReading"),
@@ -118,7 +120,7 @@ class _Checker:
             self.events = CLIENT_EVENTS_RAW if raw else CLIENT_EVENTS_OHOS
             self.event_note = "the raw profile" if raw else "the ohos profile"
             self.check_client(client, variables)
-            kinds = CLIENT_KINDS
+            kinds = RAW_CLIENT_KINDS if raw else CLIENT_KINDS
             if "rules" in data:
                 self.report("/rules", "rules are for a fake server only", _RULES_HINT, at_key=True)
         else:
@@ -227,6 +229,13 @@ class _Checker:
     def check_step(
         self, step: Mapping[str, Any], pointer: str, kinds: tuple[str, ...], defined: set[str]
     ) -> None:
+        if kinds is CLIENT_KINDS:
+            for key, (what, hint) in _RAW_ONLY.items():
+                if key in step:
+                    self.report(
+                        _join(pointer, key), f"an ohos app cannot {what}", hint, at_key=True
+                    )
+                    return
         kind = self.one_of(step, kinds, pointer, "a step")
         if kind is None:
             return
@@ -488,6 +497,12 @@ def _hint(value: str, allowed: Iterable[str]) -> str:
 
 _SIDE_HINT = "a scenario plays one side: client (connects to a server) or server (a fake server)"
 _RULES_HINT = "remove 'rules', or make this a server scenario"
+_RAW_ONLY = {
+    "ping": ("send a ping", "the device pings on its own (pingInterval); 'profile: raw' can ping"),
+    "drop": ("drop TCP", "the device always closes properly; 'profile: raw' can drop"),
+    "frames": ("write raw frames", "'profile: raw' can write raw frames"),
+}
+"""Steps only a raw-profile client has: what an ohos app cannot do, and a hint."""
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
 _ECHO_IN_STEP = (
     "'echo' sends back the message that fired a rule; a step has none",

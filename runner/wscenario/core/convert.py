@@ -18,9 +18,9 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
 * redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``;
 * a recorded url's ``user:password@`` is left out (a scenario's url may not hold it);
 * what this side did that its steps cannot do is left out with a note at its place: a client's
-  pings and drops in a scenario file (``client_faults`` off; the raw client driver a replay
-  uses plays them) or in the ohos profile, the peer's pongs to those pings, a protocol break
-  (and the peer's records after a connection end that is left out, which cannot follow);
+  pings and drops in the ohos profile (an app can do neither), the peer's pongs to those
+  pings, a protocol break (and the peer's records after a connection end that is left out,
+  which cannot follow);
 * ``error`` records (a refused handshake, a frame that formed no message) become notes;
 * a close a recording proxy sent on its own (its ``error`` record says so) is left out when it
   went to this side, and played as this side's when it went to the peer (the peer saw it so).
@@ -252,9 +252,8 @@ class StepMaker:
     ``loose`` turns volatile values in expected JSON into wildcards. Redaction placeholders
     become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert) or, given ``env``, are put
     back from it at once (replay); the variables that were not set collect in ``missing``.
-    ``client_faults`` lets a raw client ping and drop as recorded (a scenario file's client
-    steps cannot: ``convert`` turns it off); what is left out instead is named in ``left_out``
-    (``ping``, ``drop``, ``protocol break``) and noted where it happened.
+    What this side did that its steps cannot do is named in ``left_out`` (``ping``, ``drop``
+    (an ohos client), ``protocol break``) and noted where it happened.
     """
 
     side: Side
@@ -262,14 +261,12 @@ class StepMaker:
     loose: bool = False
     env: Mapping[str, str] | None = None
     profile: model.Profile = "raw"
-    client_faults: bool = True
     finder: VolatileFinder = field(default_factory=VolatileFinder)
     missing: set[str] = field(default_factory=set)
     left_out: set[str] = field(default_factory=set)
     _peer_closed: bool = False
     _closed_here: bool = False
     _proxy_closes: set[str] = field(default_factory=set)
-    _unsent_pings: list[str] = field(default_factory=list)
     _ended_here: Literal["no", "yes", "noted"] = "no"
     _variables: int = 0
     _one_variable: bool = False
@@ -295,9 +292,6 @@ class StepMaker:
             return [] if ours else [self._expect_open(record, t)]
         if kind in ("text", "binary"):
             return [self._send(record, t) if ours else self._expect_message(record, t)]
-        if kind == "pong" and not ours and record["data"] in self._unsent_pings:
-            self._unsent_pings.remove(record["data"])  # the answer to a ping left out
-            return []
         if kind in ("ping", "pong") and not ours:
             shown = self.profile == "raw"  # a device does not report control frames
             return [self._expect_control(kind, record, t)] if shown else []
@@ -334,7 +328,6 @@ class StepMaker:
     def _ping(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
         if self._plays_faults():
             return [MadeStep({"ping": {"base64": record["data"]}}, t, call=True)]
-        self._unsent_pings.append(record["data"])
         self.left_out.add("ping")
         note = (
             f"the client sent a ping here (payload {record['data']} in base64); left out with "
@@ -344,12 +337,11 @@ class StepMaker:
 
     def _plays_faults(self) -> bool:
         """Whether this side's pings and drops become steps."""
-        return self.side == "server" or (self.profile == "raw" and self.client_faults)
+        return self.side == "server" or self.profile == "raw"
 
-    def _why_not(self, step: Literal["ping", "drop"]) -> str:
-        """Why a client's ping or drop cannot be a step."""
-        if self.profile == "raw":
-            return f"a client scenario has no {step} step (wscenario replay --against plays it)"
+    @staticmethod
+    def _why_not(step: Literal["ping", "drop"]) -> str:
+        """Why an ohos client's ping or drop cannot be a step."""
         if step == "ping":
             return "an ohos app cannot send pings (the device's heartbeat does: pingInterval)"
         return "an ohos app cannot drop a connection"
@@ -622,7 +614,7 @@ def convert(
     the recorded headers.
     """
     url, had_userinfo = _without_userinfo(header.url)
-    maker = StepMaker(side, url=None, loose=loose, profile=profile, client_faults=False)
+    maker = StepMaker(side, url=None, loose=loose, profile=profile)
     steps: list[JSON] = []
     notes: dict[int, tuple[str, ...]] = {}
     variables: dict[str, JSON] = {}

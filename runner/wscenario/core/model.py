@@ -254,14 +254,14 @@ class Sleep(StepBase):
 
 @dataclass(frozen=True, kw_only=True)
 class Ping(StepBase):
-    """Fake server: send a ping with ``data`` (at most 125 bytes)."""
+    """Send a ping with ``data`` (at most 125 bytes): a fake server or a raw-profile client."""
 
     data: bytes = b""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Drop(StepBase):
-    """Fake server: cut the TCP connection without a close frame (``fin`` or ``rst``)."""
+    """Cut TCP without a close frame (``fin`` or ``rst``): a fake server or a raw client."""
 
     mode: Literal["fin", "rst"] = "fin"
 
@@ -283,7 +283,7 @@ class RawFrame:
 
 @dataclass(frozen=True, kw_only=True)
 class Frames(StepBase):
-    """Fake server: write these raw frames, bypassing the protocol's own checks."""
+    """Write these raw frames, bypassing the protocol's checks: a fake server or a raw client."""
 
     frames: tuple[RawFrame, ...]
 

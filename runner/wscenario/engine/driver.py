@@ -36,13 +36,13 @@ class Driver(Protocol):
         """Start the closing handshake (``None`` code/reason: the side's defaults)."""
 
     async def ping(self, data: bytes) -> None:
-        """Server: send a ping."""
+        """Send a ping (a fake server, or a raw-profile client)."""
 
     async def drop(self, *, rst: bool) -> None:
-        """Server: cut TCP without a close frame."""
+        """Cut TCP without a close frame (a fake server, or a raw-profile client)."""
 
     async def write_frames(self, frames: tuple[RawFrame, ...]) -> None:
-        """Server: write raw frames as described, for fault injection."""
+        """Write raw frames as described, for fault injection (a fake server, or a raw client)."""
 
     async def stop_reading(self) -> None:
         """Server: stop reading from the socket."""
