@@ -88,10 +88,6 @@ class HandOff(Generic[T]):
             self._timer.cancel()  # a closed queue holds no timer: nothing waits any more
             self._timer = None
 
-    def take(self) -> T | None:
-        """The next item if one is waiting, else ``None``; never waits."""
-        return self._pop()
-
     async def wait_for_room(self) -> None:
         """Wait while ``room`` items are unread (returns at once without a ``room``, or closed).
 
@@ -113,7 +109,8 @@ class HandOff(Generic[T]):
             finally:
                 self._freed = None
 
-    def _pop(self) -> T | None:
+    def take(self) -> T | None:
+        """The next item if one is waiting, else ``None``; never waits."""
         items = self._items
         head = self._head
         if head >= len(items):
@@ -142,7 +139,7 @@ class HandOff(Generic[T]):
                 await self._wait_for_event(within)
             else:
                 await self._wait_for_future(loop, within)
-        return self._pop()
+        return self.take()
 
     async def _wait_for_future(self, loop: asyncio.AbstractEventLoop, within: float) -> None:
         """Wait for a put or the close; on asyncio a bare future and a timer kept across waits.
