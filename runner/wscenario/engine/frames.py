@@ -34,7 +34,8 @@ def _xor_table(key_byte: int) -> bytes:
     return bytes(value ^ key_byte for value in range(256))
 
 
-def _mask(payload: bytes, key: bytes) -> bytes | bytearray:
+def mask_payload(payload: bytes, key: bytes) -> bytes | bytearray:
+    """``payload`` XORed with the 4-byte ``key`` (masking and unmasking are the same)."""
     size = len(payload)
     if size > _SMALL_MASK:
         # one copy, then every fourth byte translated in place: few passes over large payloads
@@ -66,7 +67,7 @@ def encode_frame(
     if not masked:
         return header + payload
     key = os.urandom(4)
-    return header + key + _mask(payload, key)
+    return header + key + mask_payload(payload, key)
 
 
 def close_payload(code: int | None, reason: str) -> bytes:
