@@ -424,8 +424,16 @@ class WebSocket:
                 if not isinstance(action, SendMessage) or connection is None or connection.writing:
                     break
                 self._actions.popleft()
-                with hold.watch(), contextlib.suppress(*_WRITE_ERRORS):
+                hold.start()
+                try:
                     await connection.send(action)
+                except _WRITE_ERRORS:
+                    pass
+                except asyncio.CancelledError:
+                    if not hold.took_back():
+                        raise
+                finally:
+                    hold.end()
         finally:
             self._writing = False
             self._wake_writer()
@@ -508,8 +516,9 @@ class _WriteHold:
     """Ends a caller's wait for the socket after ``WRITE_HOLD`` seconds; asyncio only.
 
     The frame is with the transport by then, so the wait is all that is given up: the caller's
-    task is cancelled (natively, and only in ``watch``), which ``watch`` takes back. One timer
-    serves every watched write: it checks in every ``WRITE_HOLD`` seconds while writes go on.
+    task is cancelled (natively, and only between ``start`` and ``end``), which ``took_back``
+    undoes. One timer serves every watched write: it checks in every ``WRITE_HOLD`` seconds
+    while writes go on.
 
     Attributes:
         gave_up: a wait was given up: the transport still holds data, so the next write would
@@ -533,24 +542,26 @@ class _WriteHold:
         except RuntimeError:
             return None
 
-    @contextlib.contextmanager
-    def watch(self) -> Generator[None, None, None]:
-        """Watch one write by the current task: give up its wait after ``WRITE_HOLD`` seconds."""
-        task = asyncio.current_task()
-        self._task = task
+    def start(self) -> None:
+        """Watch a write by the current task: its wait is given up after ``WRITE_HOLD`` s."""
+        self._task = asyncio.current_task()
         self._writes += 1
         if self._timer is None:
             self._timer = self._loop.call_later(WRITE_HOLD, self._check)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if not self._cancelled or task is None:
-                raise
-            self._cancelled = False
-            self.gave_up = True
-            task.uncancel()
-        finally:
-            self._task = None
+
+    def took_back(self) -> bool:
+        """Whether the cancellation being raised is the hold's own (it is then undone)."""
+        task = self._task
+        if not self._cancelled or task is None:
+            return False
+        self._cancelled = False
+        self.gave_up = True
+        task.uncancel()
+        return True
+
+    def end(self) -> None:
+        """The watched write is over."""
+        self._task = None
 
     def stop(self) -> None:
         """Cancel the timer (the socket is gone)."""

@@ -401,23 +401,31 @@ class WebSocketConnection:
             self._outbox.append(data)
             self._outbox_size += len(data)
             return
-        frames = self._take_outbox(data)
         try:
-            async with self._send_lock:
-                await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
-                self._observe_sent(frames)
+            await self._send_frames(self._take_outbox(data))
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
 
     async def _write_quietly(self, data: bytes) -> None:
-        frames = self._take_outbox(data)
-        try:
-            async with self._send_lock:
-                await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+        with contextlib.suppress(*TRANSPORT_ERRORS):
+            await self._send_frames(self._take_outbox(data))
+
+    async def _send_frames(self, frames: list[bytes]) -> None:
+        """Write ``frames`` in one ``send``, after any write under way."""
+        data = b"".join(frames) if len(frames) > 1 else frames[0]
+        lock = self._send_lock
+        if lock.locked():
+            async with lock:
+                await self._stream.send(data)
                 self._observe_sent(frames)
-        except TRANSPORT_ERRORS:
-            pass
+            return
+        lock.acquire_nowait()  # free: taken without the coroutines of 'async with'
+        try:
+            await self._stream.send(data)
+            self._observe_sent(frames)
+        finally:
+            lock.release()
 
     def _take_outbox(self, data: bytes) -> list[bytes]:
         """The frames held back followed by ``data`` (when not empty); the outbox is emptied."""

@@ -195,9 +195,12 @@ class RawClientDriver:
         ping_between: bool = False,
     ) -> CallError | None:
         """Send one message, as ``fragments`` frames when asked."""
-        connection = await self._open_connection()
-        if isinstance(connection, CallError):
-            return connection
+        connection = self._connection
+        if self._state != "open" or connection is None or connection.close_sent:
+            found = await self._open_connection()
+            if isinstance(found, CallError):
+                return found
+            connection = found
         try:
             if fragments > 1 or ping_between:
                 await connection.send_fragmented(
