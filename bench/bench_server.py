@@ -8,11 +8,13 @@ another process pinned to CPU 1:
 * ``wsproto``: a bare wsproto + anyio echo server (``wsproto_echo_server.py``), the floor;
 * ``websockets``: the websockets library's own echo server (``echo_server.py``), a reference.
 
-Throughput: text messages of 32 B and 1 KiB, ``round trip``
-(send, await the echo, repeat) and ``pipelined`` (the client sends as fast as back-pressure
-lets it while a reader counts the echoes); messages/s over ``--duration`` seconds after a
-warm-up. Every round runs every stack seconds apart in shuffled order; the ratio to wsproto is
-taken per round, the median shown.
+Throughput: text messages of 32 B and 1 KiB, ``round trip`` (send, await the echo, repeat)
+and ``pipelined`` (the client sends as fast as back-pressure lets it while a reader counts the
+echoes); messages/s over ``--duration`` seconds after a warm-up. The ``websockets`` client
+tops out below what the servers can echo, so ``pipelined, raw client`` also loads them with a
+plain socket that writes ready-made masked frames from a thread and counts the echoed bytes:
+there the server is the bottleneck. Every round runs every stack seconds apart in shuffled
+order; the ratio to wsproto is taken per round, the median shown.
 
 Connections (fresh server per stack): 20 warm-up connections, then 1,000 timed new connections
 (100 handshakes in flight), then up to ``--idle`` in all; after a settle the server's RSS
@@ -30,10 +32,12 @@ import json
 import os
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 STACKS = ("wscenario", "wsproto", "websockets")
 BASELINE = "wsproto"
 SIZES = {"32 B": 32, "1 KiB": 1024}
-MODES = ("round trip", "pipelined")
+MODES = ("round trip", "pipelined", "pipelined, raw client")
 SERVER_CPU = 0
 CLIENT_CPU = 1
 IN_FLIGHT = 100
@@ -195,8 +199,67 @@ async def _pipelined(ws: ClientConnection, message: str, warmup: float, duration
     return count
 
 
+RAW_UPGRADE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+MASK = b"\x01\x02\x03\x04"
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One masked text frame as a client writes it (payloads under 64 KiB)."""
+    length = len(payload)
+    head = (
+        bytes([0x81, 0x80 | length]) if length < 126 else bytes([0x81, 0xFE]) + length.to_bytes(2)
+    )
+    masked = bytes(byte ^ MASK[index % 4] for index, byte in enumerate(payload))
+    return head + MASK + masked
+
+
+def raw_rate(port: int, size: int, duration: float) -> float:
+    """Echoes per second with a plain socket writing frames as fast as the server takes them."""
+    message = ("0123456789abcdef" * (size // 16 + 1))[:size].encode()
+    echo_size = len(message) + (2 if size < 126 else 4)
+    burst = masked_text_frame(message) * max(1, 65536 // (size + 8))
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(RAW_UPGRADE)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(4096)
+    counted = len(received.split(b"\r\n\r\n", 1)[1])
+    stop = threading.Event()
+
+    def blast() -> None:
+        try:
+            while not stop.is_set():
+                sock.sendall(burst)
+        except OSError:
+            pass  # the socket was shut down: done
+
+    sender = threading.Thread(target=blast, daemon=True)
+    sender.start()
+    start = time.perf_counter() + WARMUP
+    end = start + duration
+    in_window = 0
+    while (now := time.perf_counter()) < end:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise SystemExit("the server closed the connection")
+        if now >= start:
+            in_window += len(data)
+        counted += len(data)
+    stop.set()
+    sock.shutdown(socket.SHUT_RDWR)
+    sender.join()
+    sock.close()
+    return in_window / echo_size / duration
+
+
 async def client_rate(port: int, mode: str, size: int, duration: float) -> None:
     """Print ``{"rate": messages per second}`` for one mode and size."""
+    if mode == "pipelined, raw client":
+        print(json.dumps({"rate": raw_rate(port, size, duration)}), flush=True)
+        return
     message = ("0123456789abcdef" * (size // 16 + 1))[:size]
     async with connect(
         f"ws://127.0.0.1:{port}/", compression=None, ping_interval=None, max_size=None
