@@ -6,9 +6,18 @@ import anyio
 import pytest
 
 from wscenario.core.events import Event
+from wscenario.engine import event_queue
 from wscenario.engine.event_queue import EventQueue, HandOff
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True, params=["future", "anyio event"])
+def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Waits as on asyncio (a bare future and a timer) and as on other anyio backends."""
+    if request.param == "anyio event":
+        monkeypatch.setattr(event_queue, "asyncio_loop", lambda: None)
+    return str(request.param)
 
 
 def _event(name: str) -> Event:

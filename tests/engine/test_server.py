@@ -39,6 +39,7 @@ from wscenario.core.model import (
     Send,
     ServerSpec,
 )
+from wscenario.engine import event_queue, server_driver
 from wscenario.engine.frames import encode_frame
 from wscenario.engine.server import (
     FakeServer,
@@ -140,6 +141,16 @@ async def served(port: int) -> None:
 # ---------------------------------------------------------------------------- messages
 
 
+@pytest.fixture(params=["bare task", "anyio task"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each connection's reader as on asyncio (a bare task) or as on other anyio backends."""
+    if request.param == "anyio task":
+        monkeypatch.setattr(server_driver, "asyncio_loop", lambda: None)
+        monkeypatch.setattr(event_queue, "asyncio_loop", lambda: None)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("reader")
 async def test_text_and_binary_echo_and_connect_event() -> None:
     seen: list[Event] = []
 
@@ -454,6 +465,7 @@ async def test_a_client_vanishing_while_a_rule_answers_is_reported_as_lost_by_th
     assert "this side" not in message, message
 
 
+@pytest.mark.usefixtures("reader")
 async def test_stop_closes_open_connections_with_1001() -> None:
     connected = anyio.Event()
 
@@ -539,6 +551,7 @@ async def test_past_max_connections_new_clients_get_503() -> None:
 # ---------------------------------------------------------------------------- isolation
 
 
+@pytest.mark.usefixtures("reader")
 async def test_a_failing_session_costs_only_its_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -790,6 +803,7 @@ async def test_handshake_delay_holds_the_101_back() -> None:
             assert await ws.recv() == "late"
 
 
+@pytest.mark.usefixtures("reader")
 async def test_stop_reading_leaves_the_clients_data_unread() -> None:
     after: list[Event | None] = []
 

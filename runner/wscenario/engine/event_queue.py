@@ -38,6 +38,14 @@ COMPACT_AT = 64
 """Taken items a queue that is never quite empty keeps slots for before it compacts."""
 
 
+def asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio event loop; ``None`` under another anyio backend."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class HandOff(Generic[T]):
     """Items in the order they were put; after ``close`` the ones left, then nothing."""
 
@@ -97,13 +105,12 @@ class HandOff(Generic[T]):
         if room is None or len(self) < room:
             return
         while len(self) > self._resume and not self._closed:
-            try:
-                future = asyncio.get_running_loop().create_future()
-            except RuntimeError:
+            loop = asyncio_loop()
+            if loop is None:
                 self._freed = event = anyio.Event()
                 waiting: Awaitable[object] = event.wait()
             else:
-                self._freed = waiting = future
+                self._freed = waiting = loop.create_future()
             try:
                 await waiting
             finally:
@@ -133,9 +140,8 @@ class HandOff(Generic[T]):
     async def get(self, within: float = math.inf) -> T | None:
         """The next item, or ``None`` if none comes within ``within`` seconds or none will."""
         if len(self._items) <= self._head and not self._closed and within > 0:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
+            loop = asyncio_loop()
+            if loop is None:
                 await self._wait_for_event(within)
             else:
                 await self._wait_for_future(loop, within)

@@ -42,7 +42,7 @@ from wscenario.core.wire import (
 )
 from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import ConnectionClosed
-from wscenario.engine.event_queue import EventQueue
+from wscenario.engine.event_queue import EventQueue, asyncio_loop
 from wscenario.engine.frames import close_code_allowed
 from wscenario.engine.websocket import WebSocketConnection
 
@@ -139,9 +139,10 @@ class ServerDriver:
         """Run ``session`` against this connection, then wait for the connection to end.
 
         A connection whose script stopped reading is closed when the script ends; one whose
-        close the client leaves unanswered is cut after ``limits.close_timeout``. The reader
-        and the close deadline run in ``tasks`` (a task group of the driver's own if none is
-        given; a server passes the one its connections run in, one group less per connection).
+        close the client leaves unanswered is cut after ``limits.close_timeout``. The close
+        deadline (and, off asyncio, the reader) runs in ``tasks``: a task group of the
+        driver's own if none is given; a server passes the one its connections run in, one
+        group less per connection.
         """
         if tasks is None:
             async with anyio.create_task_group() as own:
@@ -174,12 +175,11 @@ class ServerDriver:
         a third of the memory of an anyio task and its cancel scope; elsewhere a task in
         ``tasks`` reading inside a cancel scope.
         """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = asyncio_loop()
+        if loop is None:
             tasks.start_soon(self._read_in_scope)
-            return
-        self._reader = loop.create_task(self._read())
+        else:
+            self._reader = loop.create_task(self._read())
 
     async def _read_in_scope(self) -> None:
         with anyio.CancelScope() as self._reading:
