@@ -442,3 +442,37 @@ async def test_a_client_message_over_the_limit_is_closed_with_1009() -> None:
                     await ws.recv()
                 assert ws.close_code == 1009
     assert lost == [ConnectionLost("protocol", "message over 10 bytes", 1009)]
+
+
+async def test_a_burst_of_frames_in_one_write_arrives_in_order() -> None:
+    """Whole one-frame messages, control frames and fragments read together keep their order."""
+    burst = b"".join(
+        [
+            encode_frame(0x1, b"a", masked=False),
+            encode_frame(0x2, b"b", masked=False),
+            encode_frame(0x9, b"p", masked=False),
+            encode_frame(0x1, b"c", masked=False, fin=False),
+            encode_frame(0x0, "é".encode(), masked=False),
+            encode_frame(0x1, b"x" * 300, masked=False),
+            encode_frame(0x8, close_payload(1000, "bye"), masked=False),
+            encode_frame(0x1, b"after the close", masked=False),
+        ]
+    )
+
+    async with websockets_server(CloseWatcher(raw=burst)) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            events = [await connection.receive() for _ in range(7)]
+            await connection.send(SendClose(1000))
+            with pytest.raises(ConnectionClosed):
+                await connection.receive()
+            await connection.aclose()
+    assert events == [
+        DataFrame("text", "a", True, True),
+        DataFrame("binary", b"b", True, True),
+        PingReceived(b"p"),
+        DataFrame("text", "c", True, False),
+        DataFrame("text", "é", False, True),
+        DataFrame("text", "x" * 300, True, True),
+        CloseReceived(1000, "bye"),
+    ]

@@ -1,7 +1,8 @@
 """One established WebSocket connection over an anyio byte stream, either role.
 
-The connection turns bytes into ``core.wire`` events with wsproto's frame parser and writes
-``core.wire`` actions as frames built by ``engine.frames``.
+The connection turns bytes into ``core.wire`` events with wsproto's frame parser (whole
+one-frame messages at the front of a read, the common case, with ``engine.frame_reader``) and
+writes ``core.wire`` actions as frames built by ``engine.frames``.
 
 What the connection decides on its own:
 
@@ -62,6 +63,7 @@ from wscenario.engine.errors import (
     ConnectionClosed,
     lost_from,
 )
+from wscenario.engine.frame_reader import read_simple_frames
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
 
 READ_SIZE = 64 * 1024
@@ -94,6 +96,11 @@ class ConnectionObserver(Protocol):
 
 class _FrameParser(FrameProtocol):
     """wsproto's frame parser, except that a close code is reported as written."""
+
+    def idle(self) -> bool:
+        """No bytes are buffered and no frame is half read: new bytes start a new frame."""
+        decoder = self._frame_decoder
+        return decoder.header is None and not len(decoder.buffer)
 
     def _process_close(self, frame: Frame) -> Frame:
         data = frame.payload
@@ -227,7 +234,7 @@ class WebSocketConnection:
                 except TRANSPORT_ERRORS as exc:
                     await self._lose(self._lost or lost_from(exc))
                     break
-                self._parser.receive_bytes(data)
+                self._take_in(data)
             event = self._pending[0]
             if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
                 # answered before it is taken, so a cancelled receive loses no event
@@ -235,6 +242,31 @@ class WebSocketConnection:
             return self._pending.popleft()
         finally:
             self._receiving = False
+
+    def _take_in(self, data: bytes) -> None:
+        """Queue the whole one-frame messages ``data`` starts with; the rest goes to wsproto.
+
+        Only between messages, with wsproto holding nothing and no close frame received, so
+        the events come in the order of the bytes; ``read_simple_frames`` leaves anything
+        unusual (control frames, fragments, bad UTF-8, frames over the size limit...) to
+        wsproto and to the checks of ``_parse``.
+        """
+        if (
+            not self._in_message
+            and not self._close_received
+            and self.limits.max_fragments > 0
+            and self._parser.idle()
+        ):
+            payloads, used = read_simple_frames(
+                data, masked=not self.client, max_size=self.limits.max_message_size
+            )
+            for payload in payloads:
+                kind: Literal["text", "binary"] = "text" if isinstance(payload, str) else "binary"
+                self._queue(DataFrame(kind, payload, True, True, True))
+            if used:
+                data = data[used:]
+        if data:
+            self._parser.receive_bytes(data)
 
     def _queue(self, event: WireEvent) -> None:
         self._pending.append(event)
