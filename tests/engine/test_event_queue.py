@@ -238,3 +238,16 @@ async def test_each_get_keeps_its_own_timeout_whatever_the_gets_before_it() -> N
     with anyio.fail_after(2):
         assert await queue.get(0.05) is None  # not the 30 s of the get before
     assert anyio.current_time() - start >= 0.04
+
+
+async def test_put_says_when_the_producer_should_wait_for_room() -> None:
+    queue: HandOff[int] = HandOff(room=2)
+    assert queue.put(1) is False
+    assert queue.put(2) is True  # two of two unread: wait before reading on
+    assert queue.take() == 1
+    assert queue.put(3) is True
+    unbounded: HandOff[int] = HandOff()
+    assert not any(unbounded.put(item) for item in range(1000))
+    unbounded.close()
+    assert unbounded.put(1000) is False  # ignored
+    assert len(unbounded) == 1000

@@ -7,6 +7,7 @@ events are checked without the step runner.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import socket
@@ -50,7 +51,7 @@ from wscenario.engine.server import (
     open_listener,
     parse_listen,
 )
-from wscenario.engine.server_driver import Peer, ServerDriver
+from wscenario.engine.server_driver import Peer, ServerDriver, new_event
 from wscenario.engine.steps import StepRunner
 from wscenario.engine.tls import server_context
 from wscenario.errors import CannotRun, UsageError
@@ -883,3 +884,12 @@ async def test_a_close_left_unanswered_is_cut_after_the_close_timeout() -> None:
         await settle(lambda: server.open_connections == 0)
         await stream.aclose()
     assert closes[0].value == {"code": 1006, "reason": ""}
+
+
+def test_new_event_is_the_same_frozen_event() -> None:
+    made = new_event("messageReceive", "hello", 1.5)
+    assert made == Event("messageReceive", "hello", 1.5)
+    assert made != Event("messageReceive", "hello", 2.0)
+    assert hash(made) == hash(Event("messageReceive", "hello", 1.5))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.name = "other"  # type: ignore[misc]

@@ -80,12 +80,18 @@ class HandOff(Generic[T]):
         """Whether an item is waiting."""
         return len(self._items) > self._head
 
-    def put(self, item: T) -> None:
-        """Queue ``item`` (ignored once the queue is closed)."""
-        if not self._closed:
-            self._items.append(item)
-            if self._arrived is not None:
-                _wake(self._arrived)
+    def put(self, item: T) -> bool:
+        """Queue ``item`` (ignored once the queue is closed); whether ``room`` items are unread.
+
+        A producer that gets ``True`` should ``wait_for_room()`` before it reads on.
+        """
+        if self._closed:
+            return False
+        items = self._items
+        items.append(item)
+        if self._arrived is not None:
+            _wake(self._arrived)
+        return self._room is not None and len(items) - self._head >= self._room
 
     def close(self) -> None:
         """No more items: ``get`` returns the ones left, then ``None`` at once."""
