@@ -26,7 +26,6 @@ task standing in for the app's JS thread. The rules themselves live in ``core.oh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import os
@@ -76,9 +75,10 @@ _CALLED_WITH_ERR = frozenset({"open", "message", "close", "openInfo"})
 _WRITE_ERRORS: tuple[type[Exception], ...] = (ConnectionClosed, *TRANSPORT_ERRORS)
 """A write that fails like this is no news: the reader reports how the connection ended."""
 
-WRITE_HOLD = 0.05
-"""Seconds a send written by the caller's own task (``send_and_write``) may wait for the socket
-before the caller goes on; the writer task writes what follows."""
+
+def _most_bytes(data: str | bytes) -> int:
+    """The most bytes ``data`` can take on the wire (UTF-8 takes at most 4 per character)."""
+    return len(data) * 4 if isinstance(data, str) else len(data)
 
 
 class OhosError(Exception):
@@ -187,7 +187,6 @@ class WebSocket:
         """A task is writing queued actions (the writer task, or a caller of send_and_write)."""
         self._writer_wake: anyio.Event | None = None
         """Set to wake the writer task while it waits for actions."""
-        self._hold: _WriteHold | None = None
         self._connections: dict[int, websocket.WebSocketConnection] = {}
         """Open connections by generation (one per ``connect``), until closed."""
         self._generation = 0
@@ -207,7 +206,6 @@ class WebSocket:
         self._jobs = HandOff()
         self._actions.clear()
         self._now = loop_clock()
-        self._hold = _WriteHold.for_running_loop()
         tasks = anyio.create_task_group()
         await tasks.__aenter__()
         self._tasks = tasks
@@ -235,8 +233,6 @@ class WebSocket:
         finally:
             self._jobs.close()
             self._actions.clear()
-            if self._hold is not None:
-                self._hold.stop()
 
     @property
     def handshake_failure(self) -> tuple[str, HandshakeFailed] | None:
@@ -273,11 +269,11 @@ class WebSocket:
     async def send_and_write(self, data: str | bytes) -> Pending[bool]:
         """``send(data)``, then write the frame in this task rather than the writer task's.
 
-        The promise settles as ``send``'s does (once queued); this returns once the frame is
-        with the socket, or after ``WRITE_HOLD`` seconds if the socket does not take it (the
-        server does not read): the writer task then writes the rest. For a caller that would
-        only wait for the writer anyway (a script's next step), the frame leaves without a
-        task switch.
+        The promise settles as ``send``'s does (once queued). The frame is written here only
+        when the socket takes it at once; otherwise (a large message, a server that does not
+        read) the writer task writes it and this returns at once, as the device's send does.
+        For a caller that would only wait for the writer anyway (a script's next step), the
+        frame leaves without a task switch.
         """
         pending = self._call(parse_send((data,)), self._core.send, write_here=True)
         assert pending is not None
@@ -405,15 +401,13 @@ class WebSocket:
                 self._writing = False
 
     async def _write_here(self) -> None:
-        """Write the messages queued, in this task, unless a write is under way.
+        """Write the messages queued, in this task, while the socket takes them at once.
 
-        Only messages, each on a connection with no write of its own under way, so that the
-        frame is with the transport before anything can wait; should the socket not take it,
-        ``_WriteHold`` ends the wait after ``WRITE_HOLD`` seconds, and from then on the writer
-        task writes everything (until the next connection). The rest is the writer's anyway.
+        Only messages, each on a connection that is ready for it (``ready_to_write``: no
+        write under way, the socket has room), so the caller does not wait on a peer that
+        does not read. Whatever is left is the writer task's.
         """
-        hold = self._hold
-        if self._writing or hold is None or hold.gave_up:
+        if self._writing:
             self._wake_writer()
             return
         self._writing = True
@@ -421,19 +415,15 @@ class WebSocket:
             while self._actions:
                 action, generation = self._actions[0]
                 connection = self._connections.get(generation)
-                if not isinstance(action, SendMessage) or connection is None or connection.writing:
+                if (
+                    not isinstance(action, SendMessage)
+                    or connection is None
+                    or not connection.ready_to_write(_most_bytes(action.data))
+                ):
                     break
                 self._actions.popleft()
-                hold.start()
-                try:
+                with contextlib.suppress(*_WRITE_ERRORS):
                     await connection.send(action)
-                except _WRITE_ERRORS:
-                    pass
-                except asyncio.CancelledError:
-                    if not hold.took_back():
-                        raise
-                finally:
-                    hold.end()
         finally:
             self._writing = False
             self._wake_writer()
@@ -486,8 +476,6 @@ class WebSocket:
             await connection.abort()
             return
         self._connections[generation] = connection
-        if self._hold is not None:
-            self._hold.gave_up = False  # a new socket: nothing is backed up
         self._feed(done, generation)
         while generation == self._generation:
             if self.read_gate is not None:
@@ -510,73 +498,3 @@ class WebSocket:
             self._wake = anyio.Event()
             self._core.tick(self._now())
             self._pump()
-
-
-class _WriteHold:
-    """Ends a caller's wait for the socket after ``WRITE_HOLD`` seconds; asyncio only.
-
-    The frame is with the transport by then, so the wait is all that is given up: the caller's
-    task is cancelled (natively, and only between ``start`` and ``end``), which ``took_back``
-    undoes. One timer serves every watched write: it checks in every ``WRITE_HOLD`` seconds
-    while writes go on.
-
-    Attributes:
-        gave_up: a wait was given up: the transport still holds data, so the next write would
-            wait before its frame is taken; the caller leaves writing to the writer task.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._task: asyncio.Task[Any] | None = None  # the task in a watched write
-        self._writes = 0  # watched writes so far
-        self._seen = -1  # the count at the timer's last check
-        self._timer: asyncio.TimerHandle | None = None
-        self._cancelled = False
-        self.gave_up = False
-
-    @classmethod
-    def for_running_loop(cls) -> _WriteHold | None:
-        """A hold for the running asyncio loop, or ``None`` elsewhere (the writer writes all)."""
-        try:
-            return cls(asyncio.get_running_loop())
-        except RuntimeError:
-            return None
-
-    def start(self) -> None:
-        """Watch a write by the current task: its wait is given up after ``WRITE_HOLD`` s."""
-        self._task = asyncio.current_task()
-        self._writes += 1
-        if self._timer is None:
-            self._timer = self._loop.call_later(WRITE_HOLD, self._check)
-
-    def took_back(self) -> bool:
-        """Whether the cancellation being raised is the hold's own (it is then undone)."""
-        task = self._task
-        if not self._cancelled or task is None:
-            return False
-        self._cancelled = False
-        self.gave_up = True
-        task.uncancel()
-        return True
-
-    def end(self) -> None:
-        """The watched write is over."""
-        self._task = None
-
-    def stop(self) -> None:
-        """Cancel the timer (the socket is gone)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _check(self) -> None:
-        self._timer = None
-        task = self._task
-        if task is None:
-            return  # no write under way: the next one starts the timer again
-        if self._writes != self._seen:
-            self._seen = self._writes
-            self._timer = self._loop.call_later(WRITE_HOLD, self._check)
-        else:  # the same write for a whole period: let its task go on
-            self._cancelled = True
-            task.cancel()

@@ -185,6 +185,33 @@ async def test_flushing_on_a_connection_that_is_gone_raises() -> None:
             await connection.flush()
 
 
+async def test_held_frames_survive_a_write_cancelled_while_it_waits_its_turn() -> None:
+    big = b"x" * (16 << 20)  # more than the socket buffers take: the write waits for a reader
+    async with server_side() as (connection, _, far), anyio.create_task_group() as tasks:
+        tasks.start_soon(connection.send, SendMessage(big))
+        await anyio.wait_all_tasks_blocked()
+        assert connection.writing
+        connection.batching = True
+        await connection.send(SendMessage("held"))
+        connection.batching = False
+        with anyio.move_on_after(0.1) as waited:
+            await connection.send(SendMessage("cancelled"))
+        assert waited.cancelled_caught, "the write did not wait for the one under way"
+        assert connection.holding
+        received: list[tuple[Opcode, object]] = []
+
+        async def read_two() -> None:
+            received.extend(await frames_from(far, 2))
+
+        tasks.start_soon(read_two)
+        with anyio.fail_after(5):
+            await connection.flush()  # after the write under way
+    assert [(opcode, len(payload)) for opcode, payload in received] == [  # type: ignore[arg-type]
+        (Opcode.BINARY, len(big)),
+        (Opcode.TEXT, len("held")),
+    ]
+
+
 # ---------------------------------------------------------------------------- the fake server
 
 

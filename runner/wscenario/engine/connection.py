@@ -32,6 +32,7 @@ writes what is held back first, so frames always leave in the order they were se
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 from collections import deque
@@ -71,6 +72,10 @@ READ_SIZE = 64 * 1024
 
 OUTBOX_SIZE = 64 * 1024
 """Bytes of frames held back while ``batching``; past this they are written at once."""
+
+QUICK_WRITE = 16 * 1024
+"""The largest write ``ready_to_write`` vouches for: below the low-water mark of asyncio's
+transports, so a socket with room takes it without the writer waiting for a drain."""
 
 Address = tuple[str, int]
 
@@ -163,6 +168,7 @@ class WebSocketConnection:
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._outbox: list[bytes] = []  # frames held back while batching
         self._outbox_size = 0
+        self._poll: select.poll | None = None  # asks the kernel whether the socket has room
         self._fragmenting: anyio.Event | None = None
         self._in_message = False
         self._message_bytes = 0
@@ -434,41 +440,65 @@ class WebSocketConnection:
             self._outbox_size += len(data)
             return
         try:
-            await self._send_frames(self._take_outbox(data))
+            await self._send_frames(data)
         except TRANSPORT_ERRORS as exc:
-            self._lost = lost = lost_from(exc)
+            self._lost = lost = self._lost or lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
 
     async def _write_quietly(self, data: bytes) -> None:
         with contextlib.suppress(*TRANSPORT_ERRORS):
-            await self._send_frames(self._take_outbox(data))
+            await self._send_frames(data)
 
-    async def _send_frames(self, frames: list[bytes]) -> None:
-        """Write ``frames`` in one ``send``, after any write under way."""
-        data = b"".join(frames) if len(frames) > 1 else frames[0]
+    async def _send_frames(self, data: bytes) -> None:
+        """Write the frames held back and ``data`` (if any) in one ``send``, after any write
+        under way. Cancelled while waiting for that write, the frames held back stay held."""
+        held = self._outbox
+        if held:
+            self._outbox = []
+            self._outbox_size = 0
+            frames = [*held, data] if data else held
+        else:
+            frames = [data]
         lock = self._send_lock
         if lock.locked():
-            async with lock:
-                await self._stream.send(data)
-                self._observe_sent(frames)
-            return
-        lock.acquire_nowait()  # free: taken without the coroutines of 'async with'
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._outbox[:0] = held
+                self._outbox_size = sum(map(len, self._outbox))
+                raise
+        else:
+            lock.acquire_nowait()  # free: taken without the coroutine of 'acquire'
         try:
-            await self._stream.send(data)
+            await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
             self._observe_sent(frames)
         finally:
             lock.release()
 
-    def _take_outbox(self, data: bytes) -> list[bytes]:
-        """The frames held back followed by ``data`` (when not empty); the outbox is emptied."""
-        frames = self._outbox
-        if not frames:
-            return [data]
-        if data:
-            frames.append(data)
-        self._outbox = []
-        self._outbox_size = 0
-        return frames
+    def ready_to_write(self, size: int) -> bool:
+        """Whether a write of ``size`` bytes now would be taken at once, without waiting.
+
+        True when nothing is held back or being written, ``size`` is at most ``QUICK_WRITE``
+        and the socket has room (asked of the kernel); a caller can then write in its own
+        task rather than hand the write to one that may wait for a peer that does not read.
+        """
+        if (
+            size > QUICK_WRITE
+            or self._outbox
+            or self._send_lock.locked()
+            or self._fragmenting is not None
+            or self._lost is not None
+            or self._transport_closed
+        ):
+            return False
+        poll = self._poll
+        if poll is None:
+            sock = self._stream.extra(SocketAttribute.raw_socket, None)
+            if sock is None:
+                return False
+            self._poll = poll = select.poll()
+            poll.register(sock, select.POLLOUT)
+        return bool(poll.poll(0))
 
     def _observe_sent(self, frames: list[bytes]) -> None:
         if self.observer is not None:
