@@ -822,6 +822,22 @@ async def test_stop_reading_leaves_the_clients_data_unread() -> None:
     assert after == [None]
 
 
+@pytest.mark.usefixtures("reader")
+async def test_once_reading_stopped_waiting_for_an_event_ends_at_once() -> None:
+    after: list[Event | None] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.stop_reading()  # before the reader has read anything
+        with anyio.fail_after(WAIT):
+            after.append(await driver.next_event(60))
+
+    async with running({"/": session}) as (_, port), client(port) as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert after == [None]
+
+
 async def test_calls_after_the_close_are_errors_and_connect_is_refused() -> None:
     results: list[object] = []
 
@@ -884,6 +900,32 @@ async def test_a_close_left_unanswered_is_cut_after_the_close_timeout() -> None:
         await settle(lambda: server.open_connections == 0)
         await stream.aclose()
     assert closes[0].value == {"code": 1006, "reason": ""}
+
+
+async def test_a_fault_at_the_close_deadline_costs_only_its_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        abort = driver.connection.abort
+        faults = [RuntimeError("cut bug")]
+
+        async def faulty_abort(*, rst: bool = False) -> None:
+            if faults:
+                raise faults.pop()
+            await abort(rst=rst)
+
+        driver.connection.abort = faulty_abort  # type: ignore[method-assign]
+        await driver.close(1000, "bye")  # left unanswered: the deadline cuts the connection
+
+    limits = Limits(close_timeout=0.3, handshake_timeout=1.0)
+    async with running({"/": echo, "/faulty": session}, limits=limits) as (server, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(UPGRADE.replace(b"GET / ", b"GET /faulty "))
+        await settle(lambda: "cut bug" in caplog.text)
+        await settle(lambda: server.open_connections == 0)
+        await served(port)
+        await stream.aclose()
 
 
 def test_new_event_is_the_same_frozen_event() -> None:

@@ -16,6 +16,7 @@ close frame with no payload), pings, raw frames, an abrupt FIN or RST, or no mor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -293,10 +294,13 @@ class ServerDriver:
 
     async def _close_deadline(self) -> None:
         """Cut the connection if the client has not answered our close in time."""
-        with anyio.move_on_after(self.limits.close_timeout):
-            await self._wait_ended()
-            return
-        await self._close_transport(abort=False)
+        try:
+            with anyio.move_on_after(self.limits.close_timeout):
+                await self._wait_ended()
+                return
+            await self._close_transport(abort=False)
+        except Exception as exc:  # noqa: BLE001 - it runs among all the server's connections
+            await self._fault("closing", exc)
 
     async def ping(self, data: bytes) -> None:
         """Send a ping."""
@@ -318,9 +322,14 @@ class ServerDriver:
         await self._call(self.connection.flush())
 
     async def stop_reading(self) -> None:
-        """Stop reading from the socket: the client's writes back up."""
+        """Stop reading from the socket: the client's writes back up.
+
+        The script gets the events already queued, then none: a wait for another ends at
+        once (the reader may be stopped before it ever ran, so it cannot say so itself).
+        """
         self._stopped_reading = True
         self._cancel_reader()
+        self._close_events()
 
     async def next_event(self, within: float) -> Event | None:
         """The next event, or ``None`` if none arrives within ``within`` seconds.
@@ -356,10 +365,8 @@ class ServerDriver:
             if self._reader is None:  # cancelled from outside its scope: not ours to end
                 raise
             # the bare reader was cancelled: reading stopped, or the session is over
-        except Exception as exc:  # a fault here costs this connection, never the listener's
-            log.error("reading from %s failed: %s: %s", self.peer, type(exc).__name__, exc)
-            log.debug("reading from %s failed", self.peer, exc_info=exc)
-            await self._close_transport(abort=True)
+        except Exception as exc:  # noqa: BLE001 - a fault costs this connection, not the listener
+            await self._fault("reading from", exc)
         finally:
             self._close_events()
             if not self._stopped_reading:
@@ -455,6 +462,15 @@ class ServerDriver:
         if not self._transport_closed:
             self._transport_closed = True
             await self.connection.abort(rst=abort)
+        self._set_ended()
+
+    async def _fault(self, doing: str, exc: Exception) -> None:
+        """A fault in the driver's own task: logged, and the connection is cut (RST)."""
+        log.error("%s %s failed: %s: %s", doing, self.peer, type(exc).__name__, exc)
+        log.debug("%s %s failed", doing, self.peer, exc_info=exc)
+        self._transport_closed = True
+        with contextlib.suppress(Exception):  # the fault may have come from closing it
+            await self.connection.abort(rst=True)
         self._set_ended()
 
     def _set_ended(self) -> None:
