@@ -251,3 +251,23 @@ async def test_put_says_when_the_producer_should_wait_for_room() -> None:
     unbounded.close()
     assert unbounded.put(1000) is False  # ignored
     assert len(unbounded) == 1000
+
+
+async def test_a_timer_left_by_an_earlier_timed_get_does_not_end_an_untimed_one() -> None:
+    queue = HandOff[str]()
+    async with anyio.create_task_group() as tasks:
+
+        async def put_soon() -> None:
+            await anyio.sleep(0.02)
+            queue.put("early")
+
+        tasks.start_soon(put_soon)
+        assert await queue.get(0.1) == "early"  # woken before its timer fires at 0.1 s
+
+        async def put_late() -> None:
+            await anyio.sleep(0.3)  # after the earlier get's timer
+            queue.put("late")
+
+        tasks.start_soon(put_late)
+        with anyio.fail_after(2):
+            assert await queue.get() == "late"

@@ -172,8 +172,8 @@ class HandOff(Generic[T]):
                 await arrived
             finally:
                 self._arrived = None
-            if self or self._closed or within == math.inf or loop.time() >= deadline:
-                return
+            if self or self._closed or (within != math.inf and loop.time() >= deadline):
+                return  # else an earlier wait's timer rang: wait on
 
     async def _wait_for_event(self, within: float) -> None:
         self._arrived = arrived = anyio.Event()
