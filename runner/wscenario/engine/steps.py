@@ -425,7 +425,7 @@ class StepRunner:
             self._seen.append(seen)
             if event.name == ENDING_EVENT:
                 self.ended = True
-            if not await self._offer_to_rules(seen):
+            if not (self.rules and await self._offer_to_rules(seen)):
                 if keep:
                     self._pending.append(seen)
                 return seen
