@@ -76,6 +76,7 @@ def test_send_overloads() -> None:
     assert (parsed.params, parsed.callback) == (b"\x00\x01", cb)
     assert parse_send(("é" * (MAX_SEND_BYTES // 2),)).params == "é" * (MAX_SEND_BYTES // 2)
     assert parse_send((b"x" * MAX_SEND_BYTES,)).params == b"x" * MAX_SEND_BYTES
+    assert parse_send(("x" * MAX_SEND_BYTES,)).params == "x" * MAX_SEND_BYTES
 
 
 @pytest.mark.parametrize(
@@ -88,6 +89,8 @@ def test_send_overloads() -> None:
         (("a", "b"), False),
         ((b"x" * (MAX_SEND_BYTES + 1), cb), True),
         (("é" * (MAX_SEND_BYTES // 2 + 1),), False),
+        (("x" * (MAX_SEND_BYTES + 1),), False),
+        (("x" * (MAX_SEND_BYTES - 1) + "é",), False),  # one more byte than characters
     ],
 )
 def test_send_401(args: tuple[object, ...], gets_callback: bool) -> None:

@@ -87,7 +87,8 @@ def parse_send(args: tuple[object, ...]) -> Parsed[str | bytes]:
     if isinstance(data, bytearray):
         data = bytes(data)
     if isinstance(data, str):
-        size = len(data.encode("utf-8", "surrogatepass"))
+        # an ASCII string is its own UTF-8 (and isascii() reads a flag: no copy of it)
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
     elif isinstance(data, bytes):
         size = len(data)
     else:

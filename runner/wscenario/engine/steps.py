@@ -432,7 +432,8 @@ class StepRunner:
 
     def _ignored(self, event: Event) -> bool:
         return any(
-            match_event(
+            matcher.event == event.name
+            and match_event(
                 matcher,
                 event,
                 self.variables,
