@@ -78,7 +78,9 @@ _WRITE_ERRORS: tuple[type[Exception], ...] = (ConnectionClosed, *TRANSPORT_ERROR
 
 def _most_bytes(data: str | bytes) -> int:
     """The most bytes ``data`` can take on the wire (UTF-8 takes at most 4 per character)."""
-    return len(data) * 4 if isinstance(data, str) else len(data)
+    if isinstance(data, str) and not data.isascii():
+        return len(data) * 4
+    return len(data)
 
 
 class OhosError(Exception):

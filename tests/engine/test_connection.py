@@ -476,3 +476,35 @@ async def test_a_burst_of_frames_in_one_write_arrives_in_order() -> None:
         DataFrame("text", "x" * 300, True, True),
         CloseReceived(1000, "bye"),
     ]
+
+
+class _FailingObserver:
+    """An observer whose end-of-transport note fails (as a full disk would make it)."""
+
+    def frame_sent(self, data: bytes) -> None:
+        pass
+
+    def event_received(self, event: WireEvent) -> None:
+        pass
+
+    def dropped(self, *, rst: bool) -> None:
+        pass
+
+    def transport_closed(self) -> None:
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("ending", ["abort", "aclose"])
+async def test_the_socket_is_closed_even_when_the_observer_fails(ending: str) -> None:
+    watcher = CloseWatcher()
+    async with websockets_server(watcher) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            connection.observer = _FailingObserver()
+            with pytest.raises(OSError, match="No space left"):
+                await (connection.abort() if ending == "abort" else connection.aclose())
+            for _ in range(500):  # until the server sees the connection end
+                if watcher.codes:
+                    break
+                await anyio.sleep(0.01)
+    assert watcher.codes in ([1006], [1000])

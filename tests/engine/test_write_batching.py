@@ -21,7 +21,7 @@ from wsproto.frame_protocol import Frame, FrameProtocol, Opcode
 from wscenario.core.model import Limits, ServerSpec
 from wscenario.core.scenario_loader import load_scenario
 from wscenario.core.wire import SendClose, SendMessage, SendPing, WireEvent
-from wscenario.engine.connection import OUTBOX_SIZE, WebSocketConnection
+from wscenario.engine.connection import OUTBOX_SIZE, QUICK_WRITE, WebSocketConnection
 from wscenario.engine.errors import ConnectionClosed
 from wscenario.engine.server import FakeServer, Route, bound_port, open_listener
 from wscenario.engine.server_driver import ServerDriver
@@ -185,31 +185,44 @@ async def test_flushing_on_a_connection_that_is_gone_raises() -> None:
             await connection.flush()
 
 
-async def test_held_frames_survive_a_write_cancelled_while_it_waits_its_turn() -> None:
+async def test_a_send_during_a_write_waits_its_turn_and_a_cancelled_one_is_gone() -> None:
     big = b"x" * (16 << 20)  # more than the socket buffers take: the write waits for a reader
+    received: list[tuple[Opcode, object]] = []
     async with server_side() as (connection, _, far), anyio.create_task_group() as tasks:
-        tasks.start_soon(connection.send, SendMessage(big))
-        await anyio.wait_all_tasks_blocked()
-        assert connection.writing
         connection.batching = True
         await connection.send(SendMessage("held"))
-        connection.batching = False
+        tasks.start_soon(connection.send, SendMessage(big))  # takes "held" with it
+        await anyio.wait_all_tasks_blocked()
+        assert connection.writing
+        assert not connection.holding
         with anyio.move_on_after(0.1) as waited:
-            await connection.send(SendMessage("cancelled"))
-        assert waited.cancelled_caught, "the write did not wait for the one under way"
-        assert connection.holding
-        received: list[tuple[Opcode, object]] = []
+            await connection.send(SendMessage("cancelled"))  # not held back: it waits its turn
+        assert waited.cancelled_caught, "the send did not wait for the write under way"
+        assert not connection.holding
 
-        async def read_two() -> None:
-            received.extend(await frames_from(far, 2))
+        async def read_three() -> None:
+            received.extend(await frames_from(far, 3))
 
-        tasks.start_soon(read_two)
+        tasks.start_soon(read_three)
         with anyio.fail_after(5):
-            await connection.flush()  # after the write under way
+            await connection.send(SendMessage("after"))
     assert [(opcode, len(payload)) for opcode, payload in received] == [  # type: ignore[arg-type]
-        (Opcode.BINARY, len(big)),
         (Opcode.TEXT, len("held")),
+        (Opcode.BINARY, len(big)),
+        (Opcode.TEXT, len("after")),
     ]
+
+
+async def test_ready_to_write_says_whether_the_socket_takes_a_small_write_at_once() -> None:
+    chunk = b"x" * 8192
+    async with server_side() as (connection, _, _far):
+        assert connection.ready_to_write(100)
+        assert not connection.ready_to_write(QUICK_WRITE + 1)
+        with anyio.fail_after(5):
+            while connection.ready_to_write(len(chunk)):  # the far end never reads
+                await connection.send(SendMessage(chunk))
+        await connection.abort()
+        assert not connection.ready_to_write(100)
 
 
 # ---------------------------------------------------------------------------- the fake server

@@ -35,6 +35,7 @@ import contextlib
 import select
 import socket
 import struct
+import sys
 from collections import deque
 from typing import Any, Literal, Protocol
 
@@ -74,8 +75,10 @@ OUTBOX_SIZE = 64 * 1024
 """Bytes of frames held back while ``batching``; past this they are written at once."""
 
 QUICK_WRITE = 16 * 1024
-"""The largest write ``ready_to_write`` vouches for: below the low-water mark of asyncio's
-transports, so a socket with room takes it without the writer waiting for a drain."""
+"""The largest write ``ready_to_write`` vouches for. anyio's streams wait until everything
+written is with the kernel, so a write must fit whole: Linux takes a write this size whole
+into a socket it reports writable (short of memory pressure, when the writer waits for the
+peer to read)."""
 
 Address = tuple[str, int]
 
@@ -168,7 +171,8 @@ class WebSocketConnection:
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._outbox: list[bytes] = []  # frames held back while batching
         self._outbox_size = 0
-        self._poll: select.poll | None = None  # asks the kernel whether the socket has room
+        # asks the kernel whether the socket has room: the poll, the socket, its number
+        self._writable: tuple[select.poll, socket.socket, int] | None = None
         self._fragmenting: anyio.Event | None = None
         self._in_message = False
         self._message_bytes = 0
@@ -435,7 +439,12 @@ class WebSocketConnection:
             raise ConnectionClosed("the connection is closed", self._lost)
         if self._close_sent:
             raise ConnectionClosed("a close frame was already sent")
-        if batch and self.batching and self._outbox_size + len(data) <= OUTBOX_SIZE:
+        if (
+            batch
+            and self.batching
+            and not self._send_lock.locked()  # else it waits its turn behind the writes queued
+            and self._outbox_size + len(data) <= OUTBOX_SIZE
+        ):
             self._outbox.append(data)
             self._outbox_size += len(data)
             return
@@ -450,26 +459,28 @@ class WebSocketConnection:
             await self._send_frames(data)
 
     async def _send_frames(self, data: bytes) -> None:
-        """Write the frames held back and ``data`` (if any) in one ``send``, after any write
-        under way. Cancelled while waiting for that write, the frames held back stay held."""
-        held = self._outbox
-        if held:
-            self._outbox = []
-            self._outbox_size = 0
-            frames = [*held, data] if data else held
-        else:
-            frames = [data]
+        """Write the frames held back, then ``data`` (if any), in one ``send``, once the writes
+        queued before it are done.
+
+        Frames are held back only while no write is under way or queued, and taken only once
+        the lock is held: a write cancelled while it waits for its turn takes nothing with it.
+        """
         lock = self._send_lock
         if lock.locked():
-            try:
-                await lock.acquire()
-            except BaseException:
-                self._outbox[:0] = held
-                self._outbox_size = sum(map(len, self._outbox))
-                raise
+            await lock.acquire()
         else:
             lock.acquire_nowait()  # free: taken without the coroutine of 'acquire'
         try:
+            frames = self._outbox
+            if frames:
+                self._outbox = []
+                self._outbox_size = 0
+                if data:
+                    frames.append(data)
+            elif data:
+                frames = [data]
+            else:
+                return  # a flush that another write has done meanwhile
             await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
             self._observe_sent(frames)
         finally:
@@ -479,8 +490,9 @@ class WebSocketConnection:
         """Whether a write of ``size`` bytes now would be taken at once, without waiting.
 
         True when nothing is held back or being written, ``size`` is at most ``QUICK_WRITE``
-        and the socket has room (asked of the kernel); a caller can then write in its own
-        task rather than hand the write to one that may wait for a peer that does not read.
+        and the kernel says the socket has room; a caller can then write in its own task
+        rather than hand the write to one that may wait for a peer that does not read. Only
+        on Linux, where a socket with room takes a write of that size whole.
         """
         if (
             size > QUICK_WRITE
@@ -491,14 +503,19 @@ class WebSocketConnection:
             or self._transport_closed
         ):
             return False
-        poll = self._poll
-        if poll is None:
+        watch = self._writable
+        if watch is None:
             sock = self._stream.extra(SocketAttribute.raw_socket, None)
-            if sock is None:
+            if sock is None or not sys.platform.startswith("linux"):
                 return False
-            self._poll = poll = select.poll()
+            poll = select.poll()
             poll.register(sock, select.POLLOUT)
-        return bool(poll.poll(0))
+            self._writable = watch = (poll, sock, sock.fileno())
+        poll, sock, fd = watch
+        if sock.fileno() != fd:  # closed by the event loop: the number may be another's now
+            return False
+        ready = poll.poll(0)
+        return bool(ready) and ready[0][1] == select.POLLOUT
 
     def _observe_sent(self, frames: list[bytes]) -> None:
         if self.observer is not None:
@@ -520,16 +537,18 @@ class WebSocketConnection:
             if raw is not None:
                 with contextlib.suppress(OSError):
                     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        if self._lost is None and not (self._close_sent and self._close_received):
-            kind: Literal["reset", "eof"] = "reset" if rst else "eof"
-            self._lost = ConnectionLost(kind=kind, message="connection dropped by this side")
+        try:
+            if self._lost is None and not (self._close_sent and self._close_received):
+                kind: Literal["reset", "eof"] = "reset" if rst else "eof"
+                self._lost = ConnectionLost(kind=kind, message="connection dropped by this side")
+                if self.observer is not None:
+                    self.observer.dropped(rst=rst)
+            self._transport_closed = True
+            self._peer_done.set()
             if self.observer is not None:
-                self.observer.dropped(rst=rst)
-        self._transport_closed = True
-        self._peer_done.set()
-        if self.observer is not None:
-            self.observer.transport_closed()
-        await anyio.aclose_forcefully(self._stream)
+                self.observer.transport_closed()
+        finally:  # whatever an observer raises, the socket is closed
+            await anyio.aclose_forcefully(self._stream)
 
     async def aclose(self) -> None:
         """Run the closing handshake (1000) within ``close_timeout``, then close TCP.
@@ -571,16 +590,18 @@ class WebSocketConnection:
             with anyio.move_on_after(self.limits.close_timeout):
                 await self._write_quietly(b"")
         self._transport_closed = True
-        if self.observer is not None:
-            self.observer.transport_closed()
-        with (
-            anyio.CancelScope(shield=True),
-            anyio.move_on_after(self.limits.close_timeout),
-            contextlib.suppress(*TRANSPORT_ERRORS),
-        ):
-            await self._stream.aclose()
-        # a TLS stream that did not finish its goodbye in time still owes a socket close
-        await anyio.aclose_forcefully(self._stream)
+        try:
+            if self.observer is not None:
+                self.observer.transport_closed()
+        finally:  # whatever an observer raises, the socket is closed
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(self.limits.close_timeout),
+                contextlib.suppress(*TRANSPORT_ERRORS),
+            ):
+                await self._stream.aclose()
+            # a TLS stream that did not finish its goodbye in time still owes a socket close
+            await anyio.aclose_forcefully(self._stream)
 
 
 def stream_address(stream: anyio.abc.ByteStream, attribute: Any) -> Address | None:
