@@ -83,6 +83,7 @@ def test_request_headers_in_device_order() -> None:
     )
     assert request.subprotocols == ("chat",)
     assert (request.connect_timeout, request.handshake_timeout) == (20.0, 15.0)
+    assert request.timeout_per_stage  # TLS and the upgrade get 15 s each
 
 
 def test_wrong_typed_header_option_is_ignored() -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import datetime
 import ssl
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 import trustme
+from anyio.streams.tls import TLSStream
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection
 
-from tests.engine.ws_peers import websockets_server
+from tests.engine.ws_peers import raw_server, read_head, upgrade_response, websockets_server
 from wscenario.core.model import Limits
 from wscenario.core.wire import (
     ConnectionLost,
@@ -250,3 +253,37 @@ async def test_a_ragged_tls_eof_is_a_plain_eof(trustme_ca: trustme.CA, tmp_path:
             lost = await connection.receive()
     assert isinstance(lost, ConnectionLost)
     assert lost.kind in ("eof", "reset")
+
+
+@pytest.mark.parametrize("per_stage", [True, False], ids=["each stage", "together"])
+async def test_tls_and_the_upgrade_share_the_deadline_or_get_one_each(
+    trustme_ca: trustme.CA, tmp_path: Path, per_stage: bool
+) -> None:
+    """A server slow at TLS and slow at the upgrade, each within the deadline, not both."""
+    context = tls.server_context(*leaf_files(trustme_ca, tmp_path, "127.0.0.1"))
+
+    async def slow(stream: anyio.abc.SocketStream) -> None:
+        await anyio.sleep(0.4)
+        secure = await TLSStream.wrap(stream, server_side=True, ssl_context=context)
+        request = await read_head(secure)
+        await anyio.sleep(0.4)
+        await secure.send(upgrade_response(request))
+        await anyio.sleep(1)
+
+    request = ConnectRequest(
+        "wss://127.0.0.1:{port}/",
+        tls=TlsPolicy(mode="strict", cafile=ca_file(trustme_ca, tmp_path)),
+        handshake_timeout=0.6,
+        timeout_per_stage=per_stage,
+    )
+    async with raw_server(slow) as port:
+        where = replace(request, url=request.url.format(port=port))
+        with anyio.fail_after(5):
+            if per_stage:
+                connection, done = await connect(where, LIMITS)
+                assert done.status == 101
+                await connection.abort()
+            else:
+                with pytest.raises(HandshakeError) as caught:
+                    await connect(where, LIMITS)
+                assert caught.value.failed.kind == "timeout"

@@ -152,6 +152,7 @@ def connect_request(
         tls=_tls_policy(options, api),
         connect_timeout=CONNECT_TIMEOUT,
         handshake_timeout=HANDSHAKE_TIMEOUT,
+        timeout_per_stage=True,
     )
 
 

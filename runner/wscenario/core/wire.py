@@ -164,6 +164,8 @@ class ConnectRequest:
 
     ``headers`` are extra request headers in the order given (``Host``/``Origin`` included when
     the session sets them). ``tls`` says how to verify the server; see ``engine.tls``.
+    ``handshake_timeout`` bounds TLS and the HTTP upgrade together, or each on its own with
+    ``timeout_per_stage`` (as OpenHarmony does).
     """
 
     url: str
@@ -172,6 +174,7 @@ class ConnectRequest:
     tls: TlsPolicy = field(default_factory=lambda: TlsPolicy())
     connect_timeout: float = 20.0
     handshake_timeout: float = 15.0
+    timeout_per_stage: bool = False
 
 
 @dataclass(frozen=True)

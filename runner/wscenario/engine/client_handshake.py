@@ -1,7 +1,8 @@
 """The client side of the opening handshake: ``connect``.
 
 TCP under ``ConnectRequest.connect_timeout``; TLS and the HTTP upgrade under the smaller of
-``ConnectRequest.handshake_timeout`` and ``Limits.handshake_timeout``. Every failure becomes a
+``ConnectRequest.handshake_timeout`` and ``Limits.handshake_timeout``, together or, with
+``ConnectRequest.timeout_per_stage``, each on its own. Every failure becomes a
 ``HandshakeError`` carrying a ``HandshakeFailed``; the reason phrase, headers (names as sent)
 and up to 1 MiB of a refusal's body are kept. No extension is offered.
 """
@@ -105,8 +106,8 @@ async def connect(
     """Open a client connection to ``request.url`` and run the opening handshake.
 
     TCP must connect within ``request.connect_timeout``; from then on, TLS and the HTTP upgrade
-    together must finish within the smaller of ``request.handshake_timeout`` and
-    ``limits.handshake_timeout``.
+    together (each on its own with ``request.timeout_per_stage``) must finish within the
+    smaller of ``request.handshake_timeout`` and ``limits.handshake_timeout``.
     ``stream_factory`` replaces the TCP connect (tests inject streams with it).
 
     Raises:
@@ -138,6 +139,8 @@ async def _connect(
     target = _target(request.url)
     deadline = min(request.handshake_timeout, limits.handshake_timeout)
     stream, ends_at = await _open(request, target, deadline, stream_factory)
+    if request.timeout_per_stage:
+        ends_at = anyio.current_time() + deadline  # the upgrade's own, after TLS's
     try:
         with anyio.fail_after(max(0.0, ends_at - anyio.current_time())):
             return await _client_handshake(stream, request, target, limits, auto_pong)
