@@ -935,3 +935,106 @@ def test_new_event_is_the_same_frozen_event() -> None:
     assert hash(made) == hash(Event("messageReceive", "hello", 1.5))
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.name = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- hostile frames
+
+
+def close_code_in(answer: bytes) -> int | None:
+    """The code of the close frame the server wrote after its 101 (None: no close frame).
+
+    Frames before the close (none are expected) are skipped; the server's frames are unmasked.
+    """
+    frames = answer[answer.index(b"\r\n\r\n") + 4 :]
+    while len(frames) >= 2:
+        opcode, length = frames[0] & 0x0F, frames[1] & 0x7F
+        head = 2 + {126: 2, 127: 8}.get(length, 0)
+        if length >= 126:
+            length = int.from_bytes(frames[2:head], "big")
+        if opcode == 0x8:
+            assert length >= 2, frames
+            return int.from_bytes(frames[head : head + 2], "big")
+        frames = frames[head + length :]
+    return None
+
+
+async def upgraded(port: int, path: str = "/") -> tuple[anyio.abc.SocketStream, bytes]:
+    """A raw TCP connection to ``path`` through the handshake; the stream and what it read."""
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    received = b""
+    with anyio.fail_after(WAIT):
+        await stream.send(UPGRADE.replace(b"GET / ", f"GET {path} ".encode()))
+        while b"\r\n\r\n" not in received:
+            received += await stream.receive()
+    assert received.startswith(b"HTTP/1.1 101"), received
+    return stream, received
+
+
+async def read_to_the_end(stream: anyio.abc.SocketStream, received: bytes) -> bytes:
+    """``received`` and everything the server writes until it ends the connection."""
+    with anyio.fail_after(WAIT):
+        try:
+            while True:
+                received += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            pass
+    return received
+
+
+LIMIT = 1000
+"""The route's max message size in the hostile frame tests."""
+
+
+@pytest.mark.parametrize(
+    ("hostile", "code"),
+    [
+        pytest.param(encode_frame(0x1, b"hello", masked=False), 1002, id="unmasked"),
+        pytest.param(encode_frame(0x3, b"hello", masked=True), 1002, id="reserved-opcode"),
+        pytest.param(encode_frame(0xB, b"", masked=True), 1002, id="reserved-control-opcode"),
+        pytest.param(encode_frame(0x1, b"ok \xff\xfe", masked=True), 1007, id="invalid-utf8"),
+        pytest.param(encode_frame(0x1, b"ok \xed\xa0\x80", masked=True), 1007, id="utf8-surrogate"),
+        pytest.param(encode_frame(0x2, b"x" * (LIMIT + 1), masked=True), 1009, id="too-big"),
+        pytest.param(
+            encode_frame(0x2, b"x" * 600, masked=True, fin=False)
+            + encode_frame(0x0, b"x" * 600, masked=True),
+            1009,
+            id="too-big-in-fragments",
+        ),
+    ],
+)
+async def test_a_hostile_frame_gets_its_close_code_and_costs_only_its_connection(
+    hostile: bytes, code: int
+) -> None:
+    route_limits = {"/": Limits(max_message_size=LIMIT)}
+    async with running(route_limits=route_limits) as (server, port):
+        stream, received = await upgraded(port)
+        await stream.send(hostile)
+        answer = await read_to_the_end(stream, received)
+        await stream.aclose()
+        assert close_code_in(answer) == code, answer
+        await settle(lambda: server.open_connections == 0)
+        await served(port)
+
+
+async def test_a_reset_in_the_middle_of_a_message_costs_only_its_connection() -> None:
+    closes: list[Event] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        closes.append(await next_event(driver, "close"))
+
+    route_limits = {"/hostile": Limits(max_message_size=LIMIT)}
+    async with running({"/": echo, "/hostile": session}, route_limits=route_limits) as (
+        server,
+        port,
+    ):
+        stream, _ = await upgraded(port, "/hostile")
+        frame = encode_frame(0x1, b"x" * (LIMIT // 2), masked=True)
+        await stream.send(frame[: len(frame) // 2])
+        raw = stream.extra(SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+        await settle(lambda: bool(closes))
+        await settle(lambda: server.open_connections == 0)
+        await served(port)
+    assert closes[0].value == {"code": 1006, "reason": ""}
