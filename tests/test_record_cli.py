@@ -26,7 +26,7 @@ from tests.tls_files import tls_files, trusting
 from wscenario.cli import main
 from wscenario.core.transcript import End, Header, TranscriptEvent
 from wscenario.engine.server import bound_port, open_listener
-from wscenario.engine.transcript_io import open_transcript
+from wscenario.engine.transcript_io import SYNC_INTERVAL, open_transcript
 
 pytestmark = pytest.mark.anyio
 
@@ -292,3 +292,40 @@ def test_an_unreadable_cafile_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["record", "--listen", "127.0.0.1:0", "--upstream", "wss://h", "--cafile", missing])
     assert code == 3
     assert "cannot read CA file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- crash safety
+
+
+async def test_a_killed_recorder_leaves_a_transcript_that_holds_every_message(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "rec"
+    sent = [f"message {number}" for number in range(2000)]
+    async with (
+        websockets_server(echo) as port,
+        recording("--upstream", f"ws://127.0.0.1:{port}/", "--out", str(out)) as proxy,
+        connect(proxy.url, proxy=None, compression=None) as client,
+    ):
+        for message in sent:
+            await client.send(message)
+        with anyio.fail_after(10):
+            echoed = [await client.recv() for _ in sent]
+        assert echoed == sent
+        await anyio.sleep(SYNC_INTERVAL + 0.2)  # idle past the checkpoint interval, then die
+        proxy.process.kill()
+        assert await proxy.process.wait() == -signal.SIGKILL
+        with anyio.fail_after(5), pytest.raises(ConnectionClosed) as cut:
+            await client.recv()
+    assert cut.value.rcvd is None  # no close frame: the recorder died
+    (path,) = transcripts(out)
+    transcript = open_transcript(path)
+    header, *events = transcript
+    assert not transcript.complete
+    assert transcript.warnings == ["the transcript is incomplete: it has no end record"]
+    assert isinstance(header, Header)
+    assert header.side == "proxy"
+    assert all(isinstance(event, TranscriptEvent) for event in events)
+    texts = [e for e in events if isinstance(e, TranscriptEvent) and e.type == "text"]
+    assert [e.fields["data"] for e in texts if e.from_ == "client"] == sent
+    assert [e.fields["data"] for e in texts if e.from_ == "server"] == sent
