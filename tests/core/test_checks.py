@@ -381,6 +381,33 @@ CASES = [
             ),
         ],
     ),
+    (
+        (
+            'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/", profile: raw, frames: true}\n'
+            "steps:\n  - expect: {frame: {opcode: 1, fin: false}}\n  - expect: message\n"
+        ),
+        [
+            (
+                "error /steps/1/expect: 'message' is not an event of the raw profile with 'frames: "
+                "true' | events of the raw profile with 'frames: true': open, frame, close, error, "
+                "ping, pong"
+            ),
+        ],
+    ),
+    (
+        CLIENT.replace("}", ", frames: true}") + "steps:\n  - expect: {frame: {fin: true}}\n",
+        [
+            (
+                "error /client/frames: an ohos app sees whole messages | add 'profile: raw' to see "
+                "each frame as it came, or leave 'frames' out"
+            ),
+            (
+                "error /steps/0/expect/frame: 'frame' is not an event of the ohos profile | events "
+                "of the ohos profile: open, message, close, error, dataEnd, headerReceive"
+            ),
+        ],
+    ),
+    (RAW.replace("raw}", "raw, frames: false}") + "steps:\n  - expect: message\n", []),
 ]
 
 

@@ -122,7 +122,7 @@ def test_valid_minimal_scenario() -> None:
             "wscenario: 1\nclient: {protocol: x}\nsteps: []\n",
             (
                 "s.yaml:2:10: error: /client/protocol: unknown key 'protocol'\n"
-                "    hint: allowed: api, insecure, options, profile, url\n"
+                "    hint: allowed: api, frames, insecure, options, profile, url\n"
                 "s.yaml:2:9: error: /client: missing required key 'url'"
             ),
         ),

@@ -125,6 +125,7 @@ class _Builder:
             profile=data.get("profile", "ohos"),
             api=data.get("api"),
             insecure=data.get("insecure", False),
+            frames=data.get("frames", False),
         )
 
     def options(self, data: Mapping[str, Any]) -> model.ConnectOptions:

@@ -19,7 +19,13 @@ from typing import Any
 
 from wscenario.core.diagnostics import Diagnostic, Severity
 from wscenario.core.files import FileReferenceError, check_reference_path, resolve_reference
-from wscenario.core.model import CLIENT_EVENTS_OHOS, CLIENT_EVENTS_RAW, JSON, SERVER_EVENTS
+from wscenario.core.model import (
+    CLIENT_EVENTS_OHOS,
+    CLIENT_EVENTS_RAW,
+    CLIENT_EVENTS_RAW_FRAMES,
+    JSON,
+    SERVER_EVENTS,
+)
 from wscenario.core.regexes import UnsafePattern, compile_pattern
 from wscenario.core.schema import pointer_of
 from wscenario.core.source import Document, SourceMap
@@ -47,7 +53,11 @@ BYTES_FORMS = ("hex", "base64", "file")
 FRAME_DATA_FORMS = ("data", "hex", "base64")
 WILDCARD_TYPES = ("true", "string", "integer", "number", "boolean", "object", "array", "null")
 WILDCARDS = ("$any", "$regex")
-ALL_EVENTS = tuple(dict.fromkeys((*CLIENT_EVENTS_OHOS, *CLIENT_EVENTS_RAW, *SERVER_EVENTS)))
+ALL_EVENTS = tuple(
+    dict.fromkeys(
+        (*CLIENT_EVENTS_OHOS, *CLIENT_EVENTS_RAW_FRAMES, *CLIENT_EVENTS_RAW, *SERVER_EVENTS)
+    )
+)
 PAYLOAD_EVENTS = frozenset({"message", "messageReceive", "ping", "pong"})
 
 _WILDCARD_CUTOFF = 0.75  # '$regx' is a typo of '$regex'; '$ref' is a key of its own
@@ -117,8 +127,17 @@ class _Checker:
         if "client" in data:
             client = data["client"]
             raw = client.get("profile") == "raw"
-            self.events = CLIENT_EVENTS_RAW if raw else CLIENT_EVENTS_OHOS
-            self.event_note = "the raw profile" if raw else "the ohos profile"
+            frames = raw and client.get("frames") is True
+            self.events = CLIENT_EVENTS_OHOS
+            if raw:
+                self.events = CLIENT_EVENTS_RAW_FRAMES if frames else CLIENT_EVENTS_RAW
+            self.event_note = "the ohos profile"
+            if raw:
+                self.event_note = (
+                    "the raw profile with 'frames: true'" if frames else "the raw profile"
+                )
+            if not raw and client.get("frames") is True:
+                self.report("/client/frames", "an ohos app sees whole messages", _FRAMES_HINT)
             self.check_client(client, variables)
             kinds = RAW_CLIENT_KINDS if raw else CLIENT_KINDS
             if "rules" in data:
@@ -495,6 +514,7 @@ def _hint(value: str, allowed: Iterable[str]) -> str:
     return f"{close} {listed}" if close else listed
 
 
+_FRAMES_HINT = "add 'profile: raw' to see each frame as it came, or leave 'frames' out"
 _SIDE_HINT = "a scenario plays one side: client (connects to a server) or server (a fake server)"
 _RULES_HINT = "remove 'rules', or make this a server scenario"
 _RAW_ONLY = {

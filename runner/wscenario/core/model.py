@@ -30,6 +30,9 @@ CLIENT_EVENTS_OHOS = ("open", "message", "close", "error", "dataEnd", "headerRec
 CLIENT_EVENTS_RAW = ("open", "message", "close", "error", "ping", "pong")
 """Events the raw profile reports: the protocol's own truth, pings and pongs included."""
 
+CLIENT_EVENTS_RAW_FRAMES = ("open", "frame", "close", "error", "ping", "pong")
+"""The raw profile's events with ``frames: true``: each data frame instead of whole messages."""
+
 SERVER_EVENTS = ("connect", "messageReceive", "close", "error", "ping", "pong")
 """Events of a fake server's connection, named after the ohos ``WebSocketServer``."""
 
@@ -360,6 +363,8 @@ class ClientSpec:
 
     ``api`` is the ohos API level to emulate (``None``: the newest). ``insecure`` turns TLS
     verification off in the raw profile (the ohos profile follows the device's own rules).
+    ``frames`` (raw profile) reports each data frame as it came, as a ``frame`` event, instead
+    of whole messages.
     """
 
     url: str
@@ -367,6 +372,7 @@ class ClientSpec:
     profile: Profile = "ohos"
     api: int | None = None
     insecure: bool = False
+    frames: bool = False
 
 
 @dataclass(frozen=True)

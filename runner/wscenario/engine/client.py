@@ -59,7 +59,9 @@ def client_driver(
 ) -> OhosDriver | RawClientDriver:
     """The driver for the scenario's profile (not yet entered); ``clock`` times its events."""
     if client.profile == "raw":
-        return RawClientDriver(scenario.limits, insecure=client.insecure, warn=warn, clock=clock)
+        return RawClientDriver(
+            scenario.limits, insecure=client.insecure, frames=client.frames, warn=warn, clock=clock
+        )
     driver = OhosDriver(api=client.api, limits=scenario.limits, clock=clock)
     for name in set(OPTIONAL_LISTENERS) - mentioned_events(scenario):
         driver.websocket.off(name)

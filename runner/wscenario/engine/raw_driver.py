@@ -87,7 +87,8 @@ class RawClientDriver:
     """One raw-profile client connection; use it as ``async with RawClientDriver(...)``.
 
     Leaving the block closes the connection (closing handshake within the close timeout).
-    Events are queued without bound until ``next_event`` takes them.
+    Events are queued without bound until ``next_event`` takes them. With ``frames`` each data
+    frame is a ``frame`` event (``frame_value``) instead of whole messages being ``message``.
     """
 
     def __init__(
@@ -95,12 +96,14 @@ class RawClientDriver:
         limits: Limits,
         *,
         insecure: bool = False,
+        frames: bool = False,
         clock: Callable[[], float] | None = None,
         stream_factory: ByteStreamFactory | None = None,
         warn: Callable[[str], object] | None = None,
     ) -> None:
         self.limits = limits
         self.insecure = insecure
+        self.frames = frames
         self._clock = clock or anyio.current_time
         self._stream_factory = stream_factory
         self._warn = warn or sys.stderr.write
@@ -111,6 +114,7 @@ class RawClientDriver:
         self._close_timed_out = False
         self._dropped = False
         self._pieces: list[str | bytes] = []
+        self._frame_first = True  # the frame being pieced together starts a message
         self._started = 0.0
         self._tasks: anyio.abc.TaskGroup | None = None
         self._events = EventQueue(READ_AHEAD)
@@ -321,7 +325,9 @@ class RawClientDriver:
 
     async def _handle(self, event: WireEvent, connection: WebSocketConnection) -> bool:
         """Report one wire event; ``False`` once the connection is over."""
-        if isinstance(event, DataFrame):
+        if isinstance(event, DataFrame) and self.frames:
+            self._frame_piece(event)
+        elif isinstance(event, DataFrame):
             if event.final and not self._pieces:  # a message in one frame
                 self._emit("message", event.data)
                 return True
@@ -356,6 +362,16 @@ class RawClientDriver:
             return False
         return True
 
+    def _frame_piece(self, piece: DataFrame) -> None:
+        """Report the frame ``piece`` ends (a frame larger than a read comes in pieces)."""
+        self._pieces.append(piece.data)
+        if len(self._pieces) == 1:
+            self._frame_first = piece.first
+        if piece.frame_final:
+            pieces, self._pieces = self._pieces, []
+            data = "".join(pieces) if piece.kind == "text" else b"".join(pieces)  # type: ignore[arg-type]
+            self._emit("frame", frame_value(data, first=self._frame_first, fin=piece.final))
+
     def _lost(self, event: ConnectionLost) -> None:
         if self._dropped:
             pass
@@ -374,6 +390,16 @@ class RawClientDriver:
 
     def _emit(self, name: str, value: EventValue) -> None:
         self._events.put(Event(name, value, self._clock() - self._started))
+
+
+def frame_value(data: str | bytes, *, first: bool, fin: bool) -> JSON:
+    """A ``frame`` event's value: ``{opcode, fin, text}`` or ``{opcode, fin, hex}``.
+
+    ``opcode`` is 1 (text) or 2 (binary) for a message's first frame, 0 for a continuation.
+    """
+    if isinstance(data, str):
+        return {"opcode": 1 if first else 0, "fin": fin, "text": data}
+    return {"opcode": 2 if first else 0, "fin": fin, "hex": data.hex()}
 
 
 def _open_value(done: HandshakeDone) -> JSON:
