@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wscenario._version import __version__
+from wscenario.commands.limit_options import add_limit_option
 from wscenario.commands.record_options import add_record_options, add_redaction_options
 from wscenario.commands.tls_options import add_tls_options
 
@@ -127,6 +128,7 @@ def _add_run(commands: Subparsers) -> Parser:
     run.add_argument(
         "--timeout", metavar="DURATION", help="default wait for each expect (250ms, 2s, 1m)"
     )
+    add_limit_option(run)
     _add_reports(run)
     add_record_options(run)
     return run
@@ -151,6 +153,7 @@ def _add_serve(commands: Subparsers) -> Parser:
         "--max-connections", type=int, metavar="N", help="stop after N connections finished"
     )
     add_tls_options(serve)
+    add_limit_option(serve)
     _add_vars(serve)
     _add_reports(serve)
     add_record_options(serve)
@@ -194,6 +197,7 @@ def _add_record(commands: Subparsers) -> Parser:
         help="connections open at once before new ones get 503 (default 256)",
     )
     add_tls_options(record)
+    add_limit_option(record)
     add_redaction_options(record)
     return record
 
@@ -217,6 +221,7 @@ def _add_replay(commands: Subparsers) -> Parser:
     )
     _add_listening(replay, once="--serve: stop after the first connection")
     add_tls_options(replay)
+    add_limit_option(replay)
     add_record_options(replay)
     replay.add_argument(
         "--timing",

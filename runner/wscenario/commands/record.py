@@ -32,6 +32,7 @@ from anyio.abc import TaskStatus
 
 from wscenario._version import __version__
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_OK
+from wscenario.commands.limit_options import parse_limits, with_limits
 from wscenario.commands.record_options import redaction_policy
 from wscenario.commands.tls_options import listening_context
 from wscenario.core.model import Limits
@@ -99,9 +100,23 @@ def plan_from(args: argparse.Namespace) -> RecordPlan:
         upstream = Upstream(args.upstream, context, mode)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    limits = Limits(max_connections=args.max_connections or Limits().max_connections)
+    limits = with_limits(Limits(), _limits(args))
     tls = listening_context(args)
     return RecordPlan(host, port, upstream, Path(args.out), policy, limits, tls)
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int | float]:
+    """The proxy's limits set by ``--limit`` and ``--max-connections`` (one of them for that).
+
+    Raises:
+        UsageError: a bad ``--limit``, or both setting the connections.
+    """
+    limits = parse_limits(args.limit)
+    if args.max_connections is not None:
+        if "max_connections" in limits:
+            raise UsageError("--max-connections and --limit maxConnections=N: give one of them")
+        limits["max_connections"] = args.max_connections
+    return limits
 
 
 CHECKPOINT_EVERY = 1000

@@ -36,9 +36,11 @@ import anyio
 
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_OK
 from wscenario.commands.given_url import checked_url
+from wscenario.commands.limit_options import parse_limits, with_limits
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.run import exit_code
 from wscenario.commands.tls_options import listening_context, listening_tls
+from wscenario.core.model import Limits
 from wscenario.core.units import parse_duration
 from wscenario.engine.replay import (
     ReplayOptions,
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         timing=parse_timing(args.timing),
         ignore=tuple(args.ignore),
         expect_timeout=_timeout(args.timeout),
+        limits=with_limits(Limits(), parse_limits(args.limit)),
     )
     if args.serve:
         host, port = parse_listen(args.listen)

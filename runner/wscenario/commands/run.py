@@ -24,6 +24,7 @@ import anyio
 
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from wscenario.commands.given_url import checked_url
+from wscenario.commands.limit_options import parse_limits
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.model import Scenario
@@ -49,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``run`` command; returns the exit code."""
     out: TextIO = sys.stdout
     overrides = parse_vars(args.var)
+    limits = parse_limits(args.limit)
     timeout = _parse_timeout(args.timeout)
     if args.jobs < 1:
         raise UsageError(f"--jobs expects a positive number, got {args.jobs}")
     url = None if args.url is None else checked_url(args.url, "--url")
     record = recording_from_args(args)
     try:
-        selection = select_scenarios(args.paths, overrides, "client")
+        selection = select_scenarios(args.paths, overrides, "client", limits=limits)
     except ScenarioLoadError as exc:
         for diagnostic in exc.diagnostics:
             sys.stderr.write(diagnostic.render() + "\n")

@@ -1,4 +1,5 @@
-"""Choosing the scenarios a command runs: files and folders, one side, ``--var`` overrides.
+"""Choosing the scenarios a command runs: files and folders, one side, ``--var`` overrides,
+``--limit`` values in place of the scenarios' own.
 
 ``run`` takes client scenarios and ``serve`` server ones. A file of the other side named on
 the command line is a usage error; one found in a folder is skipped and counted.
@@ -7,9 +8,10 @@ the command line is a usage error; one found in a folder is skipped and counted.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from wscenario.commands.limit_options import LimitValues, with_limits
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import Scenario, Side
 from wscenario.core.scenario_loader import find_scenario_files, load_scenario
@@ -44,8 +46,12 @@ def parse_vars(items: Sequence[str] | None) -> dict[str, str]:
     return variables
 
 
-def select_scenarios(paths: Sequence[str], overrides: Mapping[str, str], side: Side) -> Selection:
+def select_scenarios(
+    paths: Sequence[str], overrides: Mapping[str, str], side: Side, *, limits: LimitValues
+) -> Selection:
     """Load the ``side`` scenarios named, or found under the folders named.
+
+    Each scenario's ``limits`` take the ``limits`` given (``--limit``) in place of its own.
 
     Raises:
         UsageError: a path does not exist, or names a scenario of the other side.
@@ -66,7 +72,7 @@ def select_scenarios(paths: Sequence[str], overrides: Mapping[str, str], side: S
                 problems.extend(exc.diagnostics)
                 continue
             if scenario.side == side:
-                chosen.append(scenario)
+                chosen.append(replace(scenario, limits=with_limits(scenario.limits, limits)))
             elif explicit:
                 other = scenario.side
                 raise UsageError(

@@ -38,6 +38,7 @@ from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.stapled import MultiListener
 
 from wscenario.cli import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from wscenario.commands.limit_options import parse_limits
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.scenario_selection import parse_vars, select_scenarios
 from wscenario.core.diagnostics import Position
@@ -143,7 +144,8 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
             or TLS options that do not go together.
         ScenarioLoadError: a scenario file is invalid (all diagnostics of all files).
     """
-    selection = select_scenarios(args.paths, parse_vars(args.var), "server")
+    limits = parse_limits(args.limit)
+    selection = select_scenarios(args.paths, parse_vars(args.var), "server", limits=limits)
     if not selection.scenarios:
         raise UsageError("no server scenario in " + ", ".join(args.paths))
     scenarios = [_rendered(scenario) for scenario in selection.scenarios]

@@ -74,11 +74,13 @@ class Timing:
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    """How to replay: pacing, JSON Pointers never compared, and the wait for each event."""
+    """How to replay: pacing, JSON Pointers never compared, the wait for each event, and the
+    limits of the connections it makes or accepts."""
 
     timing: Timing = field(default_factory=Timing)
     ignore: tuple[str, ...] = ()
     expect_timeout: float = 5.0
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def _scenario(path: Path, options: ReplayOptions, **side: Any) -> Scenario:
         steps=(),
         ignore_pointers=options.ignore,
         timeout=options.expect_timeout,
+        limits=options.limits,
         **side,
     )
 
@@ -311,7 +314,8 @@ class ServeReplay:
         """
         port = bound_port(listener)
         spec = self.spec(f"{host}:{port}")
-        server = FakeServer({spec.path: Route(spec, self._session)}, limits=Limits(), tls=self.tls)
+        routes = {spec.path: Route(spec, self._session)}
+        server = FakeServer(routes, limits=self.options.limits, tls=self.tls)
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(server.serve, listener)
