@@ -360,3 +360,37 @@ def test_sigint_stops_the_replay_and_closes_with_1001(tmp_path: Path) -> None:
     assert process.returncode == 130, out
     assert "interrupted: the replay did not finish" in out
     assert closes == [1001]
+
+
+def test_several_transcripts_are_replayed_against_one_after_another(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = echo_transcript(tmp_path / "first.jsonl")
+    records = [*handshake(), ev(0.01, "client", "text", data="SHOUT"),
+               ev(0.02, "server", "text", data="shout"), end(0.03)]  # fmt: skip
+    second = write(tmp_path / "second.jsonl", records)
+    third = echo_transcript(tmp_path / "third.jsonl")
+    paths = [str(first), str(second), str(third)]
+    code = main(["replay", *paths, "--against", echo_url, "--timing", "fast", "--no-color"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "2 passed, 1 failed" in out
+    assert f"failed at {second}:5" in out
+
+
+def test_several_transcripts_are_all_checked_before_any_is_played(
+    tmp_path: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = echo_transcript(tmp_path / "good.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    lines = good.read_text().splitlines(keepends=True)
+    bad.write_text("".join([lines[0], "{not json\n", *lines[1:]]))
+    code = main(["replay", str(good), str(bad), "--against", f"ws://127.0.0.1:{closed_port}/"])
+    assert code == 2  # not 3: nothing was contacted
+    assert "bad.jsonl:" in capsys.readouterr().err
+
+
+def test_serve_plays_one_transcript(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), str(path), "--serve"]) == 2
+    assert "--serve plays one transcript" in capsys.readouterr().err

@@ -212,7 +212,12 @@ def _add_replay(commands: Subparsers) -> Parser:
         "transcript's own url is never used: a URL without a path gets the recorded path and "
         "query. Redacted values come from WSCENARIO_SECRET_<NAME> variables.",
     )
-    replay.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
+    replay.add_argument(
+        "transcript",
+        metavar="TRANSCRIPT",
+        nargs="+",
+        help="a .jsonl transcript; --against plays several, one after another",
+    )
     where = replay.add_mutually_exclusive_group(required=True)
     where.add_argument("--against", metavar="URL", help="play the client against this server")
     where.add_argument("--serve", action="store_true", help="play the server to clients")

@@ -2,7 +2,8 @@
 
 ``--against URL`` connects to URL (never to the transcript's own url; a URL with no path gets
 the recorded request path and query) with the recorded request headers, sends what the
-client sent at the recorded times (``--timing``) and expects what the server sent. Only
+client sent at the recorded times (``--timing``) and expects what the server sent; several
+transcripts are played one after another (all are checked before the first connects). Only
 failing steps are printed, with the same details and diffs as ``run``, then one line with the
 outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with
 the recorded subprotocol and plays the server to each client, until Ctrl-C, SIGTERM or, with
@@ -88,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
         against = checked_url(args.against, "--against")
         if listening_tls(args) is not None:
             raise UsageError("--tls-cert, --tls-key and --client-ca only apply to --serve")
+    paths = [Path(name) for name in args.transcript]
+    if args.serve and len(paths) > 1:
+        raise UsageError("--serve plays one transcript (--against plays several in turn)")
     record = recording_from_args(args)
-    path = Path(args.transcript)
-    info = check_transcript(path, warn=sys.stderr.write)
+    infos = [check_transcript(path, warn=sys.stderr.write) for path in paths]  # all, first
     style = Style.for_stream(out, no_color=args.no_color)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
@@ -99,10 +102,16 @@ def run(args: argparse.Namespace) -> int:
         with recording(record, "replay"):
             if args.serve:
                 serving = (host, port, tls)
-                results = anyio.run(_serve, path, info, serving, args.once, options, style, out)
+                results = anyio.run(
+                    _serve, paths[0], infos[0], serving, args.once, options, style, out
+                )
             else:
-                result, interrupted = anyio.run(_against, path, against, options, style, out)
-                results = [result]
+                results = []
+                for path in paths:
+                    result, interrupted = anyio.run(_against, path, against, options, style, out)
+                    results.append(result)
+                    if interrupted:
+                        break
     finally:
         if record is not None:
             record.close_all()
