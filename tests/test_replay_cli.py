@@ -88,6 +88,56 @@ def test_json_messages_compare_ignoring_pointers(
     assert code == 0
 
 
+def test_json_values_compare_by_the_rules_given_with_match(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent = '{"ts":1,"id":"b7c4","v":"a","n":[7]}'
+    recorded = '{"ts":2,"id":"a1f0","v":"a","n":[8]}'
+    records = [*handshake(), ev(0.01, "client", "text", data=sent),
+               ev(0.02, "server", "text", data=recorded), end(0.03)]  # fmt: skip
+    path = write(tmp_path / "rules.jsonl", records)
+    base = ["replay", str(path), "--against", echo_url, "--timing", "fast"]
+    rules = ["--match", "/ts=any:number", "--match", "/id=regex:^[0-9a-f]{4}$"]
+    assert main([*base, *rules]) == 1  # /n/0 still differs
+    assert main([*base, *rules, "--match", "/n/0=any:integer", "--match", "/gone=any:true"]) == 0
+    assert main([*base, *rules, "--match", "/n/0=any:string"]) == 1  # a rule can fail too
+    capsys.readouterr()
+
+
+def test_loose_replay_lets_volatile_looking_values_differ(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sent = '{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","at":"2026-11-26T00:30:00Z","v":1}'
+    recorded = '{"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","at":"2025-01-01T10:00:00Z","v":1}'
+    records = [*handshake(), ev(0.01, "client", "text", data=sent),
+               ev(0.02, "server", "text", data=recorded), end(0.03)]  # fmt: skip
+    path = write(tmp_path / "loose.jsonl", records)
+    base = ["replay", str(path), "--against", echo_url, "--timing", "fast"]
+    assert main(base) == 1
+    assert main([*base, "--loose"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("ts=any:number", "write POINTER=any:TYPE or POINTER=regex:PATTERN"),
+        ("/ts=anything", "write POINTER=any:TYPE or POINTER=regex:PATTERN"),
+        ("/ts=any:numbr", "unknown type 'numbr'"),
+        ("/ts=regex:(a", "--match /ts=regex:(a:"),
+        ("/ts=glob:*", "write POINTER=any:TYPE"),
+    ],
+)
+def test_a_bad_match_rule_is_exit_2(
+    rule: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), "--against", "ws://127.0.0.1:9/", "--match", rule]) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_a_hostile_transcript_is_exit_2_with_its_line(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -242,6 +242,21 @@ def _add_replay(commands: Subparsers) -> Parser:
         help="a JSON Pointer never compared in JSON messages, e.g. /ts (repeatable)",
     )
     replay.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="POINTER=RULE",
+        help="compare the value at POINTER in expected JSON by a rule instead: any:TYPE "
+        "(string, number, integer, boolean, object, array, null, true) or regex:PATTERN, "
+        "e.g. /ts=any:number (repeatable)",
+    )
+    replay.add_argument(
+        "--loose",
+        action="store_true",
+        help="values that look volatile in expected JSON (uuids, timestamps, epoch times, "
+        "tokens, counters) match any value of their kind, as convert --loose writes them",
+    )
+    replay.add_argument(
         "--timeout", metavar="DURATION", help="wait for each expected event (default 5s)"
     )
     _add_reports(replay)

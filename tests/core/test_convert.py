@@ -18,6 +18,7 @@ from wscenario.core.convert import (
     StepMaker,
     VolatileFinder,
     convert,
+    placed,
     render_yaml,
     request_headers,
     selected_protocol,
@@ -164,6 +165,32 @@ def test_wildcarded_replaces_only_the_pointers_found() -> None:
     loose = wildcarded(value, [("/a~1b/1/t", "epoch time"), ("/k", "token")])
     assert loose == {"a/b": [1, {"t": {"$any": "number"}}], "k": {"$any": "string"}}
     assert wildcarded(5, [("", "counter")]) == {"$any": "number"}
+
+
+def test_placed_puts_each_wildcard_where_its_pointer_leads_and_nowhere_else() -> None:
+    any_number: model.JSON = {"$any": "number"}
+    value: model.JSON = {"a/b": [1, {"t": 2}], "k": "v"}
+    assert placed(value, {"/a~1b/1/t": any_number, "/k": any_number}) == {
+        "a/b": [1, {"t": any_number}],
+        "k": any_number,
+    }
+    for nowhere in ("/missing", "/a~1b/x", "/a~1b/9", "/k/deeper", "/a~1b/0/t"):
+        assert placed(value, {nowhere: any_number}) == value, nowhere
+    assert placed([1, 2], {"": any_number}) == any_number  # the whole message
+
+
+def test_a_step_maker_puts_its_wildcards_into_expected_json_only() -> None:
+    wildcards = {"/ts": {"$any": "number"}}
+    records = [
+        ev(1, "server", "text", data='{"ts": 5, "v": 1}'),
+        ev(2, "server", "text", data="plain 5"),
+        ev(3, "client", "text", data='{"ts": 6}'),
+    ]
+    assert made("client", records, wildcards=wildcards) == [
+        {"expect": {"message": {"json": {"ts": {"$any": "number"}, "v": 1}}}},
+        {"expect": {"message": {"text": "plain 5"}}},
+        {"send": {"text": '{"ts": 6}'}},  # sent as recorded, byte for byte
+    ]
 
 
 # ------------------------------------------------------------------------- steps

@@ -2,7 +2,8 @@
 
 ``--against URL`` connects to URL (never to the transcript's own url; a URL with no path gets
 the recorded request path and query) with the recorded request headers, sends what the
-client sent at the recorded times (``--timing``) and expects what the server sent; several
+client sent at the recorded times (``--timing``) and expects what the server sent (JSON
+loosened by ``--ignore``, ``--match POINTER=any:TYPE|regex:PATTERN`` and ``--loose``); several
 transcripts are played one after another (all are checked before the first connects). Only
 failing steps are printed, with the same details and diffs as ``run``, then one line with the
 outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with
@@ -41,7 +42,9 @@ from wscenario.commands.limit_options import parse_limits, with_limits
 from wscenario.commands.record_options import recording_from_args
 from wscenario.commands.run import exit_code
 from wscenario.commands.tls_options import listening_context, listening_tls
-from wscenario.core.model import Limits
+from wscenario.core.checks import WILDCARD_TYPES
+from wscenario.core.model import JSON, Limits
+from wscenario.core.regexes import UnsafePattern, compile_pattern
 from wscenario.core.units import parse_duration
 from wscenario.engine.replay import (
     ReplayOptions,
@@ -77,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         ignore=tuple(args.ignore),
         expect_timeout=_timeout(args.timeout),
         limits=with_limits(Limits(), parse_limits(args.limit)),
+        wildcards=dict(parse_match(rule) for rule in args.match),
+        loose=args.loose,
     )
     if args.serve:
         host, port = parse_listen(args.listen)
@@ -140,6 +145,28 @@ def parse_timing(value: str) -> Timing:
     if not (math.isfinite(scale) and scale > 0):
         raise UsageError(f"--timing expects recorded, fast or xN (x2, x0.5), got {value!r}")
     return Timing(scale)
+
+
+def parse_match(value: str) -> tuple[str, JSON]:
+    """``POINTER=any:TYPE`` or ``POINTER=regex:PATTERN`` as a pointer and its wildcard."""
+    pointer, _, rule = value.partition("=")
+    kind, colon, argument = rule.partition(":")
+    usage = "write POINTER=any:TYPE or POINTER=regex:PATTERN, e.g. /ts=any:number"
+    if not pointer.startswith("/") or not colon:
+        raise UsageError(f"--match {value}: {usage}")
+    if kind == "any":
+        if argument not in WILDCARD_TYPES:
+            raise UsageError(
+                f"--match {value}: unknown type {argument!r}; types: {', '.join(WILDCARD_TYPES)}"
+            )
+        return pointer, {"$any": True if argument == "true" else argument}
+    if kind == "regex":
+        try:
+            compile_pattern(argument)
+        except UnsafePattern as exc:
+            raise UsageError(f"--match {value}: {exc.message}") from None
+        return pointer, {"$regex": argument}
+    raise UsageError(f"--match {value}: {usage}")
 
 
 def _timeout(value: str | None) -> float:

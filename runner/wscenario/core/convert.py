@@ -214,6 +214,27 @@ def wildcarded(value: JSON, found: Iterable[tuple[str, Kind]]) -> JSON:
     return value
 
 
+def placed(value: JSON, wildcards: Mapping[str, JSON]) -> JSON:
+    """``value`` with the wildcard of each pointer put where the pointer leads, if it does."""
+    for pointer, wildcard in wildcards.items():
+        tokens = pointer.split("/")[1:]
+        if _leads_somewhere(value, tokens):
+            value = _replace(value, tokens, wildcard)
+    return value
+
+
+def _leads_somewhere(value: JSON, tokens: list[str]) -> bool:
+    for token in tokens:
+        key = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return False
+    return True
+
+
 def _replace(value: JSON, tokens: list[str], wildcard: JSON) -> JSON:
     if not tokens:
         return wildcard
@@ -249,7 +270,8 @@ class StepMaker:
     """Turns the records of one transcript into steps for ``side``, one record at a time.
 
     ``url`` is where a client connects (``None``: the ``client`` section's url is used).
-    ``loose`` turns volatile values in expected JSON into wildcards. Redaction placeholders
+    ``loose`` turns volatile values in expected JSON into wildcards; ``wildcards`` puts the
+    given wildcard at each JSON Pointer an expected JSON message has. Redaction placeholders
     become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert) or, given ``env``, are put
     back from it at once (replay); the variables that were not set collect in ``missing``.
     What this side did that its steps cannot do is named in ``left_out`` (``ping``, ``drop``
@@ -259,6 +281,7 @@ class StepMaker:
     side: Side
     url: str | None = None
     loose: bool = False
+    wildcards: Mapping[str, JSON] = field(default_factory=dict)
     env: Mapping[str, str] | None = None
     profile: model.Profile = "raw"
     finder: VolatileFinder = field(default_factory=VolatileFinder)
@@ -435,6 +458,8 @@ class StepMaker:
         text: str = self._secret(record["data"])
         value = _json_of(text)
         if isinstance(value, dict | list) and "{{" not in text and not _has_wildcard_shape(value):
+            if self.wildcards:
+                value = placed(value, self.wildcards)
             found = self.finder.find(record["from"], value)
             notes = tuple(
                 f"{pointer} looks volatile ({kind}): wildcard it with {_flow(_WILDCARDS[kind])}"

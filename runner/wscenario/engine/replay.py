@@ -30,6 +30,7 @@ from anyio.streams.stapled import MultiListener
 from wscenario.core.convert import StepMaker, selected_protocol, to_model
 from wscenario.core.diagnostics import Diagnostic, Position
 from wscenario.core.model import (
+    JSON,
     ClientSpec,
     Expect,
     Handshake,
@@ -74,13 +75,24 @@ class Timing:
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    """How to replay: pacing, JSON Pointers never compared, the wait for each event, and the
-    limits of the connections it makes or accepts."""
+    """How to replay: pacing, JSON Pointers never compared, the wait for each event, the
+    limits of the connections it makes or accepts, and how expected JSON is loosened:
+    ``wildcards`` by JSON Pointer, ``loose`` for values that look volatile (as ``convert``)."""
 
     timing: Timing = field(default_factory=Timing)
     ignore: tuple[str, ...] = ()
     expect_timeout: float = 5.0
     limits: Limits = field(default_factory=Limits)
+    wildcards: Mapping[str, JSON] = field(default_factory=dict)
+    loose: bool = False
+
+    def step_maker(
+        self, side: Side, *, env: Mapping[str, str], url: str | None = None
+    ) -> StepMaker:
+        """What turns the records into steps for ``side``, with these options."""
+        maker = StepMaker(side, url=url, env=env, loose=self.loose, wildcards=self.wildcards)
+        maker.reuse_variable()
+        return maker
 
 
 @dataclass(frozen=True)
@@ -249,8 +261,7 @@ async def replay_against(
     scenario = _scenario(path, options, client=ClientSpec(url=url, profile="raw"))
     driver = RawClientDriver(scenario.limits, warn=warn)
     runner = StepRunner(scenario, driver, variables={}, env=env, on_step=on_step, streaming=True)
-    maker = StepMaker("client", url=url, env=env)
-    maker.reuse_variable()
+    maker = options.step_maker("client", env=env, url=url)
     player = Player(path, "client", runner, maker, options.timing, warn)
     steps = anyio.CancelScope() if stop is None else stop
     try:
@@ -341,8 +352,7 @@ class ServeReplay:
         runner = StepRunner(
             scenario, driver, variables={}, env=self.env, on_step=on_step, streaming=True
         )
-        maker = StepMaker("server", env=self.env)
-        maker.reuse_variable()
+        maker = self.options.step_maker("server", env=self.env)
         player = Player(self.path, "server", runner, maker, self.options.timing, self.warn)
         try:
             if not await player.play() and not driver.ended:
