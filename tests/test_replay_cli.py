@@ -76,12 +76,17 @@ def test_an_unreachable_server_could_not_be_replayed_against(
     assert f"could not reach ws://127.0.0.1:{closed_port}/chat?room=1: connection refused" in out
 
 
+def one_exchange(path: Path, sent: str, answer: str) -> Path:
+    """A transcript where the client sent ``sent`` and the server answered ``answer``."""
+    records = [*handshake(), ev(0.01, "client", "text", data=sent),
+               ev(0.02, "server", "text", data=answer), end(0.03)]  # fmt: skip
+    return write(path, records)
+
+
 def test_json_messages_compare_ignoring_pointers(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = [*handshake(), ev(0.01, "client", "text", data='{"ts":1,"v":"a"}'),
-               ev(0.02, "server", "text", data='{"ts":2,"v":"a"}'), end(0.03)]  # fmt: skip
-    path = write(tmp_path / "ts.jsonl", records)
+    path = one_exchange(tmp_path / "ts.jsonl", '{"ts":1,"v":"a"}', '{"ts":2,"v":"a"}')
     assert main(["replay", str(path), "--against", echo_url, "--timing", "fast"]) == 1
     assert "--- expected" in capsys.readouterr().out
     code = main(["replay", str(path), "--against", echo_url, "--timing", "fast", "--ignore", "/ts"])
@@ -92,10 +97,7 @@ def test_json_values_compare_by_the_rules_given_with_match(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sent = '{"ts":1,"id":"b7c4","v":"a","n":[7]}'
-    recorded = '{"ts":2,"id":"a1f0","v":"a","n":[8]}'
-    records = [*handshake(), ev(0.01, "client", "text", data=sent),
-               ev(0.02, "server", "text", data=recorded), end(0.03)]  # fmt: skip
-    path = write(tmp_path / "rules.jsonl", records)
+    path = one_exchange(tmp_path / "rules.jsonl", sent, '{"ts":2,"id":"a1f0","v":"a","n":[8]}')
     base = ["replay", str(path), "--against", echo_url, "--timing", "fast"]
     rules = ["--match", "/ts=any:number", "--match", "/id=regex:^[0-9a-f]{4}$"]
     assert main([*base, *rules]) == 1  # /n/0 still differs
@@ -109,9 +111,7 @@ def test_loose_replay_lets_volatile_looking_values_differ(
 ) -> None:
     sent = '{"id":"0f8fad5b-d9cb-469f-a165-70867728950e","at":"2026-11-26T00:30:00Z","v":1}'
     recorded = '{"id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","at":"2025-01-01T10:00:00Z","v":1}'
-    records = [*handshake(), ev(0.01, "client", "text", data=sent),
-               ev(0.02, "server", "text", data=recorded), end(0.03)]  # fmt: skip
-    path = write(tmp_path / "loose.jsonl", records)
+    path = one_exchange(tmp_path / "loose.jsonl", sent, recorded)
     base = ["replay", str(path), "--against", echo_url, "--timing", "fast"]
     assert main(base) == 1
     assert main([*base, "--loose"]) == 0
