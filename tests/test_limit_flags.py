@@ -87,6 +87,25 @@ def test_run_limit_takes_the_place_of_the_scenarios_message_size(
     assert ("message over 1024 bytes" in out) == (exit_code == 1), out
 
 
+@pytest.mark.parametrize(("flags", "exit_code"), [([], 2), (["--limit", "maxMessageSize=4KiB"], 0)])
+def test_run_limit_also_lets_a_larger_payload_file_load(
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    exit_code: int,
+) -> None:
+    (tmp_path / "big.txt").write_text(BIG)
+    body = CLIENT.replace(f"send: {BIG}", "send: {binary: {file: big.txt}}").replace(
+        'regex: "^x{2048}$"', "any: binary"
+    )
+    path = scenario_file(tmp_path, body, limits="limits: {maxMessageSize: 1KiB}\n")
+    code = main(["run", str(path), "--url", echo_url, "--no-color", *flags])
+    captured = capsys.readouterr()
+    assert code == exit_code, captured
+    assert ("file is too large" in captured.err) == (exit_code == 2), captured
+
+
 # ---------------------------------------------------------------------------- serve
 
 

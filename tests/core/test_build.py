@@ -190,6 +190,20 @@ def test_build_errors(steps: str, expected: list[str], tmp_path: Path) -> None:
         assert line.startswith(start) or start in line
 
 
+def test_limits_given_from_outside_replace_the_files_and_cap_its_payload_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 11)
+    text = HEAD + "limits: {maxMessageSize: 10, maxHeaders: 3.0}\nsteps:\n"
+    doc = parse_yaml((text + "  - send: {binary: {file: big.bin}}\n").encode(), "s.yaml")
+    with pytest.raises(BuildError):
+        build_scenario(doc, base_dir=tmp_path)
+    built = build_scenario(doc, base_dir=tmp_path, limits={"max_message_size": 11})
+    assert built.limits.max_message_size == 11
+    assert built.limits.max_headers == 3
+    assert isinstance(built.limits.max_headers, int)
+
+
 def test_ping_data_is_at_most_125_bytes(tmp_path: Path) -> None:
     doc = parse_yaml(
         f"wscenario: 1\nserver: {{}}\nsteps:\n  - ping: {{data: {'x' * 126}}}\n".encode(), "s.yaml"

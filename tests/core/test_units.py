@@ -35,13 +35,14 @@ def test_not_durations(bad: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [(0, 0), (100, 100), ("512B", 512), ("64KiB", 65536), ("1MiB", 1048576), ("1GiB", 1 << 30)],
-)
+    [(0, 0), (100, 100), ("512B", 512), ("64KiB", 65536), ("1MiB", 1048576), ("1GiB", 1 << 30),
+     (2.0, 2), (0.0, 0)],
+)  # fmt: skip
 def test_sizes(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("bad", ["1KB", "1.5MiB", "x", -1, True, 1.0, None])
+@pytest.mark.parametrize("bad", ["1KB", "1.5MiB", "x", -1, True, 1.5, -2.0, float("inf"), None])
 def test_not_sizes(bad: object) -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size(bad)

@@ -81,14 +81,17 @@ def _limit_value(item: str) -> tuple[str, int | float]:
         raise UsageError(f"--limit {name} needs a value: {name}=VALUE")
     value = _checked(item, name, text)
     kind = properties[name].get("$ref", "")
-    if kind.endswith("/duration"):
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise UsageError(f"--limit {item}: must be longer than 0")
-        return name, seconds
-    if kind.endswith("/size"):
-        return name, parse_size(value)
-    return name, int(value)  # the schema let through an integer (2.0 is one too)
+    try:
+        if kind.endswith("/duration"):
+            seconds = parse_duration(value)
+            if seconds <= 0:
+                raise UsageError(f"--limit {item}: must be longer than 0")
+            return name, seconds
+        if kind.endswith("/size"):
+            return name, parse_size(value)
+        return name, int(value)  # the schema let through an integer (2.0 is one too)
+    except ValueError as exc:  # what the schema let through and the units do not take
+        raise UsageError(f"--limit {item}: {exc}") from None
 
 
 def _checked(item: str, name: str, text: str) -> Any:

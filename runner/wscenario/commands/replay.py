@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import ssl
 import sys
@@ -70,6 +71,9 @@ from wscenario.report.junit import write_junit
 from wscenario.report.results import ScenarioResult, StepResult
 
 DEFAULT_TIMEOUT = 5.0
+
+_POINTER = re.compile(r"(?:/(?:[^~/]|~[01])*)+")
+"""A non-empty JSON Pointer (RFC 6901): each ``~`` starts ``~0`` or ``~1``."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,6 +158,8 @@ def parse_match(value: str) -> tuple[str, JSON]:
     usage = "write POINTER=any:TYPE or POINTER=regex:PATTERN, e.g. /ts=any:number"
     if not pointer.startswith("/") or not colon:
         raise UsageError(f"--match {value}: {usage}")
+    if _POINTER.fullmatch(pointer) is None:
+        raise UsageError(f"--match {value}: {pointer!r} is not a JSON Pointer (~ is ~0, / is ~1)")
     if kind == "any":
         if argument not in WILDCARD_TYPES:
             raise UsageError(

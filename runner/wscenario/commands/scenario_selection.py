@@ -8,10 +8,10 @@ the command line is a usage error; one found in a folder is skipped and counted.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from wscenario.commands.limit_options import LimitValues, with_limits
+from wscenario.commands.limit_options import LimitValues
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import Scenario, Side
 from wscenario.core.scenario_loader import find_scenario_files, load_scenario
@@ -67,12 +67,12 @@ def select_scenarios(
         explicit = path.is_file()
         for file in [path] if explicit else find_scenario_files([path]):
             try:
-                scenario = load_scenario(file, overrides=overrides)
+                scenario = load_scenario(file, overrides=overrides, limits=limits)
             except ScenarioLoadError as exc:
                 problems.extend(exc.diagnostics)
                 continue
             if scenario.side == side:
-                chosen.append(replace(scenario, limits=with_limits(scenario.limits, limits)))
+                chosen.append(scenario)
             elif explicit:
                 other = scenario.side
                 raise UsageError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -41,16 +41,22 @@ class BuildError(Exception):
 
 
 def build_scenario(
-    doc: Document, *, base_dir: Path, variables: Mapping[str, JSON] | None = None
+    doc: Document,
+    *,
+    base_dir: Path,
+    variables: Mapping[str, JSON] | None = None,
+    limits: Mapping[str, int | float] | None = None,
 ) -> model.Scenario:
     """The model of a scenario whose data passed the schema and the semantic checks.
 
-    ``variables`` replaces the file's ``vars`` (defaults with ``--var`` overrides applied).
+    ``variables`` replaces the file's ``vars`` (defaults with ``--var`` overrides applied);
+    ``limits`` (``Limits`` field names) replaces those of its ``limits:`` section, before the
+    message size cap applies to the payload files it sends.
 
     Raises:
         BuildError: a payload, file or schema cannot be used.
     """
-    builder = _Builder(doc.source_map, base_dir)
+    builder = _Builder(doc.source_map, base_dir, limit_overrides=dict(limits or {}))
     scenario = builder.scenario(cast(dict[str, Any], doc.data), doc.path, variables)
     if builder.diagnostics:
         raise BuildError(builder.diagnostics)
@@ -71,6 +77,7 @@ class _Builder:
     base_dir: Path
     diagnostics: list[Diagnostic] = field(default_factory=list)
     max_bytes: int = model.Limits().max_message_size
+    limit_overrides: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, pointer: str, message: str, hint: str | None = None) -> None:
         position = self.source_map.value_position(pointer)
@@ -81,7 +88,7 @@ class _Builder:
     def scenario(
         self, data: Mapping[str, Any], path: Path, variables: Mapping[str, JSON] | None
     ) -> model.Scenario:
-        limits = self.limits(data.get("limits", {}))
+        limits = replace(self.limits(data.get("limits", {})), **self.limit_overrides)
         self.max_bytes = limits.max_message_size
         return model.Scenario(
             path=path,
@@ -110,11 +117,11 @@ class _Builder:
                 data.get("handshakeTimeout", default.handshake_timeout)
             ),
             max_head_size=parse_size(data.get("maxHeadSize", default.max_head_size)),
-            max_headers=data.get("maxHeaders", default.max_headers),
+            max_headers=int(data.get("maxHeaders", default.max_headers)),  # 3.0 is an integer
             max_message_size=parse_size(data.get("maxMessageSize", default.max_message_size)),
-            max_fragments=data.get("maxFragments", default.max_fragments),
+            max_fragments=int(data.get("maxFragments", default.max_fragments)),
             close_timeout=parse_duration(data.get("closeTimeout", default.close_timeout)),
-            max_connections=data.get("maxConnections", default.max_connections),
+            max_connections=int(data.get("maxConnections", default.max_connections)),
         )
 
     def client(self, data: Mapping[str, Any]) -> model.ClientSpec:

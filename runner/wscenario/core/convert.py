@@ -43,6 +43,7 @@ import yaml
 
 from wscenario.core import model
 from wscenario.core.diagnostics import Position
+from wscenario.core.matchers import PointerError, resolve_pointer
 from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
 from wscenario.core.transcript import End, Header, TranscriptEvent
@@ -217,22 +218,12 @@ def wildcarded(value: JSON, found: Iterable[tuple[str, Kind]]) -> JSON:
 def placed(value: JSON, wildcards: Mapping[str, JSON]) -> JSON:
     """``value`` with the wildcard of each pointer put where the pointer leads, if it does."""
     for pointer, wildcard in wildcards.items():
-        tokens = pointer.split("/")[1:]
-        if _leads_somewhere(value, tokens):
-            value = _replace(value, tokens, wildcard)
+        try:
+            resolve_pointer(value, pointer)
+        except PointerError:
+            continue
+        value = _replace(value, pointer.split("/")[1:], wildcard)
     return value
-
-
-def _leads_somewhere(value: JSON, tokens: list[str]) -> bool:
-    for token in tokens:
-        key = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return False
-    return True
 
 
 def _replace(value: JSON, tokens: list[str], wildcard: JSON) -> JSON:

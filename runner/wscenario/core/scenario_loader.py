@@ -28,15 +28,21 @@ from wscenario.errors import ScenarioLoadError, UsageError
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
-def load_scenario(path: Path, *, overrides: Mapping[str, str] | None = None) -> Scenario:
-    """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars``.
+def load_scenario(
+    path: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    limits: Mapping[str, int | float] | None = None,
+) -> Scenario:
+    """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars`` and
+    ``--limit`` values (``Limits`` field names) in place of its own ``limits:``.
 
     Raises:
         ScenarioLoadError: the file is not a valid scenario (every error is in it).
         UsageError: an override names a variable the scenario does not declare, or gives
             a value of the wrong type.
     """
-    diagnostics, scenario = _inspect(path, overrides or {})
+    diagnostics, scenario = _inspect(path, overrides or {}, limits)
     if scenario is None:
         raise ScenarioLoadError([d for d in diagnostics if d.severity == "error"])
     return scenario
@@ -65,7 +71,11 @@ def find_scenario_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _inspect(path: Path, overrides: Mapping[str, str]) -> tuple[list[Diagnostic], Scenario | None]:
+def _inspect(
+    path: Path,
+    overrides: Mapping[str, str],
+    limits: Mapping[str, int | float] | None = None,
+) -> tuple[list[Diagnostic], Scenario | None]:
     try:
         doc = load_yaml_file(path)
     except SourceError as exc:
@@ -81,7 +91,7 @@ def _inspect(path: Path, overrides: Mapping[str, str]) -> tuple[list[Diagnostic]
         return diagnostics, None
     variables = _apply_overrides(doc, overrides) if overrides else None
     try:
-        scenario = build_scenario(doc, base_dir=path.parent, variables=variables)
+        scenario = build_scenario(doc, base_dir=path.parent, variables=variables, limits=limits)
     except BuildError as exc:
         return [*diagnostics, *exc.diagnostics], None
     return diagnostics, scenario

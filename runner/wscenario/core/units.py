@@ -43,13 +43,16 @@ def parse_duration(value: object) -> float:
 
 
 def parse_size(value: object) -> int:
-    """Bytes for a non-negative integer or ``64KiB``, ``1MiB``, ``1GiB``, ``512B``.
+    """Bytes for a non-negative integer (``2.0`` is one, as JSON Schema has it) or ``64KiB``,
+    ``1MiB``, ``1GiB``, ``512B``.
 
     Raises:
         ValueError: the value is not a size.
     """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
     if isinstance(value, str):
         found = _SIZE.fullmatch(value)
         if found:
