@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -329,3 +330,43 @@ async def test_a_killed_recorder_leaves_a_transcript_that_holds_every_message(
     texts = [e for e in events if isinstance(e, TranscriptEvent) and e.type == "text"]
     assert [e.fields["data"] for e in texts if e.from_ == "client"] == sent
     assert [e.fields["data"] for e in texts if e.from_ == "server"] == sent
+
+
+async def test_a_recorder_killed_mid_flow_keeps_an_in_order_prefix_with_every_forwarded_echo(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "rec"
+    sent = [f"message {number}" for number in range(100_000)]
+    echoed: list[str | bytes] = []
+    async with (
+        websockets_server(echo) as port,
+        recording("--upstream", f"ws://127.0.0.1:{port}/", "--out", str(out)) as proxy,
+        connect(proxy.url, proxy=None, compression=None) as client,
+        anyio.create_task_group() as tasks,
+    ):
+
+        async def send_all() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                for message in sent:
+                    await client.send(message)
+
+        tasks.start_soon(send_all)
+        with anyio.fail_after(10):
+            while len(echoed) < 3000:  # well under way, both directions busy
+                echoed.append(await client.recv())
+        proxy.process.kill()  # while messages are still flowing
+        assert await proxy.process.wait() == -signal.SIGKILL
+        with contextlib.suppress(ConnectionClosed), anyio.fail_after(5):
+            while True:
+                echoed.append(await client.recv())
+    assert len(echoed) < len(sent), "the recorder was killed after the session, not during it"
+    (path,) = transcripts(out)
+    transcript = open_transcript(path)
+    events = [e for e in transcript if isinstance(e, TranscriptEvent) and e.type == "text"]
+    assert not transcript.complete
+    from_client = [e.fields["data"] for e in events if e.from_ == "client"]
+    from_server = [e.fields["data"] for e in events if e.from_ == "server"]
+    assert from_client == sent[: len(from_client)]  # in order, nothing skipped
+    assert from_server == sent[: len(from_server)]
+    assert len(from_server) >= len(echoed)  # an echo is written down before it is forwarded
+    assert echoed == sent[: len(echoed)]
