@@ -446,3 +446,23 @@ def test_serve_plays_one_transcript(tmp_path: Path, capsys: pytest.CaptureFixtur
     path = echo_transcript(tmp_path / "echo.jsonl")
     assert main(["replay", str(path), str(path), "--serve"]) == 2
     assert "--serve plays one transcript" in capsys.readouterr().err
+
+
+def test_a_secret_put_back_from_the_environment_never_shows_in_what_replay_reports(
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "Bearer real-token-4711"
+    monkeypatch.setenv("WSCENARIO_SECRET_AUTHORIZATION", secret)
+    placeholder = "<redacted:authorization:0123abcd>"
+    path = one_exchange(tmp_path / "s.jsonl", f"auth {placeholder}", f"AUTH {placeholder}")
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    code = main(["replay", str(path), "--against", echo_url, "--timing", "fast", "--no-color",
+                 "--junit", str(junit), "--report", str(report)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1  # the echo sent the real token back in lower case: a mismatch
+    for shown in (out, junit.read_text(), report.read_text()):
+        assert "real-token-4711" not in shown
+        assert "WSCENARIO_SECRET_AUTHORIZATION>" in shown.replace("&gt;", ">")

@@ -11,9 +11,11 @@ import pytest
 from wscenario.core.redaction import (
     PLACEHOLDER,
     Redactor,
+    hide,
     looks_like_token,
     restore,
     secret_variable,
+    secrets_in,
 )
 from wscenario.core.redaction_policy import RedactionPolicy, RedactionRule
 
@@ -190,3 +192,29 @@ def test_restore_puts_secrets_back_and_reports_missing_names() -> None:
     assert restored == f"Bearer real {r.placeholder('token', 't')} <redacted:x>"
     assert missing == {"token"}
     assert restore(text, env) == restored
+
+
+def test_secrets_in_are_the_secret_variables_values_longest_first() -> None:
+    env = {
+        "WSCENARIO_SECRET_A": "short-but-fine",
+        "WSCENARIO_SECRET_LONGER": "a much longer secret",
+        "WSCENARIO_SECRET_TINY": "abc",  # would garble every text it is part of
+        "PATH": "/usr/bin:/bin",
+    }
+    assert list(secrets_in(env).items()) == [
+        ("a much longer secret", "<WSCENARIO_SECRET_LONGER>"),
+        ("short-but-fine", "<WSCENARIO_SECRET_A>"),
+    ]
+    assert secrets_in({}) == {}
+
+
+def test_hide_replaces_secrets_in_text_and_inside_json_values() -> None:
+    secrets = secrets_in({"WSCENARIO_SECRET_TOKEN": "s3cret-value"})
+    assert hide("Bearer s3cret-value!", secrets) == "Bearer <WSCENARIO_SECRET_TOKEN>!"
+    nested = {"a": ["x s3cret-value", 1, None], "b": ("s3cret-value",), "c": b"s3cret-value"}
+    assert hide(nested, secrets) == {
+        "a": ["x <WSCENARIO_SECRET_TOKEN>", 1, None],
+        "b": ("<WSCENARIO_SECRET_TOKEN>",),
+        "c": b"s3cret-value",  # bytes are shown as hex or base64, never as this text
+    }
+    assert hide("nothing secret", secrets) == "nothing secret"

@@ -5,7 +5,8 @@ A :class:`Redactor` replaces each secret with a stable placeholder
 ``userinfo``, ``subprotocol`` or a rule's name) and ``xxxxxxxx`` is the start of an
 HMAC-SHA256 of the value under a key made for the run, so equal secrets get equal placeholders
 and the raw value cannot be recovered from the file. :func:`restore` puts values back from
-``WSCENARIO_SECRET_<NAME>`` environment variables.
+``WSCENARIO_SECRET_<NAME>`` environment variables, and :func:`hide` keeps those values out of
+what a run reports (console, JUnit, JSON report).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wscenario.core.redaction_policy import (
@@ -32,9 +33,11 @@ __all__ = [
     "RedactionPolicy",
     "RedactionRule",
     "Redactor",
+    "hide",
     "looks_like_token",
     "restore",
     "secret_variable",
+    "secrets_in",
 ]
 
 PLACEHOLDER = re.compile(r"<redacted:([a-z0-9_.-]+):([0-9a-f]{8})>")
@@ -63,9 +66,42 @@ def looks_like_token(value: str) -> bool:
     return sum(classes) >= 2
 
 
+SECRET_PREFIX = "WSCENARIO_SECRET_"
+"""Environment variables holding the real values of placeholders."""
+
+_SHORTEST_HIDDEN = 4
+"""Shorter values are not hidden: replacing every ``a`` would hide nothing and garble all."""
+
+T = TypeVar("T")
+
+
+def secrets_in(env: Mapping[str, str]) -> dict[str, str]:
+    """The values of ``env``'s ``WSCENARIO_SECRET_<NAME>`` variables, longest first, each with
+    what a report shows instead (``<WSCENARIO_SECRET_NAME>``)."""
+    found = {
+        value: f"<{name}>"
+        for name, value in sorted(env.items())
+        if name.startswith(SECRET_PREFIX) and len(value) >= _SHORTEST_HIDDEN
+    }
+    return dict(sorted(found.items(), key=lambda item: -len(item[0])))
+
+
+def hide(value: T, secrets: Mapping[str, str]) -> T:
+    """``value`` with every secret in its text (inside mappings and sequences too) replaced."""
+    if isinstance(value, str):
+        for secret, shown in secrets.items():
+            value = value.replace(secret, shown)  # type: ignore[assignment]
+        return value
+    if isinstance(value, dict):
+        return {key: hide(item, secrets) for key, item in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list | tuple):
+        return type(value)(hide(item, secrets) for item in value)
+    return value
+
+
 def secret_variable(name: str) -> str:
     """The environment variable holding the value of placeholders named ``name``."""
-    return "WSCENARIO_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    return SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
 def restore(text: str, env: Mapping[str, str], missing: set[str] | None = None) -> str:

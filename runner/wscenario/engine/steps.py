@@ -51,6 +51,7 @@ from wscenario.core.model import (
     StopReading,
     Unordered,
 )
+from wscenario.core.redaction import hide, secrets_in
 from wscenario.core.templating import TemplateError, render_text, render_value
 from wscenario.engine.clock import loop_clock
 from wscenario.engine.driver import Driver
@@ -127,6 +128,7 @@ class StepRunner:
         self.driver = driver
         self.variables = variables
         self.env = env
+        self._secrets = secrets_in(env)  # never shown in what the run reports
         self.clock = clock or loop_clock()
         self.on_step = on_step
         self.rules = tuple(scenario.rules if rules is None else rules)
@@ -168,13 +170,16 @@ class StepRunner:
 
     def result(self, *, total_steps: int | None = None) -> SessionResult:
         """A snapshot of the session so far."""
+        secrets = self._secrets
         return SessionResult(
             steps=tuple(self._results),
             events=tuple(
-                SeenEvent(s.event.t, s.event.name, s.event.value, s.disposition, s.by)
+                SeenEvent(
+                    s.event.t, s.event.name, hide(s.event.value, secrets), s.disposition, s.by
+                )
                 for s in self._seen
             ),
-            variables=dict(self.variables),
+            variables=hide(dict(self.variables), secrets),
             duration=self.clock() - self.started,
             total_steps=self._steps_run if total_steps is None else total_steps,
             error=self.error,
@@ -195,10 +200,11 @@ class StepRunner:
         except WScenarioError as exc:
             self.error = str(exc)
             failure = self._failure(str(exc))
+        label = describe_step(step)
         result = StepResult(
             index=index,
             kind=step_kind(step),
-            label=describe_step(step),
+            label=hide(label, self._secrets) if self._secrets else label,
             position=step.position,
             pointer=step.pointer,
             started=begin - self.started,
@@ -514,12 +520,24 @@ class StepRunner:
         received: str | None = None,
         diff: Sequence[str] = (),
     ) -> Failure:
-        return Failure(
+        failure = Failure(
             message=message,
             expected=expected,
             received=received,
             diff=tuple(diff),
             variables=dict(self.variables),
+        )
+        return self._hidden(failure) if self._secrets else failure
+
+    def _hidden(self, failure: Failure) -> Failure:
+        """``failure`` without the values of ``WSCENARIO_SECRET_*`` variables."""
+        secrets = self._secrets
+        return Failure(
+            message=hide(failure.message, secrets),
+            expected=hide(failure.expected, secrets),
+            received=hide(failure.received, secrets),
+            diff=hide(failure.diff, secrets),
+            variables=hide(dict(failure.variables), secrets),
         )
 
     def _mismatch(self, matcher: EventMatcher, event: Event, outcome: MatchResult) -> Failure:
