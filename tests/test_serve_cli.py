@@ -19,7 +19,9 @@ from anyio.streams.text import TextReceiveStream
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from wscenario.core.transcript import TranscriptEvent
 from wscenario.engine.server import bound_port, open_listener
+from wscenario.engine.transcript_io import open_transcript
 
 pytestmark = pytest.mark.anyio
 
@@ -347,3 +349,41 @@ async def test_a_script_that_stops_reading_ends_its_connection(tmp_path: Path) -
     assert closed.value.rcvd is None
     assert code == 0, out
     assert "PASSED deaf #1" in out
+
+
+COMPRESSING = """\
+wscenario: 1
+name: compressing echo
+server: {path: /z, permessageDeflate: true}
+steps:
+  - expect: connect
+  - expect: {messageReceive: {regex: "^(tick )+$"}}
+  - send: {text: "{{ reply }}", fragments: 3}
+  - expect: close
+vars: {reply: "tock tock tock tock tock tock tock tock"}
+"""
+
+
+async def test_a_scenario_that_asks_for_compression_gets_it_and_records_plain_text(
+    tmp_path: Path,
+) -> None:
+    path = scenario(tmp_path, "z.yaml", COMPRESSING)
+    out = tmp_path / "rec"
+    async with serving(path, "--once", "--record", str(out)) as served:
+        url = served.url + "/z"
+        async with connect(url, compression="deflate", proxy=None, open_timeout=5) as ws:
+            assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
+            await ws.send("tick " * 500)
+            assert await ws.recv() == "tock tock tock tock tock tock tock tock"
+        code, printed, _ = await finish(served)
+    assert code == 0, printed
+    (recorded,) = sorted(out.glob("*.jsonl"))
+    texts = [
+        (e.from_, e.fields["data"])
+        for e in open_transcript(recorded)
+        if isinstance(e, TranscriptEvent) and e.type == "text"
+    ]
+    assert texts == [
+        ("client", "tick " * 500),
+        ("server", "tock tock tock tock tock tock tock tock"),
+    ]

@@ -166,6 +166,7 @@ class _Builder:
             listen=data.get("listen", default.listen),
             path=data.get("path", default.path),
             answer_close=data.get("answerClose", True),
+            permessage_deflate=data.get("permessageDeflate", False),
             handshake=model.Handshake(
                 require_headers={name.lower(): regex for name, regex in required.items()},
                 origins=None if origins is None else tuple(origins),

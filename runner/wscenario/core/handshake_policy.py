@@ -45,11 +45,13 @@ class HandshakeRequest:
 
 @dataclass(frozen=True)
 class Accept:
-    """Answer 101 on ``path`` after ``delay`` seconds, selecting ``subprotocol`` (or none)."""
+    """Answer 101 on ``path`` after ``delay`` seconds, selecting ``subprotocol`` (or none);
+    ``deflate``: agree to permessage-deflate if the client offers it."""
 
     path: str
     subprotocol: str | None = None
     delay: float = 0.0
+    deflate: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,12 @@ def decide(request: HandshakeRequest, specs: Mapping[str, ServerSpec]) -> Decisi
         return _refusal_from(handshake.reject, why, spec.path, source)
     protocol = handshake.protocol
     selected = protocol if protocol is not None and protocol in request.subprotocols else None
-    return Accept(path=spec.path, subprotocol=selected, delay=handshake.delay)
+    return Accept(
+        path=spec.path,
+        subprotocol=selected,
+        delay=handshake.delay,
+        deflate=spec.permessage_deflate,
+    )
 
 
 def over_capacity(limit: int) -> Refuse:

@@ -414,12 +414,14 @@ class Handshake:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The ``server:`` section; ``answer_close: false`` never answers the client's close."""
+    """The ``server:`` section; ``answer_close: false`` never answers the client's close;
+    ``permessage_deflate`` agrees to compression when a client offers it."""
 
     listen: str = "127.0.0.1:8765"
     path: str = "/"
     handshake: Handshake = field(default_factory=Handshake)
     answer_close: bool = True
+    permessage_deflate: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import socket
 import struct
 import sys
 from collections import deque
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.abc
@@ -67,6 +67,9 @@ from wscenario.engine.errors import (
 )
 from wscenario.engine.frame_reader import read_simple_frames
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
+
+if TYPE_CHECKING:
+    from wscenario.engine.deflate import CappedDeflate
 
 READ_SIZE = 64 * 1024
 """Bytes asked for per read: large enough for throughput, and the most one event can hold."""
@@ -154,6 +157,7 @@ class WebSocketConnection:
         response_headers: tuple[tuple[str, str], ...] = (),
         received: bytes = b"",
         auto_pong: bool = False,
+        deflate: CappedDeflate | None = None,
     ) -> None:
         self.client = client
         self.limits = limits
@@ -166,7 +170,8 @@ class WebSocketConnection:
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
-        self._parser = _FrameParser(client, [])
+        self._parser = _FrameParser(client, [] if deflate is None else [deflate])
+        self._deflate = deflate  # permessage-deflate, when the handshake agreed on it
         self._pending: deque[WireEvent] = deque()
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._outbox: list[bytes] = []  # frames held back while batching
@@ -362,11 +367,13 @@ class WebSocketConnection:
             data = action.data
             if self._fragmenting is not None:
                 await self._fragmenting.wait()
-            if isinstance(data, str):
+            if self._deflate is not None:
+                await self._write_compressed(data)
+            elif isinstance(data, str):
                 frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
+                await self._write(frame, batch=True)
             else:
-                frame = encode_frame(0x2, data, masked=self.client)
-            await self._write(frame, batch=True)
+                await self._write(encode_frame(0x2, data, masked=self.client), batch=True)
         elif isinstance(action, SendPing):
             await self._write(encode_frame(0x9, action.data, masked=self.client), batch=True)
         elif isinstance(action, SendPong):
@@ -377,6 +384,20 @@ class WebSocketConnection:
             self._close_sent = True
         elif isinstance(action, CloseTransport):
             await self.abort(rst=action.abort)
+
+    async def _write_compressed(
+        self, data: str | bytes, *, first: bool = True, fin: bool = True, opcode: int = 0
+    ) -> None:
+        """Write one frame of a compressed message; the observer is told the plain frame."""
+        assert self._deflate is not None
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        opcode = (opcode or (0x1 if isinstance(data, str) else 0x2)) if first else 0x0
+        rsv, packed = self._deflate.compress(self._parser, payload, first=first, fin=fin)
+        frame = encode_frame(opcode, packed, masked=self.client, fin=fin, rsv=rsv)
+        plain = None
+        if self.observer is not None:
+            plain = encode_frame(opcode, payload, masked=self.client, fin=fin)
+        await self._write(frame, seen=plain)
 
     async def send_fragmented(
         self,
@@ -402,11 +423,14 @@ class WebSocketConnection:
                 if index and delay > 0:
                     await anyio.sleep(delay)
                 final = index == len(pieces) - 1
-                await self._write(
-                    encode_frame(
-                        opcode if index == 0 else 0x0, piece, masked=self.client, fin=final
+                if self._deflate is not None:
+                    await self._write_compressed(piece, first=index == 0, fin=final, opcode=opcode)
+                else:
+                    await self._write(
+                        encode_frame(
+                            opcode if index == 0 else 0x0, piece, masked=self.client, fin=final
+                        )
                     )
-                )
                 if ping_between and index == 0 and not final:
                     await self._write(encode_frame(0x9, b"", masked=self.client))
         finally:
@@ -434,7 +458,7 @@ class WebSocketConnection:
         if self._outbox:
             await self._write(b"")
 
-    async def _write(self, data: bytes, *, batch: bool = False) -> None:
+    async def _write(self, data: bytes, *, batch: bool = False, seen: bytes | None = None) -> None:
         if self._lost is not None or self._transport_closed:
             raise ConnectionClosed("the connection is closed", self._lost)
         if self._close_sent:
@@ -449,7 +473,7 @@ class WebSocketConnection:
             self._outbox_size += len(data)
             return
         try:
-            await self._send_frames(data)
+            await self._send_frames(data, seen)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = self._lost or lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
@@ -458,9 +482,9 @@ class WebSocketConnection:
         with contextlib.suppress(*TRANSPORT_ERRORS):
             await self._send_frames(data)
 
-    async def _send_frames(self, data: bytes) -> None:
+    async def _send_frames(self, data: bytes, seen: bytes | None = None) -> None:
         """Write the frames held back, then ``data`` (if any), in one ``send``, once the writes
-        queued before it are done.
+        queued before it are done; the observer is told ``seen`` in place of ``data``.
 
         Frames are held back only while no write is under way or queued, and taken only once
         the lock is held: a write cancelled while it waits for its turn takes nothing with it.
@@ -482,7 +506,7 @@ class WebSocketConnection:
             else:
                 return  # a flush that another write has done meanwhile
             await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
-            self._observe_sent(frames)
+            self._observe_sent(frames if seen is None else [*frames[:-1], seen])
         finally:
             lock.release()
 

@@ -243,7 +243,7 @@ class FakeServer(ConnectionHost):
                 )
             if decision.delay > 0:
                 await anyio.sleep(decision.delay)
-            return websocket.Accept(decision.subprotocol)
+            return websocket.Accept(decision.subprotocol, deflate=decision.deflate)
 
         accepted = await websocket.accept(stream, self.limits, route, auto_pong=True)
         if accepted is None:

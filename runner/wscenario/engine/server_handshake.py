@@ -3,7 +3,8 @@
 The request head must arrive within ``Limits.handshake_timeout`` and fit the head limits;
 invalid requests are answered with an HTTP error (400, 408, 426, 431) and cost only their own
 connection. ``decide`` sees each valid request and answers ``Accept`` or ``Reject``. No
-extension is accepted (permessage-deflate stays off).
+extension is accepted unless ``Accept.deflate`` asks for permessage-deflate (RFC 7692), which
+is then negotiated when the client offers it, with decompression capped at the message size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from anyio.streams.tls import TLSAttribute
 from wscenario.core.model import Limits
 from wscenario.core.wire import HandshakeDone
 from wscenario.engine.connection import Address, WebSocketConnection, stream_address
+from wscenario.engine.deflate import negotiate
 from wscenario.engine.errors import PEER_ERRORS, TRANSPORT_ERRORS
 from wscenario.engine.http_head import (
     HeadTooLarge,
@@ -52,10 +54,12 @@ class HandshakeRequest:
 
 @dataclass(frozen=True)
 class Accept:
-    """Answer 101, selecting ``subprotocol``, with ``extra_headers`` added."""
+    """Answer 101, selecting ``subprotocol``, with ``extra_headers`` added; ``deflate`` agrees
+    to permessage-deflate when the client offers it."""
 
     subprotocol: str | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    deflate: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,9 @@ async def _send_accept(
     ]
     if decision.subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", decision.subprotocol))
+    agreed = negotiate(request.headers, limits.max_message_size) if decision.deflate else None
+    if agreed is not None:
+        headers.append(("Sec-WebSocket-Extensions", agreed[1]))
     headers += decision.extra_headers
     answer = h11.InformationalResponse(
         status_code=101, headers=headers, reason=b"Switching Protocols"
@@ -240,6 +247,7 @@ async def _send_accept(
         response_headers=tuple(headers),
         received=rest,
         auto_pong=auto_pong,
+        deflate=None if agreed is None else agreed[0],
     )
     done = HandshakeDone(
         101, "Switching Protocols", request.headers, decision.subprotocol, request.path

@@ -1,0 +1,85 @@
+"""permessage-deflate (RFC 7692) for a fake server that asks for it, with decompression capped.
+
+``negotiate`` answers a client's offers; the ``CappedDeflate`` it returns is wsproto's extension
+with one change: a message stops inflating past ``max_size`` bytes and fails with 1009, so a
+small compressed frame cannot grow into an unbounded one (a "zip bomb"). Outgoing messages are
+compressed with ``compress``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
+from wscenario.engine.http_head import header_tokens
+
+RSV1 = 0x40
+"""The first byte's bit that marks a compressed message."""
+
+
+class CappedDeflate(PerMessageDeflate):
+    """wsproto's permessage-deflate, inflating at most ``max_size`` bytes per message."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__()
+        self.max_size = max_size
+        self._inflated = 0
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        """A new message starts counting its inflated bytes from 0."""
+        if opcode in (Opcode.TEXT, Opcode.BINARY):
+            self._inflated = 0
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        """Inflate at most what is left of ``max_size`` (and one byte to tell it is over)."""
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        assert self._decompressor is not None
+        room = self.max_size - self._inflated
+        try:
+            inflated = self._decompressor.decompress(bytes(data), room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(inflated)
+        if self._inflated > self.max_size or self._decompressor.unconsumed_tail:
+            return CloseReason.MESSAGE_TOO_BIG
+        return inflated
+
+    def compress(
+        self, proto: FrameProtocol, data: bytes, *, first: bool, fin: bool
+    ) -> tuple[int, bytes]:
+        """One outgoing frame's RSV bits and payload: the message's first frame sets RSV1."""
+        opcode = Opcode.BINARY if first else Opcode.CONTINUATION
+        rsv, payload = self.frame_outbound(proto, opcode, RsvBits(False, False, False), data, fin)
+        return (RSV1 if rsv.rsv1 else 0), payload
+
+
+def negotiate(
+    request_headers: tuple[tuple[str, str], ...], max_size: int
+) -> tuple[CappedDeflate, str] | None:
+    """The extension and the ``Sec-WebSocket-Extensions`` answer for the first acceptable
+    permessage-deflate offer, or ``None`` (the client offered none this side can take)."""
+    for offer in header_tokens(request_headers, "sec-websocket-extensions"):
+        if offer.split(";")[0].strip().lower() != PerMessageDeflate.name:
+            continue
+        extension = CappedDeflate(max_size)
+        try:
+            parameters = extension.accept(offer)
+        except ValueError:  # a window size that is not a number
+            continue
+        if parameters is None or parameters is False:
+            continue
+        answer = PerMessageDeflate.name + (f"; {parameters}" if parameters else "")
+        return extension, answer
+    return None
