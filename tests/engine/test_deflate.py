@@ -12,9 +12,18 @@ import pytest
 from websockets.asyncio.client import connect
 from wsproto.frame_protocol import FrameProtocol
 
-from tests.engine.test_server import UPGRADE, WAIT, echo, next_event, running, served
+from tests.engine.test_server import (
+    UPGRADE,
+    WAIT,
+    echo,
+    next_event,
+    read_to_the_end,
+    running,
+    served,
+)
+from tests.engine.ws_peers import read_head
 from wscenario.core.model import Limits, ServerSpec
-from wscenario.engine.deflate import negotiate
+from wscenario.engine.deflate import CappedDeflate, negotiate
 from wscenario.engine.frames import encode_frame
 from wscenario.engine.server_driver import ServerDriver
 
@@ -79,36 +88,6 @@ async def test_without_the_scenarios_consent_nothing_is_compressed() -> None:
         assert await ws.recv() == "plain"
 
 
-async def test_a_message_that_inflates_past_the_limit_is_closed_with_1009() -> None:
-    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
-    payload = bomb.compress(bytes(8 << 20)) + bomb.flush(zlib.Z_SYNC_FLUSH)
-    assert len(payload) < 20_000  # 8 MiB of zeros, a few KiB on the wire
-    frame = encode_frame(0x2, payload[:-4], masked=True, rsv=0x40)
-    request = UPGRADE.replace(
-        b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-    )
-    limits = Limits(max_message_size=1 << 20, handshake_timeout=1.0)
-    async with running(specs=DEFLATE, limits=limits) as (_, port):
-        with anyio.fail_after(WAIT):
-            stream = await anyio.connect_tcp("127.0.0.1", port)
-            await stream.send(request)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += await stream.receive()
-            assert b"permessage-deflate" in head.lower()
-            await stream.send(frame)
-            answer = b""
-            try:
-                while True:
-                    answer += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
-            await stream.aclose()
-        close = answer[answer.index(b"\x88") :]
-        assert int.from_bytes(close[2:4], "big") == 1009
-        await served(port)
-
-
 @pytest.mark.parametrize(
     ("offer", "answer"),
     [
@@ -135,3 +114,114 @@ async def test_a_client_that_offers_nothing_gets_no_compression() -> None:
         assert ws.protocol.extensions == []
         await ws.send("no offer, no compression")
         assert await ws.recv() == "no offer, no compression"
+
+
+# ----------------------------------------------------------------- a raw client, byte by byte
+
+QUICK_CLOSE = Limits(close_timeout=0.2, handshake_timeout=1.0)
+"""The raw client never answers a close: the server cuts it soon."""
+
+OFFER = UPGRADE.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+
+
+def deflated(data: bytes, *, final_block: bool = False) -> bytes:
+    """``data`` compressed as permessage-deflate sends it (no context, sync flush, tail cut)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    if final_block:
+        return packer.compress(data) + packer.flush(zlib.Z_FINISH)
+    return (packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+async def raw_session(port: int, *frames: bytes) -> list[tuple[int, bytes]]:
+    """Offer deflate, write ``frames``, and read every frame until the server ends; each as
+    (first byte, payload)."""
+    with anyio.fail_after(WAIT):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(OFFER)
+        head, _, data = (await read_head(stream)).partition(b"\r\n\r\n")
+        assert b"permessage-deflate" in head.lower()
+        for frame in frames:
+            await stream.send(frame)
+        data = await read_to_the_end(stream, data)
+        await stream.aclose()
+    read: list[tuple[int, bytes]] = []
+    while len(data) >= 2:
+        length, at = data[1] & 0x7F, 2
+        if length == 126:
+            length, at = int.from_bytes(data[2:4], "big"), 4
+        read.append((data[0], data[at : at + length]))
+        data = data[at + length :]
+    return read
+
+
+async def test_what_the_server_sends_is_compressed_each_fragment_with_its_part() -> None:
+    message = "compress me " * 200
+
+    async def fragments(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        await driver.send(message, fragments=4)
+        await driver.close(1000, "")
+
+    async with running({"/": fragments}, specs=DEFLATE, limits=QUICK_CLOSE) as (_, port):
+        frames = await raw_session(port)
+    data = [(first, payload) for first, payload in frames if first & 0x0F in (0x0, 0x1)]
+    assert [first for first, _ in data] == [0x41, 0x00, 0x00, 0x80]  # RSV1 on the first only
+    assert all(payload for _, payload in data[:-1]), "a fragment carried nothing"
+    unpacker = zlib.decompressobj(-15)
+    whole = b"".join(unpacker.decompress(payload) for _, payload in data)
+    whole += unpacker.decompress(b"\x00\x00\xff\xff")
+    assert whole.decode() == message
+    assert sum(len(payload) for _, payload in data) < len(message) // 4
+
+
+async def test_a_ping_between_compressed_fragments_leaves_the_message_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    packed = deflated(b"hello world, hello world")
+    first = encode_frame(0x1, packed[:5], masked=True, fin=False, rsv=0x40)
+    ping = encode_frame(0x9, b"", masked=True)
+    rest = encode_frame(0x0, packed[5:], masked=True)
+    got: list[object] = []
+
+    async def take(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        while (event := await driver.next_event(WAIT)) is not None and event.name != "close":
+            got.append(event.value)
+            if event.name == "messageReceive":
+                await driver.close(1000, "")
+
+    async with running({"/": take}, specs=DEFLATE, limits=QUICK_CLOSE) as (_, port):
+        await raw_session(port, first, ping, rest)
+    assert got == [b"", "hello world, hello world"]  # the ping, then the message
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        pytest.param(deflated(bytes(8 << 20)), 1009, id="8 MiB of zeros"),
+        pytest.param(deflated(b"done", final_block=True) + b"x" * 70_000, 1007, id="after the end"),
+    ],
+)
+async def test_a_hostile_compressed_message_costs_its_connection_and_little_memory(
+    payload: bytes, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inflated: list[int] = []
+    inflate = CappedDeflate.frame_inbound_payload_data
+
+    def counting(self: CappedDeflate, proto: Any, data: bytes) -> Any:
+        result = inflate(self, proto, data)
+        if isinstance(result, bytes | bytearray):
+            inflated.append(len(result))
+        return result
+
+    monkeypatch.setattr(CappedDeflate, "frame_inbound_payload_data", counting)
+    limit = 64 * 1024
+    route = {"/": Limits(max_message_size=limit, handshake_timeout=1.0)}  # the scenario's own
+    listener = Limits(max_message_size=16 << 20, handshake_timeout=1.0)
+    frame = encode_frame(0x2, payload, masked=True, rsv=0x40)
+    async with running(specs=DEFLATE, limits=listener, route_limits=route) as (_, port):
+        frames = await raw_session(port, frame)
+        await served(port)
+    closes = [body for first, body in frames if first & 0x0F == 0x8]
+    assert [int.from_bytes(body[:2], "big") for body in closes] == [code]
+    assert max(inflated, default=0) <= limit + 1  # never more than the limit at a time

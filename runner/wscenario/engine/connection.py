@@ -194,6 +194,12 @@ class WebSocketConnection:
 
     # ---------------------------------------------------------------------------- state
 
+    def use_limits(self, limits: Limits) -> None:
+        """Apply ``limits`` from now on (a server's route has its own), to inflating too."""
+        self.limits = limits
+        if self._deflate is not None:
+            self._deflate.max_size = limits.max_message_size
+
     @property
     def close_sent(self) -> bool:
         """A close frame was written (by ``send(SendClose(...))`` or a limit)."""

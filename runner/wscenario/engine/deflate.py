@@ -42,7 +42,11 @@ class CappedDeflate(PerMessageDeflate):
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes
     ) -> bytes | CloseReason:
-        """Inflate at most what is left of ``max_size`` (and one byte to tell it is over)."""
+        """Inflate at most what is left of ``max_size`` (and one byte to tell it is over).
+
+        Bytes after the end of a deflate stream (a final block) are refused: zlib would keep
+        them unread, uncounted, without bound.
+        """
         if not self._inbound_compressed or not self._inbound_is_compressible:
             return data
         assert self._decompressor is not None
@@ -51,10 +55,29 @@ class CappedDeflate(PerMessageDeflate):
             inflated = self._decompressor.decompress(bytes(data), room + 1)
         except zlib.error:
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        if self._decompressor.eof and self._decompressor.unused_data:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         self._inflated += len(inflated)
         if self._inflated > self.max_size or self._decompressor.unconsumed_tail:
             return CloseReason.MESSAGE_TOO_BIG
         return inflated
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        """The message's last inflated bytes; a control frame between its fragments (a ping)
+        leaves the message's state alone, and a stream that ended starts afresh."""
+        if fin and not self._inbound_is_compressible:
+            return None  # a control frame: the message it interrupts goes on
+        ended = self._decompressor is not None and self._decompressor.eof
+        result = super().frame_inbound_complete(proto, fin)
+        if fin and ended:
+            self._decompressor = None
+        if isinstance(result, bytes):
+            self._inflated += len(result)
+            if self._inflated > self.max_size:
+                return CloseReason.MESSAGE_TOO_BIG
+        return result
 
     def compress(
         self, proto: FrameProtocol, data: bytes, *, first: bool, fin: bool
@@ -62,6 +85,9 @@ class CappedDeflate(PerMessageDeflate):
         """One outgoing frame's RSV bits and payload: the message's first frame sets RSV1."""
         opcode = Opcode.BINARY if first else Opcode.CONTINUATION
         rsv, payload = self.frame_outbound(proto, opcode, RsvBits(False, False, False), data, fin)
+        if not fin:  # each fragment carries its part now, not all of it with the last one
+            assert self._compressor is not None
+            payload += self._compressor.flush(zlib.Z_SYNC_FLUSH)
         return (RSV1 if rsv.rsv1 else 0), payload
 
 
