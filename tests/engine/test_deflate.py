@@ -99,6 +99,19 @@ async def test_without_the_scenarios_consent_nothing_is_compressed() -> None:
         ("permessage-deflate; server_max_window_bits=99, permessage-deflate", "permessage-deflate"),
         ("permessage-deflate; client_max_window_bits=x", None),
         ("x-webkit-deflate-frame", None),
+        ("permessage-deflate; foo=bar", None),
+        ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
+        ("permessage-deflate; server_no_context_takeover=1", None),
+        ("permessage-deflate; server_max_window_bits", None),
+        ("permessage-deflate; server_max_window_bitsfoo=10", None),
+        ("permessage-deflate; server_max_window_bits=8", None),
+        ("permessage-deflate; Server_No_Context_Takeover", None),
+        (
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+        ),
+        ('permessage-deflate; server_max_window_bits="10"', None),
+        ("permessage-deflate; client_max_window_bits=" + "9" * 5000, None),
     ],
 )
 def test_negotiate_takes_the_first_usable_offer(offer: str, answer: str | None) -> None:

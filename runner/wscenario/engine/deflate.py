@@ -97,7 +97,7 @@ def negotiate(
     """The extension and the ``Sec-WebSocket-Extensions`` answer for the first acceptable
     permessage-deflate offer, or ``None`` (the client offered none this side can take)."""
     for offer in header_tokens(request_headers, "sec-websocket-extensions"):
-        if offer.split(";")[0].strip().lower() != PerMessageDeflate.name:
+        if offer.split(";")[0].strip().lower() != PerMessageDeflate.name or not _valid(offer):
             continue
         extension = CappedDeflate(max_size)
         try:
@@ -109,3 +109,29 @@ def negotiate(
         answer = PerMessageDeflate.name + (f"; {parameters}" if parameters else "")
         return extension, answer
     return None
+
+
+_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
+_WINDOWS = ("server_max_window_bits", "client_max_window_bits")
+_BITS = frozenset(str(bits) for bits in range(9, 16))
+
+
+def _valid(offer: str) -> bool:
+    """Whether the offer's parameters are ones RFC 7692 (section 7.1) allows, each once:
+    the two no-context-takeover flags without a value, and window bits of 9 to 15 (zlib's
+    range, written as a plain number), ``client_max_window_bits`` possibly without one."""
+    seen: set[str] = set()
+    for parameter in offer.split(";")[1:]:
+        name, has_value, value = (part.strip() for part in parameter.partition("="))
+        if name in seen or name not in (*_FLAGS, *_WINDOWS):
+            return False
+        seen.add(name)
+        if name in _FLAGS and has_value:
+            return False
+        if (
+            name in _WINDOWS
+            and (has_value or name == "server_max_window_bits")
+            and value not in _BITS
+        ):
+            return False
+    return True
