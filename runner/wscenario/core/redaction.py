@@ -78,11 +78,8 @@ T = TypeVar("T")
 def secrets_in(env: Mapping[str, str]) -> dict[str, str]:
     """The values of ``env``'s ``WSCENARIO_SECRET_<NAME>`` variables, longest first, each with
     what a report shows instead (``<WSCENARIO_SECRET_NAME>``)."""
-    found = {
-        value: f"<{name}>"
-        for name, value in sorted(env.items())
-        if name.startswith(SECRET_PREFIX) and len(value) >= _SHORTEST_HIDDEN
-    }
+    names = sorted(name for name in env if name.startswith(SECRET_PREFIX))  # no value read
+    found = {env[name]: f"<{name}>" for name in names if len(env[name]) >= _SHORTEST_HIDDEN}
     return dict(sorted(found.items(), key=lambda item: -len(item[0])))
 
 

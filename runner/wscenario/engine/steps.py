@@ -128,7 +128,7 @@ class StepRunner:
         self.driver = driver
         self.variables = variables
         self.env = env
-        self._secrets = secrets_in(env)  # never shown in what the run reports
+        self._hide: dict[str, str] | None = None  # secrets_in(env), read when first needed
         self.clock = clock or loop_clock()
         self.on_step = on_step
         self.rules = tuple(scenario.rules if rules is None else rules)
@@ -170,7 +170,7 @@ class StepRunner:
 
     def result(self, *, total_steps: int | None = None) -> SessionResult:
         """A snapshot of the session so far."""
-        secrets = self._secrets
+        secrets = self._secrets()
         return SessionResult(
             steps=tuple(self._results),
             events=tuple(
@@ -204,7 +204,7 @@ class StepRunner:
         result = StepResult(
             index=index,
             kind=step_kind(step),
-            label=hide(label, self._secrets) if self._secrets else label,
+            label=hide(label, self._secrets()) if failure is not None else label,
             position=step.position,
             pointer=step.pointer,
             started=begin - self.started,
@@ -527,11 +527,21 @@ class StepRunner:
             diff=tuple(diff),
             variables=dict(self.variables),
         )
-        return self._hidden(failure) if self._secrets else failure
+        return self._hidden(failure) if self._secrets() else failure
+
+    def _secrets(self) -> dict[str, str]:
+        """What reports must not show: the values of ``WSCENARIO_SECRET_*`` variables.
+
+        Read from the environment once, on the first failure or result, so a session that
+        passes step after step never scans it per step.
+        """
+        if self._hide is None:
+            self._hide = secrets_in(self.env)
+        return self._hide
 
     def _hidden(self, failure: Failure) -> Failure:
         """``failure`` without the values of ``WSCENARIO_SECRET_*`` variables."""
-        secrets = self._secrets
+        secrets = self._secrets()
         return Failure(
             message=hide(failure.message, secrets),
             expected=hide(failure.expected, secrets),
