@@ -13,7 +13,6 @@ start.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +40,25 @@ def add_limit_option(parser: argparse.ArgumentParser) -> None:
 def parse_limits(items: Sequence[str]) -> dict[str, int | float]:
     """``--limit`` items as ``Limits`` field values; a later item for a name wins.
 
+    Each value is read as the scenario's ``limits:`` section reads it (``core.build.LIMITS``).
+
     Raises:
         UsageError: an item is not ``NAME=VALUE``, names no limit, or gives a value the
             scenario's ``limits:`` section would refuse.
     """
+    from wscenario.core.build import LIMITS, limit_values
+    from wscenario.core.units import parse_duration
+
     values: dict[str, int | float] = {}
     for item in items:
         name, value = _limit_value(item)
-        values[_field_name(name)] = value
+        try:
+            ((field, converted),) = limit_values({name: value}).items()
+        except ValueError as exc:  # what the schema let through and the units do not take
+            raise UsageError(f"--limit {item}: {exc}") from None
+        if LIMITS[name][1] is parse_duration and converted <= 0:
+            raise UsageError(f"--limit {item}: must be longer than 0")
+        values[field] = converted
     return values
 
 
@@ -60,10 +70,9 @@ def with_limits(limits: Limits, values: LimitValues) -> Limits:
     return replace(limits, **fields) if fields else limits
 
 
-def _limit_value(item: str) -> tuple[str, int | float]:
-    """The limit ``item`` names and its value, converted as the scenario's would be."""
+def _limit_value(item: str) -> tuple[str, Any]:
+    """The limit ``item`` names and its value as the schema checked it (not yet converted)."""
     from wscenario.core.schema import allowed_hint
-    from wscenario.core.units import parse_duration, parse_size
     from wscenario.core.valid_unicode import is_valid_unicode, shown
 
     if not is_valid_unicode(item):
@@ -79,19 +88,7 @@ def _limit_value(item: str) -> tuple[str, int | float]:
         raise UsageError(f"--limit {item}: there is no limit {name!r}; {hint}")
     if not sep or not text:
         raise UsageError(f"--limit {name} needs a value: {name}=VALUE")
-    value = _checked(item, name, text)
-    kind = properties[name].get("$ref", "")
-    try:
-        if kind.endswith("/duration"):
-            seconds = parse_duration(value)
-            if seconds <= 0:
-                raise UsageError(f"--limit {item}: must be longer than 0")
-            return name, seconds
-        if kind.endswith("/size"):
-            return name, parse_size(value)
-        return name, int(value)  # the schema let through an integer (2.0 is one too)
-    except ValueError as exc:  # what the schema let through and the units do not take
-        raise UsageError(f"--limit {item}: {exc}") from None
+    return name, _checked(item, name, text)
 
 
 def _checked(item: str, name: str, text: str) -> Any:
@@ -120,8 +117,3 @@ def _limits_schema() -> Mapping[str, Any]:
 
     limits: Mapping[str, Any] = scenario_schema()["$defs"]["limits"]
     return limits
-
-
-def _field_name(name: str) -> str:
-    """The ``Limits`` field of a ``limits:`` key: ``maxMessageSize`` → ``max_message_size``."""
-    return re.sub(r"(?=[A-Z])", "_", name).lower()

@@ -10,7 +10,7 @@ hex, a missing file, an invalid JSON Schema...) are collected and raised togethe
 from __future__ import annotations
 
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -63,6 +63,27 @@ def build_scenario(
     return scenario
 
 
+LIMITS: Mapping[str, tuple[str, Callable[[Any], int | float]]] = {
+    "handshakeTimeout": ("handshake_timeout", parse_duration),
+    "maxHeadSize": ("max_head_size", parse_size),
+    "maxHeaders": ("max_headers", int),  # the schema's integers include 3.0
+    "maxMessageSize": ("max_message_size", parse_size),
+    "maxFragments": ("max_fragments", int),
+    "closeTimeout": ("close_timeout", parse_duration),
+    "maxConnections": ("max_connections", int),
+}
+"""Each ``limits:`` key: its ``Limits`` field and how its value is read."""
+
+
+def limit_values(data: Mapping[str, Any]) -> dict[str, int | float]:
+    """``Limits`` field values for the keys of a ``limits:`` mapping that passed the schema.
+
+    Raises:
+        ValueError: a value the units do not read (the schema lets none through).
+    """
+    return {LIMITS[key][0]: LIMITS[key][1](value) for key, value in data.items()}
+
+
 def _join(pointer: str, *parts: str | int) -> str:
     return pointer + pointer_of(parts)
 
@@ -111,18 +132,8 @@ class _Builder:
         )
 
     def limits(self, data: Mapping[str, Any]) -> model.Limits:
-        default = model.Limits()
-        return model.Limits(
-            handshake_timeout=parse_duration(
-                data.get("handshakeTimeout", default.handshake_timeout)
-            ),
-            max_head_size=parse_size(data.get("maxHeadSize", default.max_head_size)),
-            max_headers=int(data.get("maxHeaders", default.max_headers)),  # 3.0 is an integer
-            max_message_size=parse_size(data.get("maxMessageSize", default.max_message_size)),
-            max_fragments=int(data.get("maxFragments", default.max_fragments)),
-            close_timeout=parse_duration(data.get("closeTimeout", default.close_timeout)),
-            max_connections=int(data.get("maxConnections", default.max_connections)),
-        )
+        values: dict[str, Any] = limit_values(data)  # each value has its field's type
+        return replace(model.Limits(), **values)
 
     def client(self, data: Mapping[str, Any]) -> model.ClientSpec:
         options = data.get("options")
