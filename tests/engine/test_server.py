@@ -807,16 +807,19 @@ async def test_handshake_delay_holds_the_101_back() -> None:
 @pytest.mark.usefixtures("reader")
 async def test_stop_reading_leaves_the_clients_data_unread() -> None:
     after: list[Event | None] = []
+    sent = anyio.Event()
 
     async def session(driver: ServerDriver) -> None:
         await next_event(driver, "connect")
         await driver.stop_reading()
         await driver.send("stopped")
+        await sent.wait()
         after.append(await driver.next_event(0.3))
 
     async with running({"/": session}) as (_, port), client(port) as ws:
         assert await ws.recv() == "stopped"
         await ws.send("unheard")
+        sent.set()
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert after == [None]

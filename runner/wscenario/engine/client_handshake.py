@@ -47,6 +47,7 @@ from wscenario.engine.http_head import (
     header_values,
     read_head,
 )
+from wscenario.engine.tcp_stream import adopt
 from wscenario.engine.transcript_tap import client_tap
 
 MAX_REJECT_BODY = 1024 * 1024
@@ -224,7 +225,7 @@ async def _open_tcp(
         with anyio.fail_after(request.connect_timeout):
             if stream_factory is not None:
                 return await stream_factory()
-            return await anyio.connect_tcp(target.host, target.port)
+            return adopt(await anyio.connect_tcp(target.host, target.port))
     except TimeoutError as exc:
         raise _failed("timeout", f"no TCP connection within {request.connect_timeout:g} s") from exc
     except OSError as exc:

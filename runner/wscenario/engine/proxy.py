@@ -78,6 +78,7 @@ from wscenario.engine.errors import (
 from wscenario.engine.frames import close_payload
 from wscenario.engine.server import GOING_AWAY_GRACE, ConnectionHost, describe_failure, peer_of
 from wscenario.engine.server_driver import Peer
+from wscenario.engine.tcp_stream import adopt
 from wscenario.engine.tls_accept import TLS_FAILURES, accept_tls
 
 log = logging.getLogger(__name__)
@@ -387,7 +388,7 @@ class _ProxiedConnection:
             return self._upstream_stream
 
         async def open_plain_or_tls() -> ByteStream:
-            stream: ByteStream = await anyio.connect_tcp(host, port)
+            stream = adopt(await anyio.connect_tcp(host, port))
             if context is None:
                 return stream
             try:
