@@ -73,12 +73,16 @@ async def test_bytes_read_before_adoption_are_kept() -> None:
         port = listener.extra(SocketAttribute.local_port)
         async with await anyio.connect_tcp("127.0.0.1", port) as peer:
             accepted = await listener.accept()
-            await peer.send(b"early")
+            for word in (b"one", b"two", b"three", b"four"):
+                await peer.send(word)
+                await anyio.sleep(0.02)  # the accepted transport reads each into anyio's queue
             await peer.send_eof()
-            await anyio.sleep(0.05)  # the accepted transport reads them into anyio's queue
+            await anyio.sleep(0.02)
             stream = adopt(accepted)
             assert isinstance(stream, TcpStream)
-            assert await stream.receive() == b"early"
+            assert await stream.receive(6) == b"onetwo"  # reads that came in, joined
+            assert await stream.receive(4) == b"thre"  # ... or cut
+            assert await stream.receive() == b"efour"
             with pytest.raises(anyio.EndOfStream):
                 await stream.receive()
             await stream.aclose()

@@ -9,8 +9,8 @@ anyio stream's transport with a protocol that:
 * leaves the transport reading while the reader keeps coming back for more before bytes
   arrive (one message at a time, the common case, costs no ``epoll_ctl``), and stops it only
   when bytes arrive while the reader is busy elsewhere: the next ones then wait in the
-  kernel, where TCP pushes back on the peer, and the reader's next ``receive`` takes all
-  that came meanwhile in one piece (a burst is answered as a burst);
+  kernel, where TCP pushes back on the peer, and the reader's next reads take what came
+  meanwhile in large pieces;
 * returns from ``send`` without a pass through the event loop when the kernel took the bytes
   (every ``YIELD_EVERY`` such sends it passes anyway, so a task that only sends lets others
   run), and otherwise waits until the kernel took them all, as anyio does.
@@ -20,10 +20,14 @@ the fake server does not: the pause between two reads lets a pipelining client's
 up in the kernel and be answered in one write, which such clients take in far more cheaply
 than one answer per message (``bench/bench_server.py`` measures both ways of loading it).
 
-Everything else is anyio's: a ``receive`` that finds bytes waiting still passes through the
-loop, end of stream, a broken or closed stream raise anyio's exceptions, and the socket's
-attributes (``SocketAttribute``) are there. A stream that is not a plain anyio socket stream
-on asyncio (trio, a test's stream, a future anyio) is returned as it is.
+A ``receive`` that finds bytes waiting returns them without a pass through the loop either:
+what waits is little (what came in before the transport was stopped), so a reader still
+waits for more soon. A large read is handed on in ``max_bytes`` parts, each byte copied once.
+
+Everything else is anyio's: end of stream, a broken or closed stream raise anyio's
+exceptions, and the socket's attributes (``SocketAttribute``) are there. A stream that is not
+a plain anyio socket stream on asyncio (trio, a test's stream, a future anyio) is returned as
+it is.
 """
 
 from __future__ import annotations
@@ -66,11 +70,12 @@ def adopt(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
 class _Reading(asyncio.Protocol):
     """Keeps what arrives for the one reader and wakes it; stops reading while it is away."""
 
-    __slots__ = ("arrived", "chunks", "drained", "eof", "error", "lost", "transport")
+    __slots__ = ("arrived", "chunks", "drained", "eof", "error", "lost", "taken", "transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self.chunks: deque[bytes] = deque()
+        self.taken = 0  # bytes of the first chunk already handed on
         self.eof = False
         self.lost = False
         self.error: Exception | None = None
@@ -105,20 +110,29 @@ class _Reading(asyncio.Protocol):
         _wake(self.drained)
 
     def take(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes`` of the oldest bytes waiting (there are some), in one piece."""
+        """Up to ``max_bytes`` of the oldest bytes waiting (there are some), in one piece.
+
+        A read larger than ``max_bytes`` is handed on in parts, each byte copied once.
+        """
         chunks = self.chunks
-        chunk = chunks.popleft()
-        if chunks and len(chunk) < max_bytes:  # several reads came in: hand them on together
-            parts = [chunk]
-            size = len(chunk)
-            while chunks and size < max_bytes:
-                parts.append(chunks.popleft())
-                size += len(parts[-1])
-            chunk = b"".join(parts)
-        if len(chunk) > max_bytes:
-            chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
-            chunks.appendleft(rest)
-        return chunk
+        start = self.taken
+        chunk = chunks[0]
+        end = start + max_bytes
+        if end < len(chunk):  # part of this read; the rest stays for the next take
+            self.taken = end
+            return chunk[start:end]
+        chunks.popleft()
+        self.taken = 0
+        if start:
+            chunk = chunk[start:]
+        if not chunks or len(chunk) == max_bytes:
+            return chunk
+        parts = [chunk]  # several reads came in: hand them on together
+        size = len(chunk)
+        while chunks and size + len(chunks[0]) <= max_bytes:
+            parts.append(chunks.popleft())
+            size += len(parts[-1])
+        return b"".join(parts) if len(parts) > 1 else chunk
 
     async def wait_for_bytes(self) -> None:
         """Until bytes or the end arrive (or the stream is closed), reading meanwhile."""
@@ -167,7 +181,9 @@ class TcpStream(anyio.abc.SocketStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes (at most ``max_bytes``), waiting for them if none are there yet."""
         protocol = self._protocol
-        if not protocol.chunks and not protocol.eof and not self._closed:
+        if protocol.chunks and not self._closed:
+            return protocol.take(max_bytes)
+        if not protocol.eof and not self._closed:
             await protocol.wait_for_bytes()
         else:
             await anyio.lowlevel.checkpoint()
