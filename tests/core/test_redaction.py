@@ -218,3 +218,8 @@ def test_hide_replaces_secrets_in_text_and_inside_json_values() -> None:
         "c": b"s3cret-value",  # bytes are shown as hex or base64, never as this text
     }
     assert hide("nothing secret", secrets) == "nothing secret"
+
+
+def test_hide_without_secrets_hands_back_the_same_value() -> None:
+    nested = {"a": ["x s3cret-value", 1]}
+    assert hide(nested, {}) is nested

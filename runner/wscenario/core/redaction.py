@@ -85,6 +85,8 @@ def secrets_in(env: Mapping[str, str]) -> dict[str, str]:
 
 def hide(value: T, secrets: Mapping[str, str]) -> T:
     """``value`` with every secret in its text (inside mappings and sequences too) replaced."""
+    if not secrets:
+        return value
     if isinstance(value, str):
         for secret, shown in secrets.items():
             value = value.replace(secret, shown)  # type: ignore[assignment]
