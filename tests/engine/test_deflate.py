@@ -23,6 +23,7 @@ from tests.engine.test_server import (
 )
 from tests.engine.ws_peers import read_head
 from wscenario.core.model import Limits, ServerSpec
+from wscenario.core.wire import SendMessage
 from wscenario.engine.deflate import CappedDeflate, negotiate
 from wscenario.engine.frames import encode_frame
 from wscenario.engine.server_driver import ServerDriver
@@ -238,3 +239,56 @@ async def test_a_hostile_compressed_message_costs_its_connection_and_little_memo
     closes = [body for first, body in frames if first & 0x0F == 0x8]
     assert [int.from_bytes(body[:2], "big") for body in closes] == [code]
     assert max(inflated, default=0) <= limit + 1  # never more than the limit at a time
+
+
+def frames_in(data: bytes) -> list[tuple[int, bytes]]:
+    """Every whole unmasked frame in ``data``, as (first byte, payload)."""
+    found: list[tuple[int, bytes]] = []
+    at = 0
+    while len(data) - at >= 2:
+        length, start = data[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, start = int.from_bytes(data[at + 2 : at + 4], "big"), at + 4
+        elif length == 127:
+            length, start = int.from_bytes(data[at + 2 : at + 10], "big"), at + 10
+        found.append((data[at], data[start : start + length]))
+        at = start + length
+    return found
+
+
+async def test_a_compressed_send_cancelled_before_its_turn_leaves_later_ones_readable() -> None:
+    """The compressor keeps its window across messages: a message it compressed but that was
+    never written would leave the client unable to read the ones after it."""
+    big = os.urandom(8 << 20)  # more than loopback buffers hold while the client waits
+    text = "the same words again and again " * 20
+    cancelled: list[bool] = []
+
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        connection = driver.connection
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(connection.send, SendMessage(big))
+            await anyio.sleep(0.1)  # that write is under way: the next one waits its turn
+            with anyio.move_on_after(0.1) as waiting:
+                await connection.send(SendMessage(text))
+            cancelled.append(waiting.cancelled_caught)
+        await connection.send(SendMessage(text))
+        await driver.close(1000, "")
+
+    async with running({"/": session}, specs=DEFLATE, limits=QUICK_CLOSE) as (_, port):
+        with anyio.fail_after(WAIT):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            await stream.send(OFFER)
+            head, _, data = (await read_head(stream)).partition(b"\r\n\r\n")
+            assert b"permessage-deflate" in head.lower()
+            await anyio.sleep(0.4)  # not reading: the large message backs up
+            data = await read_to_the_end(stream, data)
+            await stream.aclose()
+    assert cancelled == [True]
+    unpacker = zlib.decompressobj(-15)  # one window for every message, as the server keeps
+    messages = [
+        unpacker.decompress(payload + b"\x00\x00\xff\xff")
+        for first, payload in frames_in(data)
+        if first & 0x0F in (0x1, 0x2)
+    ]
+    assert messages == [big, text.encode()]

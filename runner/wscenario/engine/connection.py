@@ -38,6 +38,7 @@ import socket
 import struct
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
@@ -86,6 +87,9 @@ into a socket it reports writable (short of memory pressure, when the writer wai
 peer to read)."""
 
 Address = tuple[str, int]
+
+_FrameBuilder = Callable[[], tuple[bytes, bytes | None]]
+"""Makes a frame to write (and what an observer is told instead) when its turn comes."""
 
 _NO_CODE = -1
 """The code ``_FrameParser`` reports for a close frame without payload."""
@@ -398,15 +402,22 @@ class WebSocketConnection:
         self, data: str | bytes, *, first: bool = True, fin: bool = True, opcode: int = 0
     ) -> None:
         """Write one frame of a compressed message; the observer is told the plain frame."""
-        assert self._deflate is not None
+        deflate = self._deflate
+        assert deflate is not None
         payload = data.encode("utf-8") if isinstance(data, str) else data
         opcode = (opcode or (0x1 if isinstance(data, str) else 0x2)) if first else 0x0
-        rsv, packed = self._deflate.compress(self._parser, payload, first=first, fin=fin)
-        frame = encode_frame(opcode, packed, masked=self.client, fin=fin, rsv=rsv)
-        plain = None
-        if self.observer is not None:
-            plain = encode_frame(opcode, payload, masked=self.client, fin=fin)
-        await self._write(frame, seen=plain)
+
+        def compressed() -> tuple[bytes, bytes | None]:
+            # only once this write's turn has come: the compressor's state then never holds
+            # a message that a write cancelled while waiting for its turn did not send
+            rsv, packed = deflate.compress(self._parser, payload, first=first, fin=fin)
+            frame = encode_frame(opcode, packed, masked=self.client, fin=fin, rsv=rsv)
+            plain = None
+            if self.observer is not None:
+                plain = encode_frame(opcode, payload, masked=self.client, fin=fin)
+            return frame, plain
+
+        await self._write(b"", build=compressed)
 
     async def send_fragmented(
         self,
@@ -467,7 +478,14 @@ class WebSocketConnection:
         if self._outbox:
             await self._write(b"")
 
-    async def _write(self, data: bytes, *, batch: bool = False, seen: bytes | None = None) -> None:
+    async def _write(
+        self,
+        data: bytes,
+        *,
+        batch: bool = False,
+        seen: bytes | None = None,
+        build: _FrameBuilder | None = None,
+    ) -> None:
         if self._lost is not None or self._transport_closed:
             raise ConnectionClosed("the connection is closed", self._lost)
         if self._close_sent:
@@ -482,7 +500,7 @@ class WebSocketConnection:
             self._outbox_size += len(data)
             return
         try:
-            await self._send_frames(data, seen)
+            await self._send_frames(data, seen, build)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = self._lost or lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
@@ -491,9 +509,12 @@ class WebSocketConnection:
         with contextlib.suppress(*TRANSPORT_ERRORS):
             await self._send_frames(data)
 
-    async def _send_frames(self, data: bytes, seen: bytes | None = None) -> None:
+    async def _send_frames(
+        self, data: bytes, seen: bytes | None = None, build: _FrameBuilder | None = None
+    ) -> None:
         """Write the frames held back, then ``data`` (if any), in one ``send``, once the writes
         queued before it are done; the observer is told ``seen`` in place of ``data``.
+        ``build``, when given, makes ``data`` and ``seen`` once the turn has come.
 
         Frames are held back only while no write is under way or queued, and taken only once
         the lock is held: a write cancelled while it waits for its turn takes nothing with it.
@@ -501,6 +522,8 @@ class WebSocketConnection:
         lock = self._send_lock
         await lock.acquire()  # a free lock is taken without a pass through the event loop
         try:
+            if build is not None:
+                data, seen = build()
             frames = self._outbox
             if frames:
                 self._outbox = []
