@@ -281,6 +281,24 @@ async def test_expect_nothing() -> None:
     assert noisy.steps[0].duration < 0.2, "fails as soon as the event arrives"
 
 
+class Silent(ScriptedDriver):
+    """A driver with nothing more to say, ever (its connection ended or stopped reading)."""
+
+    async def next_event(self, within: float) -> Event | None:
+        await anyio.lowlevel.checkpoint()
+        return None
+
+
+@pytest.mark.anyio
+async def test_waits_last_as_written_when_nothing_more_can_arrive() -> None:
+    steps = (ExpectNothing(duration=0.1, **at(1)), Sleep(duration=0.1, **at(2)))
+    with_rules = server(*steps, rules=(rule(3, "^never$", send(4, "x")),))
+    for written in (scenario(*steps), with_rules):
+        result, _ = await run(written, Silent())
+        assert result.passed
+        assert [step.duration >= 0.09 for step in result.steps] == [True, True], written.rules
+
+
 @pytest.mark.anyio
 async def test_saves_and_regex_groups_feed_later_steps() -> None:
     driver = ScriptedDriver()

@@ -378,16 +378,19 @@ class StepRunner:
                 )
 
     async def _nothing(self, step: ExpectNothing) -> None:
-        seen = await self._next_relevant(self.clock() + step.duration)
-        if seen is not None:
-            self._consume(seen, "step", step.pointer)
-            raise StepFailed(
-                self._failure(
-                    f"expected no event for {format_duration(step.duration)}, one arrived",
-                    expected="no event",
-                    received=event_label(seen.event),
-                )
+        deadline = self.clock() + step.duration
+        seen = await self._next_relevant(deadline)
+        if seen is None:
+            await self._wait_until(deadline)  # nothing more can come (reading stopped, say)
+            return
+        self._consume(seen, "step", step.pointer)
+        raise StepFailed(
+            self._failure(
+                f"expected no event for {format_duration(step.duration)}, one arrived",
+                expected="no event",
+                received=event_label(seen.event),
             )
+        )
 
     async def _sleep(self, duration: float) -> None:
         if not self.rules:
@@ -397,6 +400,15 @@ class StepRunner:
         deadline = self.clock() + duration
         while await self._receive(deadline, keep=True) is not None:
             pass
+        await self._wait_until(deadline)
+
+    async def _wait_until(self, deadline: float) -> None:
+        """Let the time left until ``deadline`` pass: a step's wait lasts as long as written,
+        also when the driver has nothing more to say before it."""
+        remaining = deadline - self.clock()
+        if remaining > 0:
+            await self.driver.flush()
+            await anyio.sleep(remaining)
 
     def _save(self, save: Mapping[str, str], event: Event, captures: Mapping[str, JSON]) -> None:
         self.variables.update(captures)
