@@ -19,6 +19,7 @@ from wscenario.core.convert import (
     VolatileFinder,
     convert,
     placed,
+    pointers_in,
     render_yaml,
     request_headers,
     selected_protocol,
@@ -165,6 +166,14 @@ def test_wildcarded_replaces_only_the_pointers_found() -> None:
     loose = wildcarded(value, [("/a~1b/1/t", "epoch time"), ("/k", "token")])
     assert loose == {"a/b": [1, {"t": {"$any": "number"}}], "k": {"$any": "string"}}
     assert wildcarded(5, [("", "counter")]) == {"$any": "number"}
+
+
+def test_pointers_in_says_which_pointers_lead_somewhere_in_a_json_text() -> None:
+    pointers = ["/a~1b/1/t", "/k", "/missing", "/k/x", ""]
+    assert pointers_in('{"a/b": [1, {"t": 2}], "k": "v"}', pointers) == {"/a~1b/1/t", "/k", ""}
+    assert pointers_in("[0]", ["/0", "/1"]) == {"/0"}
+    for not_a_document in ("plain text", '"a string"', "42", "{broken"):
+        assert pointers_in(not_a_document, pointers) == set(), not_a_document
 
 
 def test_placed_puts_each_wildcard_where_its_pointer_leads_and_nowhere_else() -> None:

@@ -433,6 +433,21 @@ def test_invalid_utf8_is_an_error(tmp_path: Path) -> None:
         check_transcript(path, warn=lambda _: None)
 
 
+def test_pointers_that_lead_nowhere_in_the_expected_sides_json_are_unused(
+    tmp_path: Path,
+) -> None:
+    records = [*handshake(), ev(0.1, "client", "text", data='{"c": 1}'),
+               ev(0.2, "server", "text", data='{"s": [1]}'), ev(0.3, "server", "text", data="x"),
+               end(0.4)]  # fmt: skip
+    path = write(tmp_path / "json.jsonl", records)
+    pointers = ("/c", "/s/0", "/s/1")
+    info = check_transcript(path, warn=lambda _: None, pointers=pointers)
+    assert info.unused == {"/c", "/s/1"}  # what the server sent, by default
+    info = check_transcript(path, warn=lambda _: None, pointers=pointers, expected_from="client")
+    assert info.unused == {"/s/0", "/s/1"}
+    assert check_transcript(path, warn=lambda _: None).unused == frozenset()
+
+
 def test_a_torn_last_line_and_a_missing_end_are_warnings(tmp_path: Path) -> None:
     path = tmp_path / "torn.jsonl"
     path.write_text(GOOD_START + '{"t": 0.1, "from": "cli', encoding="utf-8")

@@ -46,6 +46,7 @@ from wscenario.commands.tls_options import listening_context, listening_tls
 from wscenario.core.checks import WILDCARD_TYPES
 from wscenario.core.model import JSON, Limits
 from wscenario.core.regexes import UnsafePattern, compile_pattern
+from wscenario.core.transcript import Role
 from wscenario.core.units import parse_duration
 from wscenario.engine.replay import (
     ReplayOptions,
@@ -102,7 +103,20 @@ def run(args: argparse.Namespace) -> int:
     if args.serve and len(paths) > 1:
         raise UsageError("--serve plays one transcript (--against plays several in turn)")
     record = recording_from_args(args)
-    infos = [check_transcript(path, warn=sys.stderr.write) for path in paths]  # all, first
+    flags = {pointer: f"--ignore {pointer}" for pointer in args.ignore}
+    flags.update({pointer: f"--match {pointer}=..." for pointer in options.wildcards})
+    expected_from: Role = "client" if args.serve else "server"
+    infos = []
+    for path in paths:  # all of them, before anything connects
+        info = check_transcript(
+            path, warn=sys.stderr.write, pointers=flags, expected_from=expected_from
+        )
+        for pointer in sorted(info.unused):
+            sys.stderr.write(
+                f"wscenario: warning: {flags[pointer]}: no JSON message the {expected_from}"
+                f" sent in {path} has a value at {pointer}; it never applies\n"
+            )
+        infos.append(info)
     style = Style.for_stream(out, no_color=args.no_color)
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()

@@ -226,6 +226,21 @@ def placed(value: JSON, wildcards: Mapping[str, JSON]) -> JSON:
     return value
 
 
+def pointers_in(text: str, pointers: Iterable[str]) -> set[str]:
+    """Those of ``pointers`` that lead to a value in ``text`` read as JSON (none if it is not)."""
+    value = _json_of(text)
+    if not isinstance(value, dict | list):
+        return set()
+    found = set()
+    for pointer in pointers:
+        try:
+            resolve_pointer(value, pointer)
+        except PointerError:
+            continue
+        found.add(pointer)
+    return found
+
+
 def _replace(value: JSON, tokens: list[str], wildcard: JSON) -> JSON:
     if not tokens:
         return wildcard

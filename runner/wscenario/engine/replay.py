@@ -17,7 +17,7 @@ any connection is made, so a broken file is an error (exit 2) rather than half a
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import anyio.lowlevel
 from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.stapled import MultiListener
 
-from wscenario.core.convert import StepMaker, selected_protocol, to_model
+from wscenario.core.convert import StepMaker, pointers_in, selected_protocol, to_model
 from wscenario.core.diagnostics import Diagnostic, Position
 from wscenario.core.model import (
     JSON,
@@ -39,7 +39,13 @@ from wscenario.core.model import (
     ServerSpec,
     Side,
 )
-from wscenario.core.transcript import DEFAULT_MAX_LINE_LENGTH, Header, Record, TranscriptEvent
+from wscenario.core.transcript import (
+    DEFAULT_MAX_LINE_LENGTH,
+    Header,
+    Record,
+    Role,
+    TranscriptEvent,
+)
 from wscenario.core.urls import url_host
 from wscenario.engine.client import GOING_AWAY, unreachable_outcome
 from wscenario.engine.raw_driver import RawClientDriver
@@ -103,6 +109,8 @@ class TranscriptInfo:
     path: str
     protocol: str | None
     events: int
+    unused: frozenset[str] = frozenset()
+    """Of the pointers asked about, those no JSON message of the expected side reaches."""
 
 
 # ---------------------------------------------------------------------------- reading
@@ -123,8 +131,13 @@ def read_records(path: Path, *, warn: Warn) -> Iterator[tuple[int, Record]]:
         warn(f"wscenario: warning: {path}: {warning}\n")
 
 
-def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
+def check_transcript(
+    path: Path, *, warn: Warn, pointers: Collection[str] = (), expected_from: Role = "server"
+) -> TranscriptInfo:
     """Read the whole transcript once (streaming) and say what a replay needs.
+
+    Of ``pointers`` (``--ignore`` and ``--match``), those that lead nowhere in every JSON
+    text message ``expected_from`` sent come back as ``unused``: rules that never apply.
 
     Raises:
         ScenarioLoadError: the transcript is invalid (with the line), or has no handshake.
@@ -133,11 +146,14 @@ def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
     target: str | None = None
     protocol: str | None = None
     events = 0
+    unused = set(pointers)
     for _, record in read_records(path, warn=warn):
         if isinstance(record, Header):
             url = record.url
         elif isinstance(record, TranscriptEvent):
             events += 1
+            if unused and record.type == "text" and record.from_ == expected_from:
+                unused -= pointers_in(record.fields["data"], unused)
             if record.type == "request" and target is None:
                 target = record.fields["target"]
             elif record.type == "response" and protocol is None:
@@ -145,7 +161,7 @@ def check_transcript(path: Path, *, warn: Warn) -> TranscriptInfo:
     if target is None:
         message = "the transcript has no opening handshake (request record)"
         raise ScenarioLoadError([Diagnostic(Position(str(path), 1, 1), message)])
-    return TranscriptInfo(url, target.split("?", 1)[0] or "/", protocol, events)
+    return TranscriptInfo(url, target.split("?", 1)[0] or "/", protocol, events, frozenset(unused))
 
 
 # ---------------------------------------------------------------------------- playing
