@@ -20,6 +20,7 @@ from websockets.sync.server import ServerConnection, serve
 # The plugin's lazily imported modules are imported here, so that pytester's in-process runs
 # (which unload what each run imported) never load libyaml's bindings a second time.
 import wscenario.commands.given_url
+import wscenario.commands.limit_options
 import wscenario.core.scenario_loader
 import wscenario.engine.client
 import wscenario.report.console  # noqa: F401
@@ -182,6 +183,8 @@ def test_wscenario_var_sets_the_variable_in_scenarios_that_declare_it(
         ("url", "ws://127.0.0.1:99999/", "*--wscenario-url*invalid url: port out of range*"),
         ("url", "ws://u:p@127.0.0.1:1/", "*--wscenario-url*must not hold user:password@*"),
         ("url", "ws://{{ host }}/", "*--wscenario-url*url holds a template*"),
+        ("limit", "maxMesageSize=1", "*--wscenario-limit maxMesageSize=1: there is no limit*"),
+        ("limit", "closeTimeout=0s", "*--wscenario-limit closeTimeout=0s: must be longer than 0*"),
     ],
 )
 def test_a_wscenario_option_that_cannot_apply_is_a_usage_error(
@@ -191,6 +194,16 @@ def test_a_wscenario_option_that_cannot_apply_is_a_usage_error(
     result = pytester.runpytest(f"--wscenario-{option}", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_wscenario_limit_sets_a_limit_over_the_scenarios_own(
+    pytester: pytest.Pytester, echo_url: str
+) -> None:
+    pytester.makefile(".wscenario.yaml", echo=client(echo_url))
+    result = pytester.runpytest("--wscenario-limit", "maxMessageSize=4")  # 'hello' is 5 bytes
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*received: error {kind: 'protocol'*message over 4 bytes'}"])
+    pytester.runpytest("--wscenario-limit", "maxMessageSize=5").assert_outcomes(passed=1)
 
 
 def test_wscenario_url_points_client_scenarios_at_another_server(

@@ -7,7 +7,8 @@ Each file is one test, named after its scenario and run through the same engine 
 failing one what was expected, what arrived and the diff, with file:line), not a traceback.
 Server scenarios are collected as skipped tests. ``--wscenario-var NAME=VALUE`` sets a
 variable in every scenario that declares it; ``--wscenario-url URL`` points every client
-scenario at URL.
+scenario at URL; ``--wscenario-limit NAME=VALUE`` sets a limit as ``wscenario run --limit``
+does (``maxMessageSize=4MiB``), over every scenario's own value.
 
 pytest loads this module for every project where wscenario is installed, so it imports
 wscenario itself only inside hooks that run when a scenario file is collected.
@@ -57,12 +58,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="connect client scenarios to URL instead of their client.url",
     )
+    group.addoption(
+        "--wscenario-limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a limit as in a scenario's limits: section, over every scenario's own value "
+        "(maxMessageSize=4MiB, handshakeTimeout=3s; repeatable)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check ``--wscenario-var`` and ``--wscenario-url`` before anything is collected."""
+    """Check the ``--wscenario-*`` options before anything is collected."""
     config.stash[_declared] = set()
     overrides(config)
+    limit_values(config)
     url: str | None = config.getoption("wscenario_url")
     if url is not None:
         from wscenario.commands.given_url import checked_url
@@ -121,6 +131,24 @@ def overrides(config: pytest.Config) -> Mapping[str, str]:
         raise pytest.UsageError(f"--wscenario-var: {exc}") from None
 
 
+def limit_values(config: pytest.Config) -> Mapping[str, int | float]:
+    """The ``--wscenario-limit`` values by ``Limits`` field name.
+
+    Raises:
+        pytest.UsageError: an item names no limit or gives a value its limit refuses.
+    """
+    given: list[str] = config.getoption("wscenario_limit")
+    if not given:
+        return {}
+    from wscenario.commands.limit_options import parse_limits
+    from wscenario.errors import UsageError
+
+    try:
+        return parse_limits(given)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc).replace("--limit", "--wscenario-limit", 1)) from None
+
+
 def headline(result: ScenarioResult, path: str) -> str:
     """One line on why a scenario did not pass: ``path:line: why``, or why it could not run."""
     from wscenario.report.console import Style, render_end, safe_line
@@ -149,11 +177,12 @@ class ScenarioFile(pytest.File):
         from wscenario.errors import ScenarioLoadError, UsageError
 
         given = overrides(self.config)
+        limits = limit_values(self.config)
         try:
-            scenario = load_scenario(self.path)
+            scenario = load_scenario(self.path, limits=limits)
             declared = {name: value for name, value in given.items() if name in scenario.vars}
             if declared:
-                scenario = load_scenario(self.path, overrides=declared)
+                scenario = load_scenario(self.path, overrides=declared, limits=limits)
         except ScenarioLoadError as exc:
             raise self.CollectError("\n".join(d.render() for d in exc.diagnostics)) from None
         except UsageError as exc:
