@@ -183,8 +183,8 @@ def test_wscenario_var_sets_the_variable_in_scenarios_that_declare_it(
         ("url", "ws://127.0.0.1:99999/", "*--wscenario-url*invalid url: port out of range*"),
         ("url", "ws://u:p@127.0.0.1:1/", "*--wscenario-url*must not hold user:password@*"),
         ("url", "ws://{{ host }}/", "*--wscenario-url*url holds a template*"),
-        ("limit", "maxMesageSize=1", "*--wscenario-limit maxMesageSize=1: there is no limit*"),
-        ("limit", "closeTimeout=0s", "*--wscenario-limit closeTimeout=0s: must be longer than 0*"),
+        ("limit", "maxMesageSize=1", "*--wscenario-limit: *maxMesageSize=1: there is no limit*"),
+        ("limit", "closeTimeout=0s", "*--wscenario-limit: *closeTimeout=0s: must be longer than 0"),
     ],
 )
 def test_a_wscenario_option_that_cannot_apply_is_a_usage_error(

@@ -16,10 +16,10 @@ wscenario itself only inside hooks that run when a scenario file is collected.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_FILES = ["*.wscenario.yaml", "*.wscenario.yml"]
 """File-name globs collected when the ``wscenario_files`` ini option is not set."""
+
+T = TypeVar("T")
 
 _declared = pytest.StashKey[set[str]]()
 """Names of variables that the collected scenarios declare."""
@@ -119,16 +121,9 @@ def overrides(config: pytest.Config) -> Mapping[str, str]:
     Raises:
         pytest.UsageError: an item is not ``NAME=VALUE``.
     """
-    given: list[str] = config.getoption("wscenario_var")
-    if not given:
-        return {}
     from wscenario.commands.scenario_selection import parse_vars
-    from wscenario.errors import UsageError
 
-    try:
-        return parse_vars(given)
-    except UsageError as exc:
-        raise pytest.UsageError(f"--wscenario-var: {exc}") from None
+    return _read_option(config, "var", parse_vars)
 
 
 def limit_values(config: pytest.Config) -> Mapping[str, int | float]:
@@ -137,16 +132,24 @@ def limit_values(config: pytest.Config) -> Mapping[str, int | float]:
     Raises:
         pytest.UsageError: an item names no limit or gives a value its limit refuses.
     """
-    given: list[str] = config.getoption("wscenario_limit")
+    from wscenario.commands.limit_options import parse_limits
+
+    return _read_option(config, "limit", parse_limits)
+
+
+def _read_option(
+    config: pytest.Config, name: str, parse: Callable[[list[str]], Mapping[str, T]]
+) -> Mapping[str, T]:
+    """``--wscenario-NAME`` items read as the command's own flag reads them."""
+    given: list[str] = config.getoption(f"wscenario_{name}")
     if not given:
         return {}
-    from wscenario.commands.limit_options import parse_limits
     from wscenario.errors import UsageError
 
     try:
-        return parse_limits(given)
+        return parse(given)
     except UsageError as exc:
-        raise pytest.UsageError(str(exc).replace("--limit", "--wscenario-limit", 1)) from None
+        raise pytest.UsageError(f"--wscenario-{name}: {exc}") from None
 
 
 def headline(result: ScenarioResult, path: str) -> str:
