@@ -46,8 +46,8 @@ def parse_limits(items: Sequence[str]) -> dict[str, int | float]:
         UsageError: an item is not ``NAME=VALUE``, names no limit, or gives a value the
             scenario's ``limits:`` section would refuse.
     """
-    from wscenario.core.build import LIMITS, limit_values
-    from wscenario.core.units import parse_duration
+    from wscenario.core.build import limit_values
+    from wscenario.core.checks import limit_problem
 
     values: dict[str, int | float] = {}
     for item in items:
@@ -56,8 +56,8 @@ def parse_limits(items: Sequence[str]) -> dict[str, int | float]:
             ((field, converted),) = limit_values({name: value}).items()
         except ValueError as exc:  # what the schema let through and the units do not take
             raise UsageError(f"--limit {item}: {exc}") from None
-        if LIMITS[name][1] is parse_duration and converted <= 0:
-            raise UsageError(f"--limit {item}: must be longer than 0")
+        if (problem := limit_problem(name, value)) is not None:
+            raise UsageError(f"--limit {item}: {problem}")
         values[field] = converted
     return values
 

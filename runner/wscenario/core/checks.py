@@ -62,11 +62,16 @@ PAYLOAD_EVENTS = frozenset({"message", "messageReceive", "ping", "pong"})
 
 _WILDCARD_CUTOFF = 0.75  # '$regx' is a typo of '$regex'; '$ref' is a key of its own
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_POSITIVE_DURATIONS = (
-    "/timeout",
-    "/limits/handshakeTimeout",
-    "/limits/closeTimeout",
-)
+POSITIVE_LIMITS = frozenset({"handshakeTimeout", "closeTimeout"})
+"""``limits:`` keys whose duration must be longer than 0."""
+
+
+def limit_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the schema-valid value of the ``limits:`` key ``name``, if anything
+    (the ``--limit`` flag checks its values with it too)."""
+    if name in POSITIVE_LIMITS and parse_duration(value) <= 0:
+        return "must be longer than 0"
+    return None
 
 
 def check_data(doc: Document, *, base_dir: Path) -> list[Diagnostic]:
@@ -122,8 +127,11 @@ class _Checker:
             self.report("", "missing 'client' or 'server'", _SIDE_HINT)
             return
         variables = set(data.get("vars", {}))
-        for pointer in _POSITIVE_DURATIONS:
-            self.check_positive(data, pointer)
+        if "timeout" in data and parse_duration(data["timeout"]) <= 0:
+            self.report("/timeout", "must be longer than 0")
+        for name, value in data.get("limits", {}).items():
+            if (problem := limit_problem(name, value)) is not None:
+                self.report(f"/limits/{name}", problem)
         if "client" in data:
             client = data["client"]
             raw = client.get("profile") == "raw"
@@ -156,15 +164,6 @@ class _Checker:
             self.check_step(step, f"/steps/{index}", kinds, defined)
         for index, rule in enumerate(data.get("rules", [])):
             self.check_rule(rule, f"/rules/{index}", variables)
-
-    def check_positive(self, data: Mapping[str, Any], pointer: str) -> None:
-        value: Any = data
-        for part in pointer.split("/")[1:]:
-            if not isinstance(value, dict) or part not in value:
-                return
-            value = value[part]
-        if parse_duration(value) <= 0:
-            self.report(pointer, "must be longer than 0")
 
     # -- sides -----------------------------------------------------------------------------
 
