@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -416,6 +417,21 @@ async def test_server_that_never_answers_pings_is_a_link_down() -> None:
         assert await seen.until("close") == LINK_DOWN
         assert 1.8 < anyio.current_time() - started < 3.0
         done.set()
+
+
+async def test_the_heartbeat_pings_again_an_interval_after_each_pong(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each pong moves the next ping later than the timer was set for: it still comes."""
+    caplog.set_level(logging.DEBUG, logger="websockets.server")
+    async with serving(echo) as url, create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(url, {"pingInterval": 1, "pongTimeout": 1})
+        await seen.until("open")
+        await anyio.sleep(2.6)
+        assert await seen.quiet(0.01) == []  # answered: the link stays up
+    pings = [r for r in caplog.records if r.getMessage().startswith("< PING")]
+    assert len(pings) == 2  # at about 1 s and 2 s
 
 
 # ---------------------------------------------------------------------- handshake failure

@@ -346,10 +346,13 @@ class WebSocket:
         while (job := self._jobs.take()) is not None:
             job()
 
-    def _pump(self, *, wake_writer: bool = True) -> None:
-        """Queue what the core produced: events for the app, actions for the writer."""
+    def _pump(self, *, wake_writer: bool = True, deliver_here: bool = False) -> None:
+        """Queue what the core produced: events for the app, actions for the writer.
+
+        ``deliver_here``: the caller runs the jobs itself at once (the JS thread is not woken).
+        """
         for event in self._core.take_events():
-            self._jobs.put(self._delivery(event))
+            self._jobs.put(self._delivery(event), wake=not deliver_here)
         for action in self._core.take_actions():
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
@@ -357,8 +360,8 @@ class WebSocket:
             self._actions.append((action, self._generation))
         if wake_writer:
             self._wake_writer()
-        if self._wake is not None and self._core.next_deadline() != self._armed:
-            self._wake.set()
+        if self._wake is not None and _sooner(self._core.next_deadline(), self._armed):
+            self._wake.set()  # the timer must ring earlier than it was set to
 
     def _delivery(self, event: Event) -> Callable[[], None]:
         def deliver() -> None:
@@ -379,7 +382,7 @@ class WebSocket:
     def _feed(self, event: WireEvent, generation: int) -> None:
         if generation == self._generation:
             self._core.receive(event, self._now())
-            self._pump()
+            self._pump(deliver_here=True)
             self._run_jobs()  # the reader stands in for the JS thread: no task switch
 
     def _wake_writer(self) -> None:
@@ -491,6 +494,9 @@ class WebSocket:
                 return
 
     async def _run_timers(self) -> None:
+        """Tick the core when its next deadline comes. A deadline that moves later (the
+        heartbeat's, at every message) does not wake this task: the timer rings at the
+        earlier time, the tick finds nothing due, and it is set again for the new one."""
         while True:
             self._armed = deadline = self._core.next_deadline()
             delay = math.inf if deadline is None else deadline - self._now()
@@ -500,3 +506,8 @@ class WebSocket:
             self._wake = anyio.Event()
             self._core.tick(self._now())
             self._pump()
+
+
+def _sooner(deadline: float | None, armed: float | None) -> bool:
+    """Whether ``deadline`` comes before the timer ``armed`` (``None``: none) would ring."""
+    return deadline is not None and (armed is None or deadline < armed)

@@ -271,3 +271,21 @@ async def test_a_timer_left_by_an_earlier_timed_get_does_not_end_an_untimed_one(
         tasks.start_soon(put_late)
         with anyio.fail_after(2):
             assert await queue.get() == "late"
+
+
+async def test_a_quiet_put_leaves_a_waiting_get_asleep_until_a_put_that_wakes() -> None:
+    queue: HandOff[str] = HandOff()
+    got: list[str | None] = []
+
+    async def consume() -> None:
+        got.append(await queue.get())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        queue.put("taken by the producer", wake=False)
+        await anyio.wait_all_tasks_blocked()
+        assert got == []  # the consumer was not woken
+        assert queue.take() == "taken by the producer"
+        queue.put("for the consumer")
+    assert got == ["for the consumer"]

@@ -80,16 +80,18 @@ class HandOff(Generic[T]):
         """Whether an item is waiting."""
         return len(self._items) > self._head
 
-    def put(self, item: T) -> bool:
+    def put(self, item: T, *, wake: bool = True) -> bool:
         """Queue ``item`` (ignored once the queue is closed); whether ``room`` items are unread.
 
-        A producer that gets ``True`` should ``wait_for_room()`` before it reads on.
+        A producer that gets ``True`` should ``wait_for_room()`` before it reads on. With
+        ``wake=False`` a waiting ``get`` is not woken: for a producer that takes the item
+        itself (``take``) before it next waits, which spares the consumer a useless wake-up.
         """
         if self._closed:
             return False
         items = self._items
         items.append(item)
-        if self._arrived is not None:
+        if wake and self._arrived is not None:
             _wake(self._arrived)
         return self._room is not None and len(items) - self._head >= self._room
 
