@@ -213,6 +213,26 @@ async def test_a_send_during_a_write_waits_its_turn_and_a_cancelled_one_is_gone(
     ]
 
 
+async def test_a_write_that_waited_its_turn_leaves_before_one_sent_after_it() -> None:
+    """When the write under way ends, the one waiting for its turn goes next, also while
+    the turn passes to it: a message sent meanwhile is not held back to leave ahead of it."""
+    big = b"x" * (16 << 20)
+    received: list[tuple[Opcode, object]] = []
+
+    async def first_writer(connection: WebSocketConnection) -> None:
+        await connection.send(SendMessage(big))
+        await connection.send(SendMessage("third"))  # the moment the turn passes on
+
+    async with server_side() as (connection, _, far), anyio.create_task_group() as tasks:
+        connection.batching = True
+        tasks.start_soon(first_writer, connection)
+        await anyio.wait_all_tasks_blocked()
+        tasks.start_soon(connection.send, SendMessage("second"))  # waits its turn
+        await anyio.wait_all_tasks_blocked()
+        received.extend(await frames_from(far, 3))
+    assert [payload for _, payload in received[1:]] == ["second", "third"]
+
+
 async def test_ready_to_write_says_whether_the_socket_takes_a_small_write_at_once() -> None:
     chunk = b"x" * 8192
     async with server_side() as (connection, _, _far):

@@ -179,8 +179,11 @@ class WebSocketConnection:
         self._parser = _FrameParser(client, [] if deflate is None else [deflate])
         self._deflate = deflate  # permessage-deflate, when the handshake agreed on it
         self._pending: deque[WireEvent] = deque()
-        # writes take turns; asyncio's own lock costs less per write than anyio's
+        # writes take turns; asyncio's own lock costs less per write than anyio's, but shows
+        # itself free while it passes to a waiting write, so whether writes are under way or
+        # waiting is counted apart
         self._send_lock = asyncio.Lock() if asyncio_loop() else anyio.Lock(fast_acquire=True)
+        self._writes = 0  # writes under way or waiting for their turn
         self._outbox: list[bytes] = []  # frames held back while batching
         self._outbox_size = 0
         # asks the kernel whether the socket has room: the poll, the socket, its number
@@ -225,7 +228,7 @@ class WebSocketConnection:
     @property
     def writing(self) -> bool:
         """A write is under way (a new one would wait for it)."""
-        return self._send_lock.locked() or self._fragmenting is not None
+        return self._writes > 0 or self._fragmenting is not None
 
     @property
     def lost(self) -> ConnectionLost | None:
@@ -493,7 +496,7 @@ class WebSocketConnection:
         if (
             batch
             and self.batching
-            and not self._send_lock.locked()  # else it waits its turn behind the writes queued
+            and not self._writes  # else it waits its turn behind the writes queued
             and self._outbox_size + len(data) <= OUTBOX_SIZE
         ):
             self._outbox.append(data)
@@ -520,7 +523,12 @@ class WebSocketConnection:
         the lock is held: a write cancelled while it waits for its turn takes nothing with it.
         """
         lock = self._send_lock
-        await lock.acquire()  # a free lock is taken without a pass through the event loop
+        self._writes += 1
+        try:
+            await lock.acquire()  # a free lock is taken without a pass through the event loop
+        except BaseException:
+            self._writes -= 1
+            raise
         try:
             if build is not None:
                 data, seen = build()
@@ -537,6 +545,7 @@ class WebSocketConnection:
             await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
             self._observe_sent(frames if seen is None else [*frames[:-1], seen])
         finally:
+            self._writes -= 1
             lock.release()
 
     def ready_to_write(self, size: int) -> bool:
@@ -550,7 +559,7 @@ class WebSocketConnection:
         if (
             size > QUICK_WRITE
             or self._outbox
-            or self._send_lock.locked()
+            or self._writes
             or self._fragmenting is not None
             or self._lost is not None
             or self._transport_closed
