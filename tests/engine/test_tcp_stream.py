@@ -12,7 +12,6 @@ import anyio.abc
 import anyio.lowlevel
 import pytest
 from anyio.abc import SocketAttribute
-from anyio.streams.memory import MemoryObjectReceiveStream
 from anyio.streams.stapled import StapledByteStream
 
 from wscenario.engine.tcp_stream import YIELD_EVERY, TcpStream, adopt
@@ -93,7 +92,6 @@ async def test_a_stream_that_is_not_an_anyio_socket_stays_as_it_is() -> None:
     stapled = StapledByteStream(send, receive)  # type: ignore[arg-type]
     assert adopt(stapled) is stapled
     send.close()
-    assert isinstance(receive, MemoryObjectReceiveStream)
     receive.close()
 
 
@@ -237,3 +235,34 @@ async def test_send_eof_and_socket_attributes() -> None:
             await peer.receive()
         await peer.send(b"answer")
         assert await stream.receive() == b"answer"
+
+
+async def test_tasks_that_send_at_once_each_return_once_the_kernel_took_their_bytes() -> None:
+    big = b"x" * (8 << 20)
+    async with pair(adopt_accepted=True) as (stream, peer):
+        done: list[str] = []
+
+        async def send(name: str) -> None:
+            await stream.send(big)
+            done.append(name)
+
+        with anyio.fail_after(5):  # before, the first writer waited forever
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(send, "a")
+                tasks.start_soon(send, "b")
+                await anyio.wait_all_tasks_blocked()
+                assert done == []  # both wait: the peer does not read yet
+                assert len(await read_exactly(peer, 2 * len(big))) == 2 * len(big)
+        assert sorted(done) == ["a", "b"]
+
+
+async def test_a_second_reader_is_refused_and_max_bytes_must_be_positive() -> None:
+    async with pair() as (stream, peer):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(stream.receive)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(2), pytest.raises(anyio.BusyResourceError):
+                await stream.receive()
+            await peer.send(b"for the first reader")
+        with pytest.raises(ValueError, match="positive"):
+            await stream.receive(0)

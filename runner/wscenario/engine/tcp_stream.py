@@ -135,7 +135,13 @@ class _Reading(asyncio.Protocol):
         return b"".join(parts) if len(parts) > 1 else chunk
 
     async def wait_for_bytes(self) -> None:
-        """Until bytes or the end arrive (or the stream is closed), reading meanwhile."""
+        """Until bytes or the end arrive (or the stream is closed), reading meanwhile.
+
+        Raises:
+            anyio.BusyResourceError: another task is already waiting to read.
+        """
+        if self.arrived is not None:
+            raise anyio.BusyResourceError("reading from")
         transport = self.transport
         if not transport.is_reading() and not transport.is_closing():
             transport.resume_reading()
@@ -146,12 +152,14 @@ class _Reading(asyncio.Protocol):
             self.arrived = None
 
     async def wait_for_drain(self) -> None:
-        """Until the kernel took the bytes the transport holds, or the connection is lost."""
-        self.drained = drained = asyncio.get_running_loop().create_future()
-        try:
-            await drained
-        finally:
-            self.drained = None
+        """Until the kernel took the bytes the transport holds, or the connection is lost.
+
+        Writers that wait at once wait together (a TLS stream writes from its reader too).
+        """
+        drained = self.drained
+        if drained is None or drained.done():
+            self.drained = drained = asyncio.get_running_loop().create_future()
+        await asyncio.shield(drained)  # one writer's cancellation leaves the others waiting
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
@@ -162,7 +170,11 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
 class TcpStream(anyio.abc.SocketStream):
     """An anyio socket stream over an asyncio transport read by ``_Reading``.
 
-    One task at a time receives and one sends (``WebSocketConnection`` serialises its sends).
+    One task at a time receives (another gets ``anyio.BusyResourceError``, as from anyio);
+    tasks that send at once each wait for the kernel to take what they wrote.
+    ``receive`` returns bytes already waiting, and ``send`` a write the kernel took whole,
+    without checking for cancellation (anyio checks at every call): a cancelled task
+    stops at its next wait.
     """
 
     __slots__ = ("_closed", "_protocol", "_quick_sends", "_transport")
@@ -180,6 +192,8 @@ class TcpStream(anyio.abc.SocketStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """The next bytes (at most ``max_bytes``), waiting for them if none are there yet."""
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
         protocol = self._protocol
         if protocol.chunks and not self._closed:
             return protocol.take(max_bytes)
