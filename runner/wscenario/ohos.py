@@ -495,8 +495,8 @@ class WebSocket:
 
     async def _run_timers(self) -> None:
         """Tick the core when its next deadline comes. A deadline that moves later (the
-        heartbeat's, at every message) does not wake this task: the timer rings at the
-        earlier time, the tick finds nothing due, and it is set again for the new one."""
+        heartbeat's, at each pong) does not wake this task: the timer rings at the earlier
+        time, the tick finds nothing due, and it is set again for the new one."""
         while True:
             self._armed = deadline = self._core.next_deadline()
             delay = math.inf if deadline is None else deadline - self._now()

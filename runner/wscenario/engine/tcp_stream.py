@@ -27,7 +27,8 @@ waits for more soon. A large read is handed on in ``max_bytes`` parts, each byte
 Everything else is anyio's: end of stream, a broken or closed stream raise anyio's
 exceptions, and the socket's attributes (``SocketAttribute``) are there. A stream that is not
 a plain anyio socket stream on asyncio (trio, a test's stream, a future anyio) is returned as
-it is.
+it is: ``adopt`` reaches into anyio's stream for its transport and read queue, so an anyio
+that renames them costs the speed-up only (and ``tests/engine/test_tcp_stream.py`` fails).
 """
 
 from __future__ import annotations
