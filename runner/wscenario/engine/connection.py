@@ -526,27 +526,25 @@ class WebSocketConnection:
         self._writes += 1
         try:
             await lock.acquire()  # a free lock is taken without a pass through the event loop
-        except BaseException:
-            self._writes -= 1
-            raise
-        try:
-            if build is not None:
-                data, seen = build()
-            frames = self._outbox
-            if frames:
-                self._outbox = []
-                self._outbox_size = 0
-                if data:
-                    frames.append(data)
-            elif data:
-                frames = [data]
-            else:
-                return  # a flush that another write has done meanwhile
-            await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
-            self._observe_sent(frames if seen is None else [*frames[:-1], seen])
+            try:
+                if build is not None:
+                    data, seen = build()
+                frames = self._outbox
+                if frames:
+                    self._outbox = []
+                    self._outbox_size = 0
+                    if data:
+                        frames.append(data)
+                elif data:
+                    frames = [data]
+                else:
+                    return  # a flush that another write has done meanwhile
+                await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+                self._observe_sent(frames if seen is None else [*frames[:-1], seen])
+            finally:
+                lock.release()
         finally:
             self._writes -= 1
-            lock.release()
 
     def ready_to_write(self, size: int) -> bool:
         """Whether a write of ``size`` bytes now would be taken at once, without waiting.

@@ -196,12 +196,11 @@ class TcpStream(anyio.abc.SocketStream):
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
         protocol = self._protocol
-        if protocol.chunks and not self._closed:
-            return protocol.take(max_bytes)
-        if not protocol.eof and not self._closed:
-            await protocol.wait_for_bytes()
-        else:
-            await anyio.lowlevel.checkpoint()
+        if not protocol.chunks:  # bytes already waiting are returned without a checkpoint
+            if protocol.eof or self._closed:
+                await anyio.lowlevel.checkpoint()
+            else:
+                await protocol.wait_for_bytes()
         if protocol.chunks and not self._closed:
             return protocol.take(max_bytes)
         if self._closed:
