@@ -320,17 +320,17 @@ class WebSocket:
             raise RuntimeError("use the WebSocket inside 'async with' to make calls")
         params = parsed.params
         result = params if isinstance(params, CallError) else run(params, self._now())
-        pending: Pending[bool] | None = Pending() if parsed.callback is None else None
-        respond = partial(_respond, pending, parsed.callback)
+        callback = parsed.callback
+        pending: Pending[bool] | None = Pending() if callback is None else None
+        error = result if isinstance(result, CallError) else None
         if result is True and settle_later:
-            self._respond_to_connect = respond
+            self._respond_to_connect = partial(_respond, pending, callback)
         elif pending is not None and not self._jobs:
             # nothing is waiting to be delivered before it: the promise settles now (its
             # awaiter resumes later, as after any await), without a turn of the JS thread
-            respond(result if isinstance(result, CallError) else None)
+            _respond(pending, None, error)
         else:
-            error = result if isinstance(result, CallError) else None
-            self._jobs.put(lambda: respond(error))
+            self._jobs.put(partial(_respond, pending, callback, error))
         self._pump(wake_writer=not write_here)
         return pending
 

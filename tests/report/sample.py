@@ -19,7 +19,7 @@ def step(index: int, label: str, line: int, failure: Failure | None = None) -> S
     return StepResult(
         index=index,
         kind=kind,
-        label=label,
+        what=label,
         position=Position(PATH, line, 5),
         pointer=f"/steps/{index}",
         started=0.01 * index,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.report.sample import could_not_run, failed, passed, step
-from wscenario.report.results import Failure, SessionResult, format_duration
+from wscenario.report.labels import format_duration
+from wscenario.report.results import Failure, SessionResult
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ of at most 4096 bytes is a message of its own, and there is no ``dataEnd``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from wscenario.core.wire import DataFrame
 
@@ -17,8 +16,7 @@ LEGACY_CHUNK = 4096
 """The receive buffer size that cut messages into pieces up to API 10."""
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One ``message`` value, and whether a ``dataEnd`` follows it."""
 
     data: str | bytes
@@ -30,30 +28,35 @@ class MessageAssembler:
 
     def __init__(self, api: int | None = None) -> None:
         self._api = api
+        self._legacy = api is not None and api <= 10
+        self._text_end = api != 11
         self._text: list[str] = []
         self._binary: list[bytes] = []
 
-    def feed(self, piece: DataFrame) -> Iterator[Delivery]:
+    def feed(self, piece: DataFrame) -> list[Delivery]:
         """The deliveries this piece completes (none until a message's last piece)."""
-        if self._api is not None and self._api <= 10:
-            yield from self._legacy(piece.data)
-            return
-        if isinstance(piece.data, str):
-            self._text.append(piece.data)
-            if piece.final:
-                text, self._text = "".join(self._text), []
-                yield Delivery(text, self._api != 11)
-        else:
-            self._binary.append(piece.data)
-            if piece.final:
-                data, self._binary = b"".join(self._binary), []
-                yield Delivery(data, True)
+        if self._legacy:
+            return _legacy_pieces(piece.data)
+        data = piece.data
+        if isinstance(data, str):
+            if self._text or not piece.final:
+                self._text.append(data)
+                if not piece.final:
+                    return []
+                data, self._text = "".join(self._text), []
+            return [Delivery(data, self._text_end)]
+        if self._binary or not piece.final:
+            self._binary.append(data)
+            if not piece.final:
+                return []
+            data, self._binary = b"".join(self._binary), []
+        return [Delivery(data, True)]
 
-    @staticmethod
-    def _legacy(data: str | bytes) -> Iterator[Delivery]:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        for start in range(0, max(len(raw), 1), LEGACY_CHUNK):
-            chunk = raw[start : start + LEGACY_CHUNK]
-            yield Delivery(
-                chunk.decode("utf-8", "replace") if isinstance(data, str) else chunk, False
-            )
+
+def _legacy_pieces(data: str | bytes) -> list[Delivery]:
+    """Up to API 10: a delivery per piece of at most ``LEGACY_CHUNK`` bytes, no ``dataEnd``."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    pieces = [raw[at : at + LEGACY_CHUNK] for at in range(0, max(len(raw), 1), LEGACY_CHUNK)]
+    if isinstance(data, str):
+        return [Delivery(piece.decode("utf-8", "replace"), False) for piece in pieces]
+    return [Delivery(piece, False) for piece in pieces]

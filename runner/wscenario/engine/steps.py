@@ -57,14 +57,13 @@ from wscenario.engine.clock import loop_clock
 from wscenario.engine.driver import Driver
 from wscenario.errors import WScenarioError
 from wscenario.report.diff_view import aligned_for_diff
-from wscenario.report.labels import describe_matcher, describe_step, step_kind
+from wscenario.report.labels import describe_matcher, describe_step, format_duration, step_kind
 from wscenario.report.results import (
     Disposition,
     Failure,
     SeenEvent,
     SessionResult,
     StepResult,
-    format_duration,
 )
 
 StepCallback = Callable[[StepResult], None]
@@ -200,11 +199,11 @@ class StepRunner:
         except WScenarioError as exc:
             self.error = str(exc)
             failure = self._failure(str(exc))
-        label = describe_step(step)
         result = StepResult(
             index=index,
             kind=step_kind(step),
-            label=hide(label, self._secrets()) if failure is not None else label,
+            # a failed step is shown: its label is made now, with the secrets in it hidden
+            what=step if failure is None else hide(describe_step(step), self._secrets()),
             position=step.position,
             pointer=step.pointer,
             started=begin - self.started,
@@ -514,7 +513,7 @@ class StepRunner:
             StepResult(
                 index=index,
                 kind="rule",
-                label=f"rule on {describe_matcher(rule.on)}",
+                what=f"rule on {describe_matcher(rule.on)}",
                 position=rule.position,
                 pointer=rule.pointer,
                 started=begin - self.started,

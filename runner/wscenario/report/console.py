@@ -14,7 +14,8 @@ from typing import TextIO
 
 from wscenario.core.diff import format_value, safe_text
 from wscenario.core.model import JSON
-from wscenario.report.results import Failure, ScenarioResult, StepResult, format_duration
+from wscenario.report.labels import format_duration
+from wscenario.report.results import Failure, ScenarioResult, StepResult
 
 _RESET = "\x1b[0m"
 _GREEN = "\x1b[32m"

@@ -33,7 +33,6 @@ from wscenario.core.model import (
     TextPayload,
     Unordered,
 )
-from wscenario.report.results import format_duration
 
 SHORT = 80
 """Longest text or JSON shown inside a one-line description."""
@@ -124,3 +123,12 @@ def describe_payload_matcher(matcher: PayloadMatcher) -> str:
         return format_value(matcher.data, SHORT)
     assert isinstance(matcher, AnyMatcher)
     return "(any)" if matcher.kind == "any" else f"(any {matcher.kind})"
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as a person writes it: ``250ms``, ``5s``, ``1.5s``, ``2m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"

@@ -12,7 +12,8 @@ from typing import Literal
 
 from wscenario.core.diagnostics import Position
 from wscenario.core.events import EventValue
-from wscenario.core.model import JSON
+from wscenario.core.model import JSON, Step
+from wscenario.report.labels import describe_step
 
 Outcome = Literal["passed", "failed"]
 
@@ -38,13 +39,14 @@ class Failure:
 class StepResult:
     """One step's outcome.
 
-    ``kind`` is the step's key (``send``, ``expect``, ``rule``...), ``label`` a short
-    description, ``started`` seconds since the session started, ``duration`` in seconds.
+    ``kind`` is the step's key (``send``, ``expect``, ``rule``...); ``what`` the step that
+    ran, or a short description of what ran when it was not a step (a rule, a handshake);
+    ``started`` is seconds since the session started, ``duration`` in seconds.
     """
 
     index: int
     kind: str
-    label: str
+    what: Step | str
     position: Position
     pointer: str
     started: float
@@ -55,6 +57,11 @@ class StepResult:
     def outcome(self) -> Outcome:
         """``passed`` or ``failed``."""
         return "failed" if self.failure else "passed"
+
+    @property
+    def label(self) -> str:
+        """A short description of the step (made when read: most results are never shown)."""
+        return self.what if isinstance(self.what, str) else describe_step(self.what)
 
 
 Disposition = Literal["step", "rule", "ignored", "unconsumed"]
@@ -133,12 +140,3 @@ def not_run(
         steps=(), events=(), variables={}, duration=0.0, total_steps=total_steps, error=error
     )
     return ScenarioResult(name=name, path=path, side=side, session=session)
-
-
-def format_duration(seconds: float) -> str:
-    """A duration as a person writes it: ``250ms``, ``5s``, ``1.5s``, ``2m``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
