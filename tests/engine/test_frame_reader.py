@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from wscenario.engine.frame_reader import read_simple_frames
+from wscenario.engine.frame_reader import FrameInParts, read_simple_frames
 from wscenario.engine.frames import encode_frame
 
 LIMIT = 1 << 20
@@ -24,15 +24,18 @@ def test_whole_text_and_binary_frames_are_read_with_what_they_took() -> None:
     assert read_simple_frames(data, masked=True, max_size=LIMIT) == (
         ["héllo", b"\x00\xff", ""],
         len(data),
+        None,
     )
 
 
-def test_a_client_reads_unmasked_frames_and_16_bit_lengths() -> None:
+def test_a_client_reads_unmasked_frames_with_16_and_64_bit_lengths() -> None:
     big = b"x" * 70_000
     data = frame(2, b"y" * 300, masked=False) + frame(2, big, masked=False)
-    payloads, used = read_simple_frames(data, masked=False, max_size=LIMIT)
-    assert payloads == [b"y" * 300]  # the 64-bit length is left to wsproto
-    assert used == len(frame(2, b"y" * 300, masked=False))
+    assert read_simple_frames(data, masked=False, max_size=LIMIT) == (
+        [b"y" * 300, big],
+        len(data),
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,22 +47,107 @@ def test_a_client_reads_unmasked_frames_and_16_bit_lengths() -> None:
         (frame(3, b"x"), "a reserved opcode"),
         (frame(1, b"x", masked=False), "a mask bit the role forbids"),
         (struct.pack("!BBH", 0x82, 0x80 | 126, 5) + b"\0" * 9, "a 16-bit length under 126"),
+        (struct.pack("!BBQ", 0x82, 0x80 | 127, 200) + b"\0" * 204, "a 64-bit length under 2**16"),
         (frame(1, b"\xff\xfe"), "text that is not UTF-8"),
-        (frame(2, b"z" * 200)[:-1], "a frame not yet complete"),
         (frame(2, b"z" * 200)[:3], "a header not yet complete"),
+        (frame(2, b"z" * 200)[:7], "a masking key not yet complete"),
         (frame(2, b"z" * 2000), "a frame over the size limit"),
     ],
 )
 def test_anything_else_stops_the_fast_path(rest: bytes, why: str) -> None:
     first = frame(1, b"first")
     after = b"" if "complete" in why else frame(1, b"after")  # a simple frame, never reached
-    payloads, used = read_simple_frames(first + rest + after, masked=True, max_size=1000)
-    assert (payloads, used) == (["first"], len(first)), why
+    result = read_simple_frames(first + rest + after, masked=True, max_size=1000)
+    assert result == (["first"], len(first), None), why
 
 
 def test_nothing_and_a_lone_byte_take_nothing() -> None:
-    assert read_simple_frames(b"", masked=True, max_size=LIMIT) == ([], 0)
-    assert read_simple_frames(b"\x81", masked=True, max_size=LIMIT) == ([], 0)
+    assert read_simple_frames(b"", masked=True, max_size=LIMIT) == ([], 0, None)
+    assert read_simple_frames(b"\x81", masked=True, max_size=LIMIT) == ([], 0, None)
+
+
+def read_in_parts(data: bytes, cuts: list[int], *, masked: bool) -> tuple[list[str | bytes], bool]:
+    """Read ``data`` cut at ``cuts``; the payloads and whether text failed.
+
+    A frame whose head is cut waits for the next part (a connection leaves it to wsproto).
+    """
+    payloads: list[str | bytes] = []
+    unfinished: FrameInParts | None = None
+    left = b""
+    for start, stop in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        piece = left + data[start:stop]
+        if unfinished is not None:
+            piece = unfinished.take(piece)
+            if unfinished.failed:
+                return payloads, True
+            if unfinished.missing:
+                continue
+            payloads.append(unfinished.payload())
+            unfinished = None
+        found, used, unfinished = read_simple_frames(piece, masked=masked, max_size=LIMIT)
+        payloads.extend(found)
+        if unfinished is not None and unfinished.failed:
+            return payloads, True
+        left = b"" if unfinished is not None else piece[used:]
+    assert unfinished is None
+    assert not left
+    return payloads, False
+
+
+@given(
+    st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=70_000)), max_size=4),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_a_frame_read_in_parts_is_the_frame_read_whole(
+    messages: list[str | bytes], masked: bool, cut_at: list[int]
+) -> None:
+    data = b"".join(
+        frame(1, m.encode(), masked=masked) if isinstance(m, str) else frame(2, m, masked=masked)
+        for m in messages
+    )
+    cuts = sorted({at % (len(data) + 1) for at in cut_at})
+    assert read_in_parts(data, cuts, masked=masked) == (messages, False)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_text_that_is_not_utf8_fails_in_the_part_where_it_arrives(masked: bool) -> None:
+    payload = "é".encode() * 50_000 + b"\xff" + b"a" * 1000
+    data = frame(1, payload, masked=masked)
+    head = len(data) - len(payload)
+    bad = head + 100_000  # the offset of the bad byte
+    found, used, unfinished = read_simple_frames(data[: bad - 1], masked=masked, max_size=LIMIT)
+    assert (found, used) == ([], 0)
+    assert unfinished is not None
+    assert not unfinished.failed
+    assert unfinished.take(data[bad - 1 : bad]) == b""
+    assert not unfinished.failed  # a whole "é": nothing wrong yet
+    assert unfinished.take(data[bad : bad + 10]) == b""
+    assert unfinished.failed
+    assert unfinished.missing == len(data) - bad - 10
+    assert unfinished.received() == data[: bad + 10]  # as it came: wsproto reads it again
+
+
+def test_a_part_may_end_in_the_middle_of_a_character() -> None:
+    data = frame(1, "é".encode() * 100, masked=False)
+    assert read_simple_frames(data[:51], masked=False, max_size=LIMIT)[:2] == ([], 0)
+    unfinished = read_simple_frames(data[:51], masked=False, max_size=LIMIT)[2]
+    assert unfinished is not None
+    assert not unfinished.complete
+    assert unfinished.take(data[51:] + frame(2, b"next", masked=False)) == frame(
+        2, b"next", masked=False
+    )
+    assert unfinished.complete
+    assert unfinished.payload() == "é" * 100
+
+
+def test_bad_text_that_starts_in_the_first_read_fails_at_once() -> None:
+    data = frame(1, b"\xff" + b"a" * 300, masked=True)
+    found, used, unfinished = read_simple_frames(data[:50], masked=True, max_size=LIMIT)
+    assert (found, used) == ([], 0)
+    assert unfinished is not None
+    assert unfinished.failed
+    assert unfinished.received() == data[:50]
 
 
 FRAMES = st.lists(
@@ -86,7 +174,7 @@ def test_what_the_fast_path_reads_is_what_wsproto_reads(
         for opcode, fin, rsv, payload in frames
     )
     data = data[: max(0, len(data) - cut)]
-    payloads, used = read_simple_frames(data, masked=masked, max_size=LIMIT)
+    payloads, used, unfinished = read_simple_frames(data, masked=masked, max_size=LIMIT)
 
     parser = FrameProtocol(client=not masked, extensions=[])
     parser.receive_bytes(data[:used])
@@ -103,6 +191,13 @@ def test_what_the_fast_path_reads_is_what_wsproto_reads(
     assert len(payloads) <= leading
     if len(payloads) < leading:
         assert used + len(frame(2, frames[len(payloads)][3], masked=masked)) > len(data)
+    # a frame that stops short is unfinished when its head is whole, and then it is simple
+    if unfinished is not None:
+        opcode, fin, rsv, _ = frames[len(payloads)]
+        assert opcode in (1, 2)
+        assert fin
+        assert not rsv
+        assert unfinished.received() == data[used:]
 
 
 def _is_utf8(payload: bytes) -> bool:

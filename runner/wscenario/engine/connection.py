@@ -68,7 +68,7 @@ from wscenario.engine.errors import (
     lost_from,
 )
 from wscenario.engine.event_queue import asyncio_loop
-from wscenario.engine.frame_reader import read_simple_frames
+from wscenario.engine.frame_reader import FrameInParts, read_simple_frames
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
 
 if TYPE_CHECKING:
@@ -190,6 +190,7 @@ class WebSocketConnection:
         self._writable: tuple[select.poll, socket.socket, int] | None = None
         self._fragmenting: anyio.Event | None = None
         self._in_message = False
+        self._unfinished: FrameInParts | None = None  # a simple frame still arriving
         self._message_bytes = 0
         self._message_frames = 0
         self._close_sent = False
@@ -280,24 +281,46 @@ class WebSocketConnection:
         Only between messages, with wsproto holding nothing and no close frame received, so
         the events come in the order of the bytes; ``read_simple_frames`` leaves anything
         unusual (control frames, fragments, bad UTF-8, frames over the size limit...) to
-        wsproto and to the checks of ``_parse``.
+        wsproto and to the checks of ``_parse``. A simple frame that spans reads is collected
+        here until it is whole (``FrameInParts``), or handed to wsproto as it came if its
+        text turns out not to be UTF-8.
         """
+        unfinished = self._unfinished
+        if unfinished is not None:
+            rest = unfinished.take(data)
+            if unfinished.failed:  # not UTF-8: wsproto reads the frame as it came and says so
+                self._unfinished = None
+                self._parser.receive_bytes(unfinished.received() + rest)
+                return
+            if unfinished.missing:
+                return
+            self._unfinished = None
+            self._queue_message(unfinished.payload())
+            data = rest
         if (
-            not self._in_message
+            data
+            and not self._in_message
             and not self._close_received
             and self.limits.max_fragments > 0
             and self._parser.idle()
         ):
-            payloads, used = read_simple_frames(
+            payloads, used, unfinished = read_simple_frames(
                 data, masked=not self.client, max_size=self.limits.max_message_size
             )
             for payload in payloads:
-                kind: Literal["text", "binary"] = "text" if isinstance(payload, str) else "binary"
-                self._queue(DataFrame(kind, payload, True, True, True))
+                self._queue_message(payload)
+            if unfinished is not None and not unfinished.failed:
+                self._unfinished = unfinished
+                return
             if used:
                 data = data[used:]
         if data:
             self._parser.receive_bytes(data)
+
+    def _queue_message(self, payload: str | bytes) -> None:
+        """Queue a whole message that came in one frame."""
+        kind: Literal["text", "binary"] = "text" if isinstance(payload, str) else "binary"
+        self._queue(DataFrame(kind, payload, True, True, True))
 
     def _queue(self, event: WireEvent) -> None:
         self._pending.append(event)

@@ -1,15 +1,23 @@
 """The most common frames, read without wsproto: whole text or binary messages in one frame.
 
-wsproto's frame parser is pure Python and costs 10-20 µs per frame, whatever its size; most
-frames of a busy session are the simplest kind, a whole message in one final frame.
-``read_simple_frames`` takes such frames off the front of a buffer and stops at the first
-frame that is anything else: a control frame, a fragment, RSV bits, a frame not yet complete,
-a length not in its shortest form or over the size limit, a mask bit the role forbids, or text
-that is not UTF-8. That frame and everything after it is left to wsproto, which reports any
-error exactly as before; so the fast path never decides what is a protocol error.
+wsproto's frame parser is pure Python and costs 10-20 µs per frame, whatever its size, and a
+large frame reaches it in pieces that it copies several times over. Most frames of a busy
+session are the simplest kind, a whole message in one final frame. ``read_simple_frames``
+takes such frames off the front of a buffer and stops at the first frame that is anything
+else: a control frame, a fragment, RSV bits, a length not in its shortest form or over the
+size limit, a mask bit the role forbids, or text that is not UTF-8. That frame and everything
+after it is left to wsproto, which reports any error exactly as before; so the fast path
+never decides what is a protocol error.
+
+A simple frame that is not complete yet comes back as a ``FrameInParts``: its payload is taken
+read by read, and text is checked as UTF-8 as it comes, so a bad byte is caught as soon as it
+arrives, as wsproto would catch it. Should that happen, ``received()`` gives back the frame's
+bytes as they came, for wsproto to read and report.
 """
 
 from __future__ import annotations
+
+import codecs
 
 from wscenario.engine.frames import mask_payload
 
@@ -18,18 +26,77 @@ _TEXT = 0x1
 _BINARY = 0x2
 _MASK_BIT = 0x80
 _LENGTH_16 = 126
+_LENGTH_64 = 127
 _SHORT_LENGTH = 126
 """Lengths below this fit the first length byte; a 16-bit length must not be one of them."""
+_LONG_LENGTH = 0x10000
+"""Lengths from here on need the 64-bit form, and only they may use it."""
+
+
+class FrameInParts:
+    """A simple frame whose payload spans several reads, collected as it comes.
+
+    ``head`` is the frame's header as received; ``key`` the masking key (empty when the frame
+    is not masked). Give it each read with ``take``; once ``complete``, ``payload()`` is the
+    frame's text or bytes. ``failed`` is set when text turned out not to be UTF-8.
+    """
+
+    def __init__(self, head: bytes, *, text: bool, length: int, key: bytes) -> None:
+        self.missing = length
+        self.failed = False
+        self._head = head
+        self._text = text
+        self._key = key
+        self._taken = 0
+        self._parts: list[bytes] = []  # the payload so far, unmasked
+        self._checker = codecs.getincrementaldecoder("utf-8")() if text else None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole payload has arrived (and, for text, is UTF-8)."""
+        return self.missing == 0 and not self.failed
+
+    def take(self, data: bytes) -> bytes:
+        """Take the frame's next bytes from ``data``; what comes after the frame is returned."""
+        rest = b""
+        if len(data) > self.missing:
+            data, rest = data[: self.missing], data[self.missing :]
+        self.missing -= len(data)
+        if self._key:
+            phase = self._taken % 4
+            data = bytes(mask_payload(data, self._key[phase:] + self._key[:phase]))
+        self._taken += len(data)
+        self._parts.append(data)
+        if self._checker is not None:
+            try:
+                self._checker.decode(data, final=self.missing == 0)
+            except UnicodeDecodeError:
+                self.failed = True
+        return rest
+
+    def payload(self) -> str | bytes:
+        """The whole payload: ``str`` for a text frame, ``bytes`` for a binary one."""
+        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        return data.decode("utf-8") if self._text else data
+
+    def received(self) -> bytes:
+        """The frame's bytes so far, exactly as they came (masked again, if they were)."""
+        payload = b"".join(self._parts)
+        if self._key:
+            payload = bytes(mask_payload(payload, self._key))
+        return self._head + payload
 
 
 def read_simple_frames(
     data: bytes, *, masked: bool, max_size: int
-) -> tuple[list[str | bytes], int]:
-    """The payloads of the leading simple frames of ``data``, and how many bytes they took.
+) -> tuple[list[str | bytes], int, FrameInParts | None]:
+    """The payloads of the leading simple frames of ``data``, how many bytes they took, and
+    the simple frame that follows them when ``data`` holds only its start.
 
     ``masked``: frames must be masked (a server reads a client's frames) or must not be (a
     client reads a server's). A frame longer than ``max_size`` bytes is left to wsproto (and
-    to the connection's limits). Text payloads come back as ``str``, binary as ``bytes``.
+    to the connection's limits). Text payloads come back as ``str``, binary as ``bytes``. The
+    unfinished frame, if any, has taken the rest of ``data``.
     """
     payloads: list[str | bytes] = []
     offset = 0
@@ -51,17 +118,28 @@ def read_simple_frames(
             if length < _SHORT_LENGTH:
                 break  # not the shortest form: wsproto calls that a protocol error
             head += 2
-        elif length > _LENGTH_16:
-            break  # 64-bit lengths: large frames, where wsproto's cost does not matter
+        elif length == _LENGTH_64:
+            if end - head < 8:
+                break
+            length = int.from_bytes(data[head : head + 8], "big")
+            if length < _LONG_LENGTH:
+                break  # not the shortest form either
+            head += 8
         if length > max_size:
             break
         key = b""
         if masked:
+            if end - head < 4:
+                break
             key = data[head : head + 4]
             head += 4
         stop = head + length
-        if stop > end:
-            break  # not complete yet
+        if stop > end:  # not complete yet: the rest of it comes in later reads
+            unfinished = FrameInParts(
+                data[offset:head], text=opcode == _TEXT, length=length, key=key
+            )
+            unfinished.take(data[head:])
+            return payloads, offset, unfinished
         payload = data[head:stop]
         if masked:
             payload = bytes(mask_payload(payload, key))
@@ -73,4 +151,4 @@ def read_simple_frames(
         else:
             payloads.append(payload)
         offset = stop
-    return payloads, offset
+    return payloads, offset, None
