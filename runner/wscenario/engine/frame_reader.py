@@ -45,11 +45,12 @@ class FrameInParts:
         self.missing = length
         self.failed = False
         self._head = head
-        self._text = text
         self._key = key
         self._taken = 0
-        self._parts: list[bytes] = []  # the payload so far, unmasked
-        self._checker = codecs.getincrementaldecoder("utf-8")() if text else None
+        self._parts: list[bytes] = []  # a binary payload so far, unmasked
+        self._text: list[str] = []  # a text payload so far, decoded as it came
+        self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+        self._bad = b""  # the bytes a text payload failed at: those held back, and the part
 
     @property
     def complete(self) -> bool:
@@ -66,22 +67,32 @@ class FrameInParts:
             phase = self._taken % 4
             data = bytes(mask_payload(data, self._key[phase:] + self._key[:phase]))
         self._taken += len(data)
-        self._parts.append(data)
-        if self._checker is not None:
-            try:
-                self._checker.decode(data, final=self.missing == 0)
-            except UnicodeDecodeError:
-                self.failed = True
+        decoder = self._decoder
+        if decoder is None:
+            self._parts.append(data)
+            return rest
+        held = decoder.getstate()[0]  # the start of a character the last part cut in two
+        try:
+            self._text.append(decoder.decode(data, final=self.missing == 0))
+        except UnicodeDecodeError:
+            self.failed = True
+            self._bad = held + data
         return rest
 
     def payload(self) -> str | bytes:
         """The whole payload: ``str`` for a text frame, ``bytes`` for a binary one."""
-        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        return data.decode("utf-8") if self._text else data
+        if self._decoder is not None:
+            return "".join(self._text)
+        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
     def received(self) -> bytes:
         """The frame's bytes so far, exactly as they came (masked again, if they were)."""
-        payload = b"".join(self._parts)
+        if self._decoder is None:
+            payload = b"".join(self._parts)
+        else:
+            # UTF-8 encodes back to the very bytes it was decoded from
+            tail = self._bad if self.failed else self._decoder.getstate()[0]
+            payload = "".join(self._text).encode("utf-8") + tail
         if self._key:
             payload = bytes(mask_payload(payload, self._key))
         return self._head + payload
