@@ -351,26 +351,28 @@ class WebSocket:
 
         ``deliver_here``: the caller runs the jobs itself at once (the JS thread is not woken).
         """
-        for event in self._core.take_events():
+        core = self._core
+        for event in core.take_events():
             self._jobs.put(self._delivery(event), wake=not deliver_here)
-        for action in self._core.take_actions():
+        for action in core.take_actions():
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
                 self._responders[self._generation] = self._respond_to_connect
             self._actions.append((action, self._generation))
         if wake_writer:
             self._wake_writer()
-        if self._wake is not None and _sooner(self._core.next_deadline(), self._armed):
+        if self._wake is not None and _sooner(core.next_deadline(), self._armed):
             self._wake.set()  # the timer must ring earlier than it was set to
 
     def _delivery(self, event: Event) -> Callable[[], None]:
         def deliver() -> None:
-            listener = self._core.listeners.get(event.name)
+            name = event.name
+            listener = self._core.listeners.get(name)
             if listener is None:
                 return
-            if event.name in _CALLED_WITH_ERR:
+            if name in _CALLED_WITH_ERR:
                 listener(None, event.value)
-            elif event.name == "dataEnd":
+            elif name == "dataEnd":
                 listener()
             else:
                 listener(event.value)

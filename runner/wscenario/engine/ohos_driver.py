@@ -109,12 +109,14 @@ class OhosDriver:
             self._events.close()
 
     def _listener(self, name: str) -> Callable[..., None]:
+        opens, ends = name == "open", name in ENDING_EVENTS
+
         def record(*args: object) -> None:
             value: EventValue = args[-1] if args else None  # type: ignore[assignment]
             self._events.put(Event(name, value, self._clock() - self._started))
-            if name == "open":
+            if opens:
                 self._ended = anyio.Event()
-            elif name in ENDING_EVENTS:
+            elif ends:
                 self._ended.set()
 
         return record
