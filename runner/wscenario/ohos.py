@@ -58,6 +58,7 @@ from wscenario.engine import websocket
 from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import TRANSPORT_ERRORS, ConnectionClosed, HandshakeError
 from wscenario.engine.event_queue import HandOff
+from wscenario.engine.tcp_stream import YIELD_EVERY
 
 __all__ = ["ListenerArgumentError", "OhosError", "Pending", "WebSocket", "create_websocket"]
 
@@ -187,6 +188,8 @@ class WebSocket:
         """What is still to be written, with the generation it is for."""
         self._writing = False
         """A task is writing queued actions (the writer task, or a caller of send_and_write)."""
+        self._quick_writes = 0
+        """Messages written without waiting since the caller last passed through the loop."""
         self._writer_wake: anyio.Event | None = None
         """Set to wake the writer task while it waits for actions."""
         self._connections: dict[int, websocket.WebSocketConnection] = {}
@@ -410,9 +413,11 @@ class WebSocket:
     async def _write_here(self) -> None:
         """Write the messages queued, in this task, while the socket takes them at once.
 
-        Only messages, each on a connection that is ready for it (``ready_to_write``: no
-        write under way, the socket has room), so the caller does not wait on a peer that
-        does not read. Whatever is left is the writer task's.
+        Only messages, each on a connection that can write it without waiting (``send_now``,
+        else ``ready_to_write``: no write under way, the socket has room), so the caller does
+        not wait on a peer that does not read. Whatever is left is the writer task's. Every
+        ``YIELD_EVERY`` messages written without waiting, the caller passes through the event
+        loop all the same, so a script that only sends lets the other tasks run.
         """
         if self._writing:
             self._wake_writer()
@@ -422,11 +427,13 @@ class WebSocket:
             while self._actions:
                 action, generation = self._actions[0]
                 connection = self._connections.get(generation)
-                if (
-                    not isinstance(action, SendMessage)
-                    or connection is None
-                    or not connection.ready_to_write(_most_bytes(action.data))
-                ):
+                if not isinstance(action, SendMessage) or connection is None:
+                    break
+                if connection.send_now(action):
+                    self._actions.popleft()
+                    self._quick_writes += 1
+                    continue
+                if not connection.ready_to_write(_most_bytes(action.data)):
                     break
                 self._actions.popleft()
                 with contextlib.suppress(*_WRITE_ERRORS):
@@ -434,6 +441,9 @@ class WebSocket:
         finally:
             self._writing = False
             self._wake_writer()
+        if self._quick_writes >= YIELD_EVERY:
+            self._quick_writes = 0
+            await anyio.lowlevel.checkpoint()
 
     async def _perform(self, action: OhosAction, generation: int) -> None:
         """Do one queued action for the connection of ``generation`` (if it is still there)."""

@@ -120,6 +120,37 @@ async def test_a_frame_that_turns_out_not_to_be_utf8_fails_before_its_end_arrive
     assert "".join(str(e.data) for e in events[:-1] if isinstance(e, DataFrame)) == "a" * 100_000
 
 
+async def test_send_now_writes_in_the_callers_task_only_when_nothing_else_is_in_the_way() -> None:
+    async with websockets_server(echo) as port:
+        with anyio.fail_after(10):
+            connection = await open_client(port)
+            assert connection.send_now(SendMessage("héllo"))
+            assert await connection.receive() == DataFrame("text", "héllo", True, True)
+            assert connection.send_now(SendMessage(b"\x00"))
+            assert await connection.receive() == DataFrame("binary", b"\x00", True, True)
+            connection.batching = True  # a message held back must not be overtaken
+            assert not connection.send_now(SendMessage("held"))
+            connection.batching = False
+            await connection.aclose()
+            assert not connection.send_now(SendMessage("late"))
+
+
+async def test_send_now_leaves_a_server_side_stream_to_send() -> None:
+    answered: list[bool] = []
+
+    async def serve(connection: WebSocketConnection) -> None:
+        answered.append(connection.send_now(SendMessage("not now")))
+        await connection.send(SendMessage("hi"))
+        await connection.aclose()
+
+    async with engine_server(accept_chat, serve) as (port, _):
+        with anyio.fail_after(10):
+            client = await ws_connect(f"ws://127.0.0.1:{port}/chat")
+            assert await client.recv() == "hi"
+            await client.close()
+    assert answered == [False]  # the fake server's stream is anyio's own
+
+
 async def test_fragments_from_the_server_arrive_as_pieces_with_a_ping_between() -> None:
     async def fragments_and_ping(ws: ServerConnection) -> None:
         await ws.recv()

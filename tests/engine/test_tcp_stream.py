@@ -199,6 +199,31 @@ async def test_send_waits_until_the_kernel_took_everything() -> None:
             await done.wait()
 
 
+async def test_send_nowait_writes_once_nothing_waits_and_the_next_send_waits_for_it() -> None:
+    big = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the kernel buffers hold
+    async with pair(adopt_accepted=True) as (stream, peer):
+        assert stream.send_nowait(b"first ")
+        assert stream.send_nowait(big)  # returns at once: the kernel's share went, the rest waits
+        assert not stream.send_nowait(b"refused")  # bytes still wait: nothing is written
+        done = anyio.Event()
+
+        async def write() -> None:
+            await stream.send(b" last")
+            done.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(write)
+            await anyio.sleep(0.1)
+            assert not done.is_set()  # the send waits behind what send_nowait left
+            expected = b"first " + big + b" last"
+            assert await read_exactly(peer, len(expected)) == expected
+            await done.wait()
+        assert stream.send_nowait(b"!")  # all gone: writes go at once again
+        assert await read_exactly(peer, 1) == b"!"
+        await stream.aclose()
+        assert not stream.send_nowait(b"closed")
+
+
 async def test_sends_the_kernel_takes_at_once_still_let_other_tasks_run() -> None:
     async with pair() as (stream, peer):
         turns = 0

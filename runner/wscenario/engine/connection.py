@@ -70,6 +70,7 @@ from wscenario.engine.errors import (
 from wscenario.engine.event_queue import asyncio_loop
 from wscenario.engine.frame_reader import FrameInParts, read_simple_frames
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
+from wscenario.engine.tcp_stream import TcpStream
 
 if TYPE_CHECKING:
     from wscenario.engine.deflate import CappedDeflate
@@ -176,6 +177,7 @@ class WebSocketConnection:
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
+        self._send_nowait = stream.send_nowait if isinstance(stream, TcpStream) else None
         self._parser = _FrameParser(client, [] if deflate is None else [deflate])
         self._deflate = deflate  # permessage-deflate, when the handshake agreed on it
         self._pending: deque[WireEvent] = deque()
@@ -568,6 +570,38 @@ class WebSocketConnection:
                 lock.release()
         finally:
             self._writes -= 1
+
+    def send_now(self, message: SendMessage) -> bool:
+        """Write ``message`` in the caller's task, without waiting; whether it was written.
+
+        Only on a ``TcpStream`` that holds nothing unsent, with no write under way or held
+        back, no compression and no fragmented message being sent; otherwise the caller
+        ``send``s it (or leaves it to a task that may wait). What the kernel does not take at
+        once waits in the stream, and the next write waits for it: a peer that does not read
+        holds back one message at most.
+        """
+        send_nowait = self._send_nowait
+        if (
+            send_nowait is None
+            or self._writes
+            or self._outbox
+            or self.batching
+            or self._deflate is not None
+            or self._fragmenting is not None
+            or self._lost is not None
+            or self._transport_closed
+            or self._close_sent
+        ):
+            return False
+        data = message.data
+        if isinstance(data, str):
+            frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
+        else:
+            frame = encode_frame(0x2, data, masked=self.client)
+        if not send_nowait(frame):
+            return False
+        self._observe_sent([frame])
+        return True
 
     def ready_to_write(self, size: int) -> bool:
         """Whether a write of ``size`` bytes now would be taken at once, without waiting.

@@ -226,6 +226,24 @@ class TcpStream(anyio.abc.SocketStream):
             self._quick_sends = 0
             await anyio.lowlevel.checkpoint()
 
+    def send_nowait(self, item: bytes) -> bool:
+        """Write ``item`` without waiting, if nothing written before is still waiting.
+
+        What the kernel does not take at once stays in the transport; the next ``send`` waits
+        for it to go. ``False`` (nothing written) while earlier bytes wait or the stream
+        cannot be written to: ``send`` then waits, or raises, as it should.
+        """
+        transport = self._transport
+        if (
+            self._closed
+            or self._protocol.lost
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
+            return False
+        transport.write(item)
+        return True
+
     def _check_writable(self) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
