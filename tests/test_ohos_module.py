@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +23,7 @@ from wsproto.frame_protocol import FrameProtocol
 
 from tests.engine.test_client import read_client_close
 from tests.engine.ws_peers import raw_server, read_head, upgrade_response
+from wscenario.engine.tcp_stream import YIELD_EVERY
 from wscenario.ohos import ListenerArgumentError, OhosError, WebSocket, create_websocket
 
 pytestmark = pytest.mark.anyio
@@ -682,6 +684,33 @@ async def test_send_and_write_before_open_is_flushed_at_open(echo_url: str) -> N
         await ws.connect(echo_url)
         assert await (await ws.send_and_write("early")) is True
         assert (await seen.until("message"))[-1] == ("message", "early")
+
+
+async def test_a_caller_that_only_sends_still_lets_other_tasks_run(echo_url: str) -> None:
+    async with create_websocket() as ws:
+        seen = Seen(ws)
+        await ws.connect(echo_url)
+        await seen.until("open")
+        turns = 0
+
+        async def other() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(other)
+            await anyio.lowlevel.checkpoint()
+            before = turns
+            for _ in range(YIELD_EVERY - 1):
+                await ws.send_and_write("m")
+            assert turns == before  # written at once, without a pass through the loop
+            await ws.send_and_write("m")
+            assert turns > before  # ... but one every YIELD_EVERY messages
+            tasks.cancel_scope.cancel()
+        echoed = [(await seen.until("message"))[-1] for _ in range(YIELD_EVERY)]
+        assert echoed == [("message", "m")] * YIELD_EVERY
 
 
 @pytest.mark.parametrize("size", [4 << 20, 16 << 10, 1000], ids=["large", "quick", "small"])
