@@ -355,8 +355,12 @@ class WebSocket:
         ``deliver_here``: the caller runs the jobs itself at once (the JS thread is not woken).
         """
         core = self._core
-        for event in core.take_events():
-            self._jobs.put(self._delivery(event), wake=not deliver_here)
+        events = core.take_events()
+        if deliver_here and len(events) == 1 and not self._jobs:
+            self._call_listener(events[0])  # nothing waits before it: no turn through the queue
+        else:
+            for event in events:
+                self._jobs.put(partial(self._call_listener, event), wake=not deliver_here)
         for action in core.take_actions():
             if isinstance(action, ConnectRequest):
                 self._generation += 1  # from now on, what the old connection reads is stale
@@ -367,20 +371,18 @@ class WebSocket:
         if self._wake is not None and _sooner(core.next_deadline(), self._armed):
             self._wake.set()  # the timer must ring earlier than it was set to
 
-    def _delivery(self, event: Event) -> Callable[[], None]:
-        def deliver() -> None:
-            name = event.name
-            listener = self._core.listeners.get(name)
-            if listener is None:
-                return
-            if name in _CALLED_WITH_ERR:
-                listener(None, event.value)
-            elif name == "dataEnd":
-                listener()
-            else:
-                listener(event.value)
-
-        return deliver
+    def _call_listener(self, event: Event) -> None:
+        """Call the listener ``event`` has now, if any, as ArkTS calls it."""
+        name = event.name
+        listener = self._core.listeners.get(name)
+        if listener is None:
+            return
+        if name in _CALLED_WITH_ERR:
+            listener(None, event.value)
+        elif name == "dataEnd":
+            listener()
+        else:
+            listener(event.value)
 
     # ----------------------------------------------------------------------------- the wire
 

@@ -301,7 +301,7 @@ class OhosSocket:
         if self._state is not State.OPEN or not self.listeners.has("message"):
             return
         for message in self._assembler.feed(frame):
-            self._emit("message", message.data, now)
+            self._events.append(Event("message", message.data, now))
             if message.data_end:
                 self._emit("dataEnd", None, now)
 

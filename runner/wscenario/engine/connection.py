@@ -254,7 +254,7 @@ class WebSocketConnection:
                     return self._lost
                 if self._transport_closed or (self._close_sent and self._close_received):
                     raise ConnectionClosed("the connection is closed")
-                failure = self._deferred or self._parse()
+                failure = self._deferred or (None if self._parser.idle() else self._parse())
                 if failure is not None and self._pending:
                     self._deferred = failure  # what arrived before the bad frame comes first
                     break
