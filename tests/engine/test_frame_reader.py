@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from wscenario.engine.frame_reader import FrameInParts, read_simple_frames
+from wscenario.engine.frame_reader import FrameInParts, head_cut_short, read_simple_frames
 from wscenario.engine.frames import encode_frame
 
 LIMIT = 1 << 20
@@ -64,6 +64,19 @@ def test_anything_else_stops_the_fast_path(rest: bytes, why: str) -> None:
 def test_nothing_and_a_lone_byte_take_nothing() -> None:
     assert read_simple_frames(b"", masked=True, max_size=LIMIT) == ([], 0, None)
     assert read_simple_frames(b"\x81", masked=True, max_size=LIMIT) == ([], 0, None)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_a_head_cut_short_is_told_from_one_that_is_whole_or_not_simple(masked: bool) -> None:
+    for payload in (b"x" * 5, b"x" * 300, b"x" * 70_000):
+        whole = frame(2, payload, masked=masked)
+        head = len(whole) - len(payload)
+        assert all(head_cut_short(whole[:cut], masked=masked) for cut in range(1, head))
+        assert not head_cut_short(whole[:head], masked=masked)  # whole: nothing more to wait for
+    assert not head_cut_short(b"", masked=masked)
+    assert not head_cut_short(frame(9, b"", masked=masked)[:1], masked=masked)  # a ping
+    assert not head_cut_short(frame(1, b"x", fin=False, masked=masked)[:1], masked=masked)
+    assert not head_cut_short(frame(1, b"x", masked=not masked)[:2], masked=masked)
 
 
 def read_in_parts(data: bytes, cuts: list[int], *, masked: bool) -> tuple[list[str | bytes], bool]:

@@ -68,7 +68,11 @@ from wscenario.engine.errors import (
     lost_from,
 )
 from wscenario.engine.event_queue import asyncio_loop
-from wscenario.engine.frame_reader import FrameInParts, read_simple_frames
+from wscenario.engine.frame_reader import (
+    FrameInParts,
+    head_cut_short,
+    read_simple_frames,
+)
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
 from wscenario.engine.tcp_stream import TcpStream
 
@@ -193,6 +197,7 @@ class WebSocketConnection:
         self._fragmenting: anyio.Event | None = None
         self._in_message = False
         self._unfinished: FrameInParts | None = None  # a simple frame still arriving
+        self._head_start = b""  # the first bytes of a simple frame's head
         self._message_bytes = 0
         self._message_frames = 0
         self._close_sent = False
@@ -202,8 +207,7 @@ class WebSocketConnection:
         self._transport_closed = False
         self._receiving = False
         self._peer_done = anyio.Event()  # the peer's close frame arrived, or the connection ended
-        if received:
-            self._parser.receive_bytes(received)
+        self._early = received  # bytes read with the handshake, not yet taken in
 
     # ---------------------------------------------------------------------------- state
 
@@ -263,11 +267,14 @@ class WebSocketConnection:
                     break
                 if self._pending:
                     break
-                try:
-                    data = await self._stream.receive(READ_SIZE)
-                except TRANSPORT_ERRORS as exc:
-                    await self._lose(self._lost or lost_from(exc))
-                    break
+                if self._early:  # what came with the handshake is read first
+                    data, self._early = self._early, b""
+                else:
+                    try:
+                        data = await self._stream.receive(READ_SIZE)
+                    except TRANSPORT_ERRORS as exc:
+                        await self._lose(self._lost or lost_from(exc))
+                        break
                 self._take_in(data)
             event = self._pending[0]
             if self.auto_pong and isinstance(event, PingReceived) and not self._close_sent:
@@ -287,6 +294,9 @@ class WebSocketConnection:
         here until it is whole (``FrameInParts``), or handed to wsproto as it came if its
         text turns out not to be UTF-8.
         """
+        if self._head_start:
+            data = self._head_start + data
+            self._head_start = b""
         unfinished = self._unfinished
         if unfinished is not None:
             rest = unfinished.take(data)
@@ -316,6 +326,9 @@ class WebSocketConnection:
                 return
             if used:
                 data = data[used:]
+            if head_cut_short(data, masked=not self.client):
+                self._head_start = data  # a head cut short: the next read completes it
+                return
         if data:
             self._parser.receive_bytes(data)
 
@@ -675,6 +688,8 @@ class WebSocketConnection:
         """
         if self._transport_closed:
             return
+        if self._deferred is None and not self._receiving:
+            self._deferred = self._failure_already_read()
         if self._deferred is not None and self._lost is None:
             await self._fail(*self._deferred)
             return
@@ -691,6 +706,13 @@ class WebSocketConnection:
                 if self.client and self._lost is None:
                     await self._await_eof()
         await self._close_transport()
+
+    def _failure_already_read(self) -> tuple[int, str] | None:
+        """A protocol failure in the bytes already read but not yet parsed, if there is one."""
+        if self._early:
+            early, self._early = self._early, b""
+            self._take_in(early)
+        return None if self._parser.idle() else self._parse()
 
     async def _await_eof(self) -> None:
         """Client: the server closes TCP first (RFC 6455 §7.1.1); wait for that."""

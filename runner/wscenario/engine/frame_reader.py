@@ -98,6 +98,23 @@ class FrameInParts:
         return self._head + payload
 
 
+def head_cut_short(data: bytes, *, masked: bool) -> bool:
+    """Whether ``data`` is the start of a simple frame's head, the rest of which is to come.
+
+    A connection keeps such a start for the next read rather than hand it to wsproto, which,
+    once it holds part of a frame, goes on reading every frame after it too.
+    """
+    if not data or data[0] & 0xF0 != _FIN or data[0] & 0x0F not in (_TEXT, _BINARY):
+        return False
+    if len(data) < 2:
+        return True
+    if bool(data[1] & _MASK_BIT) != masked:
+        return False
+    length = data[1] & 0x7F
+    head = 2 + (2 if length == _LENGTH_16 else 8 if length == _LENGTH_64 else 0)
+    return len(data) < head + (4 if masked else 0)
+
+
 def read_simple_frames(
     data: bytes, *, masked: bool, max_size: int
 ) -> tuple[list[str | bytes], int, FrameInParts | None]:
