@@ -202,8 +202,11 @@ async def test_send_waits_until_the_kernel_took_everything() -> None:
 async def test_send_nowait_writes_once_nothing_waits_and_the_next_send_waits_for_it() -> None:
     big = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than the kernel buffers hold
     async with pair(adopt_accepted=True) as (stream, peer):
+        sock = stream.extra(SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         assert stream.send_nowait(b"first ")
         assert stream.send_nowait(big)  # returns at once: the kernel's share went, the rest waits
+        assert stream.unsent
         assert not stream.send_nowait(b"refused")  # bytes still wait: nothing is written
         done = anyio.Event()
 

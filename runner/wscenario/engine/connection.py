@@ -181,7 +181,7 @@ class WebSocketConnection:
         self.local_address = stream_address(stream, SocketAttribute.local_address)
         self.remote_address = stream_address(stream, SocketAttribute.remote_address)
         self._stream = stream
-        self._send_nowait = stream.send_nowait if isinstance(stream, TcpStream) else None
+        self._tcp = stream if isinstance(stream, TcpStream) else None  # writes without waiting
         self._parser = _FrameParser(client, [] if deflate is None else [deflate])
         self._deflate = deflate  # permessage-deflate, when the handshake agreed on it
         self._pending: deque[WireEvent] = deque()
@@ -593,9 +593,9 @@ class WebSocketConnection:
         once waits in the stream, and the next write waits for it: a peer that does not read
         holds back one message at most.
         """
-        send_nowait = self._send_nowait
+        tcp = self._tcp
         if (
-            send_nowait is None
+            tcp is None
             or self._writes
             or self._outbox
             or self.batching
@@ -611,7 +611,7 @@ class WebSocketConnection:
             frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
         else:
             frame = encode_frame(0x2, data, masked=self.client)
-        if not send_nowait(frame):
+        if not tcp.send_nowait(frame):
             return False
         self._observe_sent([frame])
         return True
@@ -619,10 +619,11 @@ class WebSocketConnection:
     def ready_to_write(self, size: int) -> bool:
         """Whether a write of ``size`` bytes now would be taken at once, without waiting.
 
-        True when nothing is held back or being written, ``size`` is at most ``QUICK_WRITE``
-        and the kernel says the socket has room; a caller can then write in its own task
-        rather than hand the write to one that may wait for a peer that does not read. Only
-        on Linux, where a socket with room takes a write of that size whole.
+        True when nothing is held back, being written or still waiting to go (what
+        ``send_now`` left), ``size`` is at most ``QUICK_WRITE`` and the kernel says the socket
+        has room; a caller can then write in its own task rather than hand the write to one
+        that may wait for a peer that does not read. Only on Linux, where a socket with room
+        takes a write of that size whole.
         """
         if (
             size > QUICK_WRITE
@@ -631,6 +632,7 @@ class WebSocketConnection:
             or self._fragmenting is not None
             or self._lost is not None
             or self._transport_closed
+            or (self._tcp is not None and self._tcp.unsent)
         ):
             return False
         watch = self._writable

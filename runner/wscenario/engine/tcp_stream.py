@@ -226,6 +226,11 @@ class TcpStream(anyio.abc.SocketStream):
             self._quick_sends = 0
             await anyio.lowlevel.checkpoint()
 
+    @property
+    def unsent(self) -> int:
+        """Bytes written that the kernel has not taken yet: they wait in the transport."""
+        return self._transport.get_write_buffer_size()
+
     def send_nowait(self, item: bytes) -> bool:
         """Write ``item`` without waiting, if nothing written before is still waiting.
 
