@@ -23,7 +23,7 @@ from tests.engine.test_server import (
 )
 from tests.engine.ws_peers import read_head
 from wscenario.core.model import Limits, ServerSpec
-from wscenario.core.wire import SendMessage
+from wscenario.core.wire import SendMessage, SendPing
 from wscenario.engine.deflate import CappedDeflate, negotiate
 from wscenario.engine.frames import encode_frame
 from wscenario.engine.server_driver import ServerDriver
@@ -292,3 +292,21 @@ async def test_a_compressed_send_cancelled_before_its_turn_leaves_later_ones_rea
         if first & 0x0F in (0x1, 0x2)
     ]
     assert messages == [big, text.encode()]
+
+
+async def test_frames_passed_on_one_by_one_are_compressed_and_make_one_message() -> None:
+    async def session(driver: ServerDriver) -> None:
+        await next_event(driver, "connect")
+        connection = driver.connection
+        async with anyio.create_task_group() as tasks:
+            await connection.send_frame("one ", first=True, final=False)
+            tasks.start_soon(connection.send, SendMessage("after"))  # waits for the end
+            await anyio.sleep(0.05)
+            await connection.send(SendPing(b"between"))
+            await connection.send_frame("two", first=False, final=True)
+        await next_event(driver, "close")
+
+    async with running({"/": session}, specs=DEFLATE) as (_, port), compressing(port) as ws:
+        with anyio.fail_after(WAIT):
+            assert await ws.recv() == "one two"
+            assert await ws.recv() == "after"

@@ -31,6 +31,7 @@ from tests.engine.ws_peers import (
 )
 from tests.tls_files import tls_files, trusting
 from wscenario.core.model import Limits
+from wscenario.core.wire import ConnectRequest, DataFrame, PingReceived
 from wscenario.engine.proxy import (
     ConnectionReport,
     RecordingProxy,
@@ -42,6 +43,7 @@ from wscenario.engine.proxy import (
 )
 from wscenario.engine.server import open_listener
 from wscenario.engine.tls import server_context
+from wscenario.engine.websocket import connect, encode_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -150,20 +152,41 @@ async def test_messages_of_every_kind_pass_both_ways_and_are_recorded() -> None:
     assert recorder.status == "complete"
 
 
-async def test_a_fragmented_message_arrives_whole() -> None:
+async def test_fragments_pass_on_as_they_came_pings_between_them_included() -> None:
+    def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+        return encode_frame(opcode, payload, masked=False, fin=fin)
+
     async def fragments(ws: ServerConnection) -> None:
-        await ws.send(["one ", "two ", "three"])
-        await ws.send([b"\x01", b"\x02"])
+        ws.transport.write(
+            frame(0x1, b"one ", fin=False)
+            + frame(0x9, b"between")
+            + frame(0x0, b"two ", fin=False)
+            + frame(0x0, "thr\u00e9e".encode())
+        )
+        await ws.send([b"\x01", b"\x02"])  # websockets ends it with an empty final frame
+        await ws.send("whole")
         await ws.wait_closed()
 
     async with websockets_server(fragments) as port, proxy_to(ws_upstream(port)) as running:
-        async with ws_connect(running.url) as client:
-            assert await client.recv() == "one two three"
-            assert await client.recv() == b"\x01\x02"
+        with anyio.fail_after(5):
+            connection, _ = await connect(ConnectRequest(running.url), LIMITS)
+            events = [await connection.receive() for _ in range(8)]
+            await connection.aclose()
         recorder = await running.ended()
-    assert recorder.of("text", "binary") == [
-        ("server", "text", {"data": "one two three"}),
+    assert events == [
+        DataFrame("text", "one ", True, False),
+        PingReceived(b"between"),
+        DataFrame("text", "two ", False, False),
+        DataFrame("text", "thr\u00e9e", False, True),
+        DataFrame("binary", b"\x01", True, False),
+        DataFrame("binary", b"\x02", False, False),
+        DataFrame("binary", b"", False, True),
+        DataFrame("text", "whole", True, True),
+    ]
+    assert recorder.of("text", "binary") == [  # the transcript keeps whole messages
+        ("server", "text", {"data": "one two thr\u00e9e"}),
         ("server", "binary", {"data": b"\x01\x02"}),
+        ("server", "text", {"data": "whole"}),
     ]
 
 

@@ -498,6 +498,37 @@ class WebSocketConnection:
             self._fragmenting = None
             done.set()
 
+    async def send_frame(self, data: str | bytes, *, first: bool, final: bool) -> None:
+        """Write one frame of a message as it came from elsewhere (a proxy passing it on).
+
+        The message's ``first`` frame gives its type (text for ``str``); later ones continue
+        it, and the ``final`` one ends it. Other messages sent meanwhile wait until it ends,
+        as they do for ``send_fragmented``; pings and pongs may go out between its frames.
+        """
+        if first:
+            while self._fragmenting is not None:
+                await self._fragmenting.wait()
+            if not final:
+                self._fragmenting = anyio.Event()
+        try:
+            if self._deflate is not None:
+                await self._write_compressed(data, first=first, fin=final)
+            else:
+                opcode = (0x1 if isinstance(data, str) else 0x2) if first else 0x0
+                payload = data.encode("utf-8") if isinstance(data, str) else data
+                frame = encode_frame(opcode, payload, masked=self.client, fin=final)
+                await self._write(frame, batch=True)
+        except BaseException:
+            self._end_fragmenting()  # a message cut short: what follows is not held back
+            raise
+        if final:
+            self._end_fragmenting()
+
+    def _end_fragmenting(self) -> None:
+        done, self._fragmenting = self._fragmenting, None
+        if done is not None:
+            done.set()
+
     async def send_raw_frame(self, frame: RawFrame) -> None:
         """Write ``frame`` exactly as described (masked when this side is the client).
 

@@ -15,9 +15,12 @@ are, so both legs run without compression and the transcript holds plain text.
 * The upstream cannot be reached or breaks the handshake: 502; it does not answer in time:
   504. Past ``max_connections`` open connections: 503.
 
-Then every message (reassembled, under the size limit), ping, pong and close is forwarded as
-it arrives, each direction in its own task that waits for the other leg's send before reading
-more, so a slow reader slows its writer down and nothing queues up. Messages, pings and
+Then every message (under the size limit), ping, pong and close is forwarded as it arrives,
+each direction in its own task that waits for the other leg's send before reading more, so a
+slow reader slows its writer down and nothing queues up. A message in several frames is
+passed on frame by frame: the other side gets the same fragments, with a ping that came
+between them still between them (a text frame's cut moves to a character boundary); the
+transcript holds it whole. Messages, pings and
 pongs that arrived together are written together: each leg batches its writes, and they go
 out in one write just before the proxy waits to read more from where they came from
 (:class:`_FlushBeforeRead`). A close frame is passed on with its code and reason as written.
@@ -471,29 +474,34 @@ class _ProxiedConnection:
         """
         assert self.recorder is not None  # the request was recorded before any relay
         record = self.recorder.message
-        texts: list[str] = []
-        chunks: list[bytes] = []
+        message: list[str | bytes] = []  # the pieces of the message under way, for the record
+        frame: list[str | bytes] = []  # the pieces of its frame under way, to pass on
+        frame_first = True  # that frame starts its message
         while True:
             try:
                 event = await source.receive()
             except ConnectionClosed:
                 return
             action: WireAction
-            if isinstance(event, DataFrame):
-                if event.first and event.final:
-                    data: str | bytes = event.data
-                else:
-                    if isinstance(event.data, str):
-                        texts.append(event.data)
-                    else:
-                        chunks.append(event.data)
-                    if not event.final:
-                        continue
-                    data = "".join(texts) if event.kind == "text" else b"".join(chunks)
-                    texts.clear()
-                    chunks.clear()
-                record(role, event.kind, data)
-                action = SendMessage(data)
+            if isinstance(event, DataFrame) and event.first and event.final:
+                # a whole message in one frame, most of them
+                record(role, event.kind, event.data)
+                action = SendMessage(event.data)
+            elif isinstance(event, DataFrame):
+                # a message in several frames, or a frame in several reads: passed on frame by
+                # frame, so the other side gets the same fragments, pings between them included
+                message.append(event.data)
+                frame.append(event.data)
+                if event.frame_final:
+                    whole_frame = _joined(frame, event.kind)
+                    frame.clear()
+                    with contextlib.suppress(ConnectionClosed):
+                        await target.send_frame(whole_frame, first=frame_first, final=event.final)
+                    frame_first = event.final
+                if event.final:
+                    record(role, event.kind, _joined(message, event.kind))
+                    message.clear()
+                continue
             elif isinstance(event, PingReceived):
                 record(role, "ping", event.data)
                 action = SendPing(event.data)
@@ -630,6 +638,13 @@ _NAMES: dict[Role, str] = {"client": "client", "server": "upstream"}
 
 def _other(role: Role) -> Role:
     return "server" if role == "client" else "client"
+
+
+def _joined(pieces: list[str | bytes], kind: str) -> str | bytes:
+    """The pieces of a message or frame as one text or one bytes."""
+    if kind == "text":
+        return "".join(piece for piece in pieces if isinstance(piece, str))
+    return b"".join(piece for piece in pieces if isinstance(piece, bytes))
 
 
 async def _flush(connection: websocket.WebSocketConnection) -> None:
