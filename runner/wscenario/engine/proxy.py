@@ -20,15 +20,14 @@ each direction in its own task that waits for the other leg's send before readin
 slow reader slows its writer down and nothing queues up. A message in several frames is
 passed on frame by frame: the other side gets the same fragments, with a ping that came
 between them still between them (a text frame's cut moves to a character boundary); the
-transcript holds it whole. Messages, pings and
-pongs that arrived together are written together: each leg batches its writes, and they go
-out in one write just before the proxy waits to read more from where they came from
-(:class:`_FlushBeforeRead`). A close frame is passed on with its code and reason as written.
-A peer that breaks the protocol gets the close code its engine chose (1002, 1007, 1009) and
-the other side gets 1011; a TCP connection that ends without a closing handshake is ended the
-same way on the other leg (a reset as a reset). ``stop()`` sends 1001 on both legs of every
-open connection; a leg still open when the connection ends (its peer did not answer a close
-in time) gets 1000.
+transcript holds it whole. Messages, pings and pongs that arrived together are written
+together: each leg batches its writes, and they go out in one write just before the proxy
+waits to read more from where they came from (:class:`_FlushBeforeRead`). A close frame is
+passed on with its code and reason as written. A peer that breaks the protocol gets the
+close code its engine chose (1002, 1007, 1009) and the other side gets 1011; a TCP
+connection that ends without a closing handshake is ended the same way on the other leg (a
+reset as a reset). ``stop()`` sends 1001 on both legs of every open connection; a leg still
+open when the connection ends (its peer did not answer a close in time) gets 1000.
 
 Everything seen is reported to a ``ConnectionRecorder``, one per connection, in the
 transcript vocabulary of ``docs/transcripts.md``, including what the proxy writes on its own
@@ -492,15 +491,15 @@ class _ProxiedConnection:
                 # frame, so the other side gets the same fragments, pings between them included
                 message.append(event.data)
                 frame.append(event.data)
+                if event.final:  # recorded as it arrived, before it is passed on
+                    record(role, event.kind, _joined(message, event.kind))
+                    message.clear()
                 if event.frame_final:
                     whole_frame = _joined(frame, event.kind)
                     frame.clear()
                     with contextlib.suppress(ConnectionClosed):
                         await target.send_frame(whole_frame, first=frame_first, final=event.final)
                     frame_first = event.final
-                if event.final:
-                    record(role, event.kind, _joined(message, event.kind))
-                    message.clear()
                 continue
             elif isinstance(event, PingReceived):
                 record(role, "ping", event.data)
