@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from wsproto.frame_protocol import FrameProtocol
 
+from tests.engine.loop_turns import loop_turns
 from tests.engine.test_client import read_client_close
 from tests.engine.ws_peers import raw_server, read_head, upgrade_response
 from wscenario.engine.tcp_stream import YIELD_EVERY
@@ -691,24 +692,13 @@ async def test_a_caller_that_only_sends_still_lets_other_tasks_run(echo_url: str
         seen = Seen(ws)
         await ws.connect(echo_url)
         await seen.until("open")
-        turns = 0
-
-        async def other() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await anyio.lowlevel.checkpoint()
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(other)
-            await anyio.lowlevel.checkpoint()
-            before = turns
+        async with loop_turns() as turns:
+            before = turns()
             for _ in range(YIELD_EVERY - 1):
                 await ws.send_and_write("m")
-            assert turns == before  # written at once, without a pass through the loop
+            assert turns() == before  # written at once, without a pass through the loop
             await ws.send_and_write("m")
-            assert turns > before  # ... but one every YIELD_EVERY messages
-            tasks.cancel_scope.cancel()
+            assert turns() > before  # ... but one every YIELD_EVERY messages
         echoed = [(await seen.until("message"))[-1] for _ in range(YIELD_EVERY)]
         assert echoed == [("message", "m")] * YIELD_EVERY
 

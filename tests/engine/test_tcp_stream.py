@@ -14,6 +14,7 @@ import pytest
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import StapledByteStream
 
+from tests.engine.loop_turns import loop_turns
 from wscenario.engine.tcp_stream import YIELD_EVERY, TcpStream, adopt
 
 pytestmark = pytest.mark.anyio
@@ -229,24 +230,13 @@ async def test_send_nowait_writes_once_nothing_waits_and_the_next_send_waits_for
 
 async def test_sends_the_kernel_takes_at_once_still_let_other_tasks_run() -> None:
     async with pair() as (stream, peer):
-        turns = 0
-
-        async def other() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await anyio.lowlevel.checkpoint()
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(other)
-            await anyio.lowlevel.checkpoint()
-            before = turns
+        async with loop_turns() as turns:
+            before = turns()
             for _ in range(YIELD_EVERY - 1):
                 await stream.send(b"m")
-            assert turns == before  # no pass through the loop for a quick send
+            assert turns() == before  # no pass through the loop for a quick send
             await stream.send(b"m")
-            assert turns > before  # ... but one every YIELD_EVERY
-            tasks.cancel_scope.cancel()
+            assert turns() > before  # ... but one every YIELD_EVERY
         assert await read_exactly(peer, YIELD_EVERY) == b"m" * YIELD_EVERY
 
 
