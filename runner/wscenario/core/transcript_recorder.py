@@ -24,6 +24,7 @@ from wscenario.core.wire import (
     PingReceived,
     PongReceived,
     WireEvent,
+    join_pieces,
 )
 
 Headers = Iterable[tuple[str, str]]
@@ -97,11 +98,10 @@ class WireRecorder:
             self._received.append(event.data)
             if not event.final:
                 return []
-            pieces, self._received = self._received, []
-            if self._received_kind == "text":
-                text = "".join(p for p in pieces if isinstance(p, str))
-                return [self._text(t, peer, text)]
-            data = b"".join(p for p in pieces if isinstance(p, bytes))
+            data = join_pieces(self._received, self._received_kind)
+            self._received = []
+            if isinstance(data, str):
+                return [self._text(t, peer, data)]
             return [TranscriptEvent(t, peer, "binary", {"data": data})]
         if isinstance(event, PingReceived | PongReceived):
             kind = "ping" if isinstance(event, PingReceived) else "pong"

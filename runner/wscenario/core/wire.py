@@ -67,6 +67,13 @@ class DataFrame:
     frame_final: bool = True
 
 
+def join_pieces(pieces: list[str | bytes], kind: str) -> str | bytes:
+    """The data of ``DataFrame`` pieces of one ``kind`` as one text (``"text"``) or bytes."""
+    if kind == "text":
+        return "".join(piece for piece in pieces if isinstance(piece, str))
+    return b"".join(piece for piece in pieces if isinstance(piece, bytes))
+
+
 @dataclass(frozen=True)
 class PingReceived:
     """A ping frame arrived (the engine has not answered it: that is the session's choice)."""

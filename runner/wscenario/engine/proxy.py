@@ -69,6 +69,7 @@ from wscenario.core.wire import (
     SendPong,
     TlsPolicy,
     WireAction,
+    join_pieces,
 )
 from wscenario.engine import tls, websocket
 from wscenario.engine.errors import (
@@ -492,10 +493,10 @@ class _ProxiedConnection:
                 message.append(event.data)
                 frame.append(event.data)
                 if event.final:  # recorded as it arrived, before it is passed on
-                    record(role, event.kind, _joined(message, event.kind))
+                    record(role, event.kind, join_pieces(message, event.kind))
                     message.clear()
                 if event.frame_final:
-                    whole_frame = _joined(frame, event.kind)
+                    whole_frame = join_pieces(frame, event.kind)
                     frame.clear()
                     with contextlib.suppress(ConnectionClosed):
                         await target.send_frame(whole_frame, first=frame_first, final=event.final)
@@ -637,13 +638,6 @@ _NAMES: dict[Role, str] = {"client": "client", "server": "upstream"}
 
 def _other(role: Role) -> Role:
     return "server" if role == "client" else "client"
-
-
-def _joined(pieces: list[str | bytes], kind: str) -> str | bytes:
-    """The pieces of a message or frame as one text or one bytes."""
-    if kind == "text":
-        return "".join(piece for piece in pieces if isinstance(piece, str))
-    return b"".join(piece for piece in pieces if isinstance(piece, bytes))
 
 
 async def _flush(connection: websocket.WebSocketConnection) -> None:

@@ -66,6 +66,7 @@ from wscenario.core.wire import (
     SendPing,
     TlsPolicy,
     WireEvent,
+    join_pieces,
 )
 from wscenario.engine.errors import ConnectionClosed, HandshakeError
 from wscenario.engine.event_queue import READ_AHEAD, EventQueue
@@ -334,12 +335,7 @@ class RawClientDriver:
             self._pieces.append(event.data)
             if event.final:
                 pieces, self._pieces = self._pieces, []
-                message = (
-                    "".join(pieces)  # type: ignore[arg-type]
-                    if event.kind == "text"
-                    else b"".join(pieces)  # type: ignore[arg-type]
-                )
-                self._emit("message", message)
+                self._emit("message", join_pieces(pieces, event.kind))
         elif isinstance(event, PingReceived):
             self._emit("ping", event.data)
         elif isinstance(event, PongReceived):
@@ -369,7 +365,7 @@ class RawClientDriver:
             self._frame_first = piece.first
         if piece.frame_final:
             pieces, self._pieces = self._pieces, []
-            data = "".join(pieces) if piece.kind == "text" else b"".join(pieces)  # type: ignore[arg-type]
+            data = join_pieces(pieces, piece.kind)
             self._emit("frame", frame_value(data, first=self._frame_first, fin=piece.final))
 
     def _lost(self, event: ConnectionLost) -> None:

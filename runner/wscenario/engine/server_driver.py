@@ -40,6 +40,7 @@ from wscenario.core.wire import (
     SendMessage,
     SendPing,
     WireEvent,
+    join_pieces,
 )
 from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import ConnectionClosed
@@ -410,11 +411,7 @@ class ServerDriver:
             self._pieces = []
         self._pieces.append(frame.data)
         if frame.final:
-            data: str | bytes
-            if frame.kind == "text":
-                data = "".join(piece for piece in self._pieces if isinstance(piece, str))
-            else:
-                data = b"".join(piece for piece in self._pieces if isinstance(piece, bytes))
+            data = join_pieces(self._pieces, frame.kind)
             self._pieces = None
             await self._emit("messageReceive", data)
 
