@@ -117,6 +117,28 @@ async def test_calls_and_expects_pass_in_order() -> None:
 
 
 @pytest.mark.anyio
+async def test_secrets_are_hidden_from_the_labels_of_passed_and_failed_steps() -> None:
+    driver = ScriptedDriver(on_send=echo)
+    sc = scenario(
+        Connect(**at(1)),
+        send(2, "tok sekrit"),
+        expect_text(3, "tok sekrit"),
+        expect_text(4, "again sekrit", timeout=0.01),
+    )
+    env = {"WSCENARIO_SECRET_T": "sekrit"}
+    result, seen = await run(sc, driver, {"room": "r1"}, env)
+    assert not result.passed
+    labels = [step.label for step in seen]
+    assert labels[1:] == [
+        "send 'tok <WSCENARIO_SECRET_T>'",
+        "expect message 'tok <WSCENARIO_SECRET_T>'",
+        "expect message 'again <WSCENARIO_SECRET_T>'",
+    ]
+    _, plain = await run(sc, ScriptedDriver(on_send=echo), {"room": "r1"})
+    assert plain[1].label == "send 'tok sekrit'"  # described from the step when read
+
+
+@pytest.mark.anyio
 async def test_call_failing_where_success_was_expected() -> None:
     driver = ScriptedDriver()
     driver.answer("connect", CallError(2302003, "Websocket connection already exist"))
@@ -448,6 +470,21 @@ def server(*steps: Step, rules: tuple[Rule, ...]) -> Scenario:
 
 def receive(line: int, text: str) -> Expect:
     return Expect(matcher=EventMatcher("messageReceive", TextMatcher(text)), **at(line))
+
+
+@pytest.mark.anyio
+async def test_a_failed_rule_is_labelled_without_secrets() -> None:
+    driver = ScriptedDriver()
+    driver.push("messageReceive", "sekrit")
+    sc = server(
+        ExpectNothing(duration=0.03, **at(1)),
+        rules=(rule(1, "^sekrit$", send(90, "{{ missing }}")),),
+    )
+    result, _ = await run(sc, driver, env={"WSCENARIO_SECRET_T": "sekrit"})
+    failed = result.steps[0]
+    assert failed.kind == "rule"
+    assert failed.failure is not None
+    assert failed.label == "rule on messageReceive regex /^<WSCENARIO_SECRET_T>$/"
 
 
 @pytest.mark.anyio

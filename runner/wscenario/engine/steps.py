@@ -127,7 +127,7 @@ class StepRunner:
         self.driver = driver
         self.variables = variables
         self.env = env
-        self._hide: dict[str, str] | None = None  # secrets_in(env), read when first needed
+        self._secrets = secrets_in(env)  # never shown in what the run reports
         self.clock = clock or loop_clock()
         self.on_step = on_step
         self.rules = tuple(scenario.rules if rules is None else rules)
@@ -169,7 +169,7 @@ class StepRunner:
 
     def result(self, *, total_steps: int | None = None) -> SessionResult:
         """A snapshot of the session so far."""
-        secrets = self._secrets()
+        secrets = self._secrets
         return SessionResult(
             steps=tuple(self._results),
             events=tuple(
@@ -202,8 +202,8 @@ class StepRunner:
         result = StepResult(
             index=index,
             kind=step_kind(step),
-            # a failed step is shown: its label is made now, with the secrets in it hidden
-            what=step if failure is None else hide(describe_step(step), self._secrets()),
+            # described when shown, unless a secret must be hidden from the description
+            what=hide(describe_step(step), self._secrets) if self._secrets else step,
             position=step.position,
             pointer=step.pointer,
             started=begin - self.started,
@@ -513,7 +513,7 @@ class StepRunner:
             StepResult(
                 index=index,
                 kind="rule",
-                what=f"rule on {describe_matcher(rule.on)}",
+                what=hide(f"rule on {describe_matcher(rule.on)}", self._secrets),
                 position=rule.position,
                 pointer=rule.pointer,
                 started=begin - self.started,
@@ -538,21 +538,11 @@ class StepRunner:
             diff=tuple(diff),
             variables=dict(self.variables),
         )
-        return self._hidden(failure) if self._secrets() else failure
-
-    def _secrets(self) -> dict[str, str]:
-        """What reports must not show: the values of ``WSCENARIO_SECRET_*`` variables.
-
-        Read from the environment once, on the first failure or result, so a session that
-        passes step after step never scans it per step.
-        """
-        if self._hide is None:
-            self._hide = secrets_in(self.env)
-        return self._hide
+        return self._hidden(failure) if self._secrets else failure
 
     def _hidden(self, failure: Failure) -> Failure:
         """``failure`` without the values of ``WSCENARIO_SECRET_*`` variables."""
-        secrets = self._secrets()
+        secrets = self._secrets
         return Failure(
             message=hide(failure.message, secrets),
             expected=hide(failure.expected, secrets),

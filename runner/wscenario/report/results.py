@@ -40,7 +40,8 @@ class StepResult:
     """One step's outcome.
 
     ``kind`` is the step's key (``send``, ``expect``, ``rule``...); ``what`` the step that
-    ran, or a short description of what ran when it was not a step (a rule, a handshake);
+    ran, or a short description of what ran (a rule, a handshake, or a step whose
+    description had secrets to hide);
     ``started`` is seconds since the session started, ``duration`` in seconds.
     """
 
@@ -60,7 +61,8 @@ class StepResult:
 
     @property
     def label(self) -> str:
-        """A short description of the step (made when read: most results are never shown)."""
+        """A short description of the step, described from it when read (a run that reports
+        only failures, or nothing, describes no passed step)."""
         return self.what if isinstance(self.what, str) else describe_step(self.what)
 
 
