@@ -128,6 +128,35 @@ def test_loose_replay_lets_volatile_looking_values_differ(
 
 
 @pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--ignore", "ts"], "--ignore ts: 'ts' is not a JSON Pointer"),
+        (["--ignore", "/a~2"], "--ignore /a~2: '/a~2' is not a JSON Pointer"),
+        (["--ignore", ""], "'' is not a JSON Pointer"),
+    ],
+)
+def test_an_ignore_that_is_not_a_pointer_is_exit_2(
+    flags: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = echo_transcript(tmp_path / "echo.jsonl")
+    assert main(["replay", str(path), "--against", "ws://127.0.0.1:9/", *flags]) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_pointer_given_to_ignore_and_match_is_named_with_both(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = one_exchange(tmp_path / "both.jsonl", '{"v":1}', '{"v":1}')
+    base = ["replay", str(path), "--against", echo_url, "--timing", "fast"]
+    assert main([*base, "--ignore", "/gone", "--match", "/gone=any:true"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "never applies" in line]
+    assert len(warned) == 1
+    assert warned[0].startswith("wscenario: warning: --ignore /gone and --match /gone=...: ")
+
+
+@pytest.mark.parametrize(
     ("rule", "says"),
     [
         ("ts=any:number", "write POINTER=any:TYPE or POINTER=regex:PATTERN"),

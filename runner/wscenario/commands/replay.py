@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     options = ReplayOptions(
         timing=parse_timing(args.timing),
-        ignore=tuple(args.ignore),
+        ignore=tuple(parse_ignore(pointer) for pointer in args.ignore),
         expect_timeout=_timeout(args.timeout),
         limits=with_limits(Limits(), parse_limits(args.limit)),
         wildcards=dict(parse_match(rule) for rule in args.match),
@@ -103,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
     if args.serve and len(paths) > 1:
         raise UsageError("--serve plays one transcript (--against plays several in turn)")
     record = recording_from_args(args)
-    flags = {pointer: f"--ignore {pointer}" for pointer in args.ignore}
-    flags.update({pointer: f"--match {pointer}=..." for pointer in options.wildcards})
+    flags: dict[str, str] = {}  # each pointer's flags, as a warning names them
+    for pointer, flag in [
+        *((pointer, f"--ignore {pointer}") for pointer in options.ignore),
+        *((pointer, f"--match {pointer}=...") for pointer in options.wildcards),
+    ]:
+        flags[pointer] = f"{flags[pointer]} and {flag}" if pointer in flags else flag
     expected_from: Role = "client" if args.serve else "server"
     infos = []
     for path in paths:  # all of them, before anything connects
@@ -163,6 +167,13 @@ def parse_timing(value: str) -> Timing:
     if not (math.isfinite(scale) and scale > 0):
         raise UsageError(f"--timing expects recorded, fast or xN (x2, x0.5), got {value!r}")
     return Timing(scale)
+
+
+def parse_ignore(value: str) -> str:
+    """An ``--ignore`` value: a JSON Pointer."""
+    if _POINTER.fullmatch(value) is None:
+        raise UsageError(f"--ignore {value}: {value!r} is not a JSON Pointer (~ is ~0, / is ~1)")
+    return value
 
 
 def parse_match(value: str) -> tuple[str, JSON]:
