@@ -35,6 +35,10 @@ DEFAULT_FILES = ["*.wscenario.yaml", "*.wscenario.yml"]
 T = TypeVar("T")
 
 _declared = pytest.StashKey[set[str]]()
+_vars = pytest.StashKey[Mapping[str, str]]()
+"""The ``--wscenario-var`` values by name."""
+_limits = pytest.StashKey[Mapping[str, int | float]]()
+"""The ``--wscenario-limit`` values by ``Limits`` field name."""
 """Names of variables that the collected scenarios declare."""
 
 
@@ -71,10 +75,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check the ``--wscenario-*`` options before anything is collected."""
+    """Read and check the ``--wscenario-*`` options before anything is collected."""
+    from wscenario.commands.limit_options import parse_limits
+    from wscenario.commands.scenario_selection import parse_vars
+
     config.stash[_declared] = set()
-    overrides(config)
-    limit_values(config)
+    config.stash[_vars] = _read_option(config, "var", parse_vars)
+    config.stash[_limits] = _read_option(config, "limit", parse_limits)
     url: str | None = config.getoption("wscenario_url")
     if url is not None:
         from wscenario.commands.given_url import checked_url
@@ -97,7 +104,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A ``--wscenario-var`` that no collected scenario declares is a usage error."""
     declared = session.config.stash[_declared]
-    unused = [name for name in overrides(session.config) if name not in declared]
+    unused = [name for name in session.config.stash[_vars] if name not in declared]
     if unused:
         names = ", ".join(sorted(unused))
         raise pytest.UsageError(f"--wscenario-var {names}: no collected scenario declares it")
@@ -115,32 +122,14 @@ def pytest_runtest_makereport(
     return report
 
 
-def overrides(config: pytest.Config) -> Mapping[str, str]:
-    """The ``--wscenario-var`` values by name.
-
-    Raises:
-        pytest.UsageError: an item is not ``NAME=VALUE``.
-    """
-    from wscenario.commands.scenario_selection import parse_vars
-
-    return _read_option(config, "var", parse_vars)
-
-
-def limit_values(config: pytest.Config) -> Mapping[str, int | float]:
-    """The ``--wscenario-limit`` values by ``Limits`` field name.
-
-    Raises:
-        pytest.UsageError: an item names no limit or gives a value its limit refuses.
-    """
-    from wscenario.commands.limit_options import parse_limits
-
-    return _read_option(config, "limit", parse_limits)
-
-
 def _read_option(
     config: pytest.Config, name: str, parse: Callable[[list[str]], Mapping[str, T]]
 ) -> Mapping[str, T]:
-    """``--wscenario-NAME`` items read as the command's own flag reads them."""
+    """``--wscenario-NAME`` items read as the command's own flag reads them.
+
+    Raises:
+        pytest.UsageError: an item the flag would refuse (the flag's message, prefixed).
+    """
     given: list[str] = config.getoption(f"wscenario_{name}")
     if not given:
         return {}
@@ -179,8 +168,8 @@ class ScenarioFile(pytest.File):
         from wscenario.core.scenario_loader import load_scenario
         from wscenario.errors import ScenarioLoadError, UsageError
 
-        given = overrides(self.config)
-        limits = limit_values(self.config)
+        given = self.config.stash[_vars]
+        limits = self.config.stash[_limits]
         try:
             scenario = load_scenario(self.path, limits=limits)
             declared = {name: value for name, value in given.items() if name in scenario.vars}

@@ -46,14 +46,15 @@ def parse_limits(items: Sequence[str]) -> dict[str, int | float]:
         UsageError: an item is not ``NAME=VALUE``, names no limit, or gives a value the
             scenario's ``limits:`` section would refuse.
     """
-    from wscenario.core.build import limit_values
+    from wscenario.core.build import LIMITS
     from wscenario.core.checks import limit_problem
 
     values: dict[str, int | float] = {}
     for item in items:
         name, value = _limit_value(item)
+        field, read = LIMITS[name]
         try:
-            ((field, converted),) = limit_values({name: value}).items()
+            converted = read(value)
         except ValueError as exc:  # what the schema let through and the units do not take
             raise UsageError(f"--limit {item}: {exc}") from None
         if (problem := limit_problem(name, value)) is not None:

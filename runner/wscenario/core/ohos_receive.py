@@ -27,7 +27,6 @@ class MessageAssembler:
     """Turns the data pieces the app receives into deliveries (``api``: ``None`` is newest)."""
 
     def __init__(self, api: int | None = None) -> None:
-        self._api = api
         self._legacy = api is not None and api <= 10
         self._text_end = api != 11
         self._text: list[str] = []
