@@ -168,6 +168,20 @@ async def test_what_send_now_leaves_unsent_makes_the_next_write_wait_its_turn() 
             await connection.abort()
 
 
+async def test_a_message_passed_on_in_frames_that_cannot_go_holds_nothing_back() -> None:
+    async with websockets_server(echo) as port:
+        with anyio.fail_after(5):
+            connection = await open_client(port)
+            await connection.send_frame("a", first=True, final=False)
+            await connection.send_frame("b", first=False, final=True)
+            assert await connection.receive() == DataFrame("text", "ab", True, True)
+            await connection.aclose()
+            with pytest.raises(ConnectionClosed):
+                await connection.send_frame("c", first=True, final=False)
+            with pytest.raises(ConnectionClosed):  # at once: no message under way to wait for
+                await connection.send(SendMessage("d"))
+
+
 async def test_send_now_leaves_a_server_side_stream_to_send() -> None:
     answered: list[bool] = []
 

@@ -146,11 +146,12 @@ def test_a_part_may_end_in_the_middle_of_a_character() -> None:
     assert read_simple_frames(data[:51], masked=False, max_size=LIMIT)[:2] == ([], 0)
     unfinished = read_simple_frames(data[:51], masked=False, max_size=LIMIT)[2]
     assert unfinished is not None
-    assert not unfinished.complete
+    assert unfinished.missing
     assert unfinished.take(data[51:] + frame(2, b"next", masked=False)) == frame(
         2, b"next", masked=False
     )
-    assert unfinished.complete
+    assert unfinished.missing == 0
+    assert not unfinished.failed
     assert unfinished.payload() == "é" * 100
 
 

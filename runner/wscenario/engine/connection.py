@@ -171,7 +171,7 @@ class WebSocketConnection:
         deflate: CappedDeflate | None = None,
     ) -> None:
         self.client = client
-        self.limits = limits
+        self._limits = limits  # the deflate extension was made with their message size
         self.subprotocol = subprotocol
         self.request_headers = request_headers
         self.response_headers = response_headers
@@ -211,9 +211,15 @@ class WebSocketConnection:
 
     # ---------------------------------------------------------------------------- state
 
-    def use_limits(self, limits: Limits) -> None:
-        """Apply ``limits`` from now on (a server's route has its own), to inflating too."""
-        self.limits = limits
+    @property
+    def limits(self) -> Limits:
+        """The limits in force; set new ones (a server's route has its own) to apply them from
+        now on, to inflating too."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
         if self._deflate is not None:
             self._deflate.max_size = limits.max_message_size
 
@@ -555,7 +561,6 @@ class WebSocketConnection:
         data: bytes,
         *,
         batch: bool = False,
-        seen: bytes | None = None,
         build: _FrameBuilder | None = None,
     ) -> None:
         if self._lost is not None or self._transport_closed:
@@ -572,7 +577,7 @@ class WebSocketConnection:
             self._outbox_size += len(data)
             return
         try:
-            await self._send_frames(data, seen, build)
+            await self._send_frames(data, build)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = self._lost or lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
@@ -581,12 +586,10 @@ class WebSocketConnection:
         with contextlib.suppress(*TRANSPORT_ERRORS):
             await self._send_frames(data)
 
-    async def _send_frames(
-        self, data: bytes, seen: bytes | None = None, build: _FrameBuilder | None = None
-    ) -> None:
+    async def _send_frames(self, data: bytes, build: _FrameBuilder | None = None) -> None:
         """Write the frames held back, then ``data`` (if any), in one ``send``, once the writes
-        queued before it are done; the observer is told ``seen`` in place of ``data``.
-        ``build``, when given, makes ``data`` and ``seen`` once the turn has come.
+        queued before it are done. ``build``, when given, makes the frame to write once the
+        turn has come, and the one the observer is told of in its place (``None``: the same).
 
         Frames are held back only while no write is under way or queued, and taken only once
         the lock is held: a write cancelled while it waits for its turn takes nothing with it.
@@ -596,6 +599,7 @@ class WebSocketConnection:
         try:
             await lock.acquire()  # a free lock is taken without a pass through the event loop
             try:
+                seen = None
                 if build is not None:
                     data, seen = build()
                 frames = self._outbox

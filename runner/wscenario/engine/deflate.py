@@ -100,12 +100,8 @@ def negotiate(
         if offer.split(";")[0].strip().lower() != PerMessageDeflate.name or not _valid(offer):
             continue
         extension = CappedDeflate(max_size)
-        try:
-            parameters = extension.accept(offer)
-        except ValueError:  # a window size that is not a number
-            continue
-        if parameters is None or parameters is False:
-            continue
+        parameters = extension.accept(offer)
+        assert isinstance(parameters, str)  # _valid lets through only what wsproto takes
         answer = PerMessageDeflate.name + (f"; {parameters}" if parameters else "")
         return extension, answer
     return None

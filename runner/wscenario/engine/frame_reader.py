@@ -37,8 +37,8 @@ class FrameInParts:
     """A simple frame whose payload spans several reads, collected as it comes.
 
     ``head`` is the frame's header as received; ``key`` the masking key (empty when the frame
-    is not masked). Give it each read with ``take``; once ``complete``, ``payload()`` is the
-    frame's text or bytes. ``failed`` is set when text turned out not to be UTF-8.
+    is not masked). Give it each read with ``take``; once nothing is ``missing``, ``payload()``
+    is the frame's text or bytes. ``failed`` is set when text turned out not to be UTF-8.
     """
 
     def __init__(self, head: bytes, *, text: bool, length: int, key: bytes) -> None:
@@ -51,11 +51,6 @@ class FrameInParts:
         self._text: list[str] = []  # a text payload so far, decoded as it came
         self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
         self._bad = b""  # the bytes a text payload failed at: those held back, and the part
-
-    @property
-    def complete(self) -> bool:
-        """Whether the whole payload has arrived (and, for text, is UTF-8)."""
-        return self.missing == 0 and not self.failed
 
     def take(self, data: bytes) -> bytes:
         """Take the frame's next bytes from ``data``; what comes after the frame is returned."""

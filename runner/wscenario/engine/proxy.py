@@ -474,9 +474,8 @@ class _ProxiedConnection:
         """
         assert self.recorder is not None  # the request was recorded before any relay
         record = self.recorder.message
-        message: list[str | bytes] = []  # the pieces of the message under way, for the record
+        message: list[str | bytes] = []  # the frames of the message under way, for the record
         frame: list[str | bytes] = []  # the pieces of its frame under way, to pass on
-        frame_first = True  # that frame starts its message
         while True:
             try:
                 event = await source.receive()
@@ -490,17 +489,18 @@ class _ProxiedConnection:
             elif isinstance(event, DataFrame):
                 # a message in several frames, or a frame in several reads: passed on frame by
                 # frame, so the other side gets the same fragments, pings between them included
-                message.append(event.data)
                 frame.append(event.data)
+                if not event.frame_final:
+                    continue
+                whole_frame = join_pieces(frame, event.kind)
+                frame.clear()
+                first = not message
+                message.append(whole_frame)
                 if event.final:  # recorded as it arrived, before it is passed on
                     record(role, event.kind, join_pieces(message, event.kind))
                     message.clear()
-                if event.frame_final:
-                    whole_frame = join_pieces(frame, event.kind)
-                    frame.clear()
-                    with contextlib.suppress(ConnectionClosed):
-                        await target.send_frame(whole_frame, first=frame_first, final=event.final)
-                    frame_first = event.final
+                with contextlib.suppress(ConnectionClosed):
+                    await target.send_frame(whole_frame, first=first, final=event.final)
                 continue
             elif isinstance(event, PingReceived):
                 record(role, "ping", event.data)

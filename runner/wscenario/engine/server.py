@@ -212,7 +212,7 @@ class FakeServer(ConnectionHost):
         path = HandshakeRequest(done.path).path
         route = self.routes[path]
         limits = route.limits or self.limits
-        connection.use_limits(limits)
+        connection.limits = limits  # inflating too
         driver = ServerDriver(connection, done, peer, route.spec, limits)
         self.stats.accepted += 1
         self._live.add(driver)
