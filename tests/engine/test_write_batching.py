@@ -16,13 +16,16 @@ import anyio
 import pytest
 from anyio.abc import ByteStream, SocketListener, SocketStream
 from websockets.asyncio.client import connect
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import Frame, FrameProtocol, Opcode
 
 from wscenario.core.model import Limits, ServerSpec
 from wscenario.core.scenario_loader import load_scenario
 from wscenario.core.wire import SendClose, SendMessage, SendPing, WireEvent
 from wscenario.engine.connection import OUTBOX_SIZE, QUICK_WRITE, WebSocketConnection
+from wscenario.engine.deflate import CappedDeflate, negotiate
 from wscenario.engine.errors import ConnectionClosed
+from wscenario.engine.frames import encode_frame
 from wscenario.engine.server import FakeServer, Route, bound_port, open_listener
 from wscenario.engine.server_driver import ServerDriver
 from wscenario.engine.steps import StepRunner
@@ -75,7 +78,9 @@ class Observer:
 
 
 @asynccontextmanager
-async def server_side() -> AsyncIterator[tuple[WebSocketConnection, CountingStream, SocketStream]]:
+async def server_side(
+    deflate: CappedDeflate | None = None,
+) -> AsyncIterator[tuple[WebSocketConnection, CountingStream, SocketStream]]:
     """A server-side connection over loopback, its counting stream, and the raw far end."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = bound_port(listener)
@@ -85,7 +90,9 @@ async def server_side() -> AsyncIterator[tuple[WebSocketConnection, CountingStre
         assert isinstance(socket_listener, SocketListener)
         near = await socket_listener.accept()
         stream = CountingStream(near)
-        connection = WebSocketConnection(stream, client=False, limits=Limits(close_timeout=1.0))
+        connection = WebSocketConnection(
+            stream, client=False, limits=Limits(close_timeout=1.0), deflate=deflate
+        )
         async with far:
             yield connection, stream, far
             await connection.abort()
@@ -231,6 +238,30 @@ async def test_a_write_that_waited_its_turn_leaves_before_one_sent_after_it() ->
         await anyio.wait_all_tasks_blocked()
         received.extend(await frames_from(far, 3))
     assert [payload for _, payload in received[1:]] == ["second", "third"]
+
+
+async def test_compressed_messages_are_held_back_and_written_together_too() -> None:
+    offer = (("Sec-WebSocket-Extensions", "permessage-deflate"),)
+    agreed = negotiate(offer, 1 << 20)
+    assert agreed is not None
+    extension, answer = agreed
+    async with server_side(extension) as (connection, stream, _far):
+        observer = Observer()
+        connection.observer = observer
+        connection.batching = True
+        for text in ("one", "two", "three"):
+            await connection.send(SendMessage(text))
+        assert stream.writes == []
+        await connection.flush()
+        assert len(stream.writes) == 1  # three compressed frames in one write
+        client = PerMessageDeflate()
+        client.finalize(answer.partition(";")[2])
+        parser = FrameProtocol(client=True, extensions=[client])
+        parser.receive_bytes(stream.writes[0])
+        assert [frame.payload for frame in parser.received_frames()] == ["one", "two", "three"]
+    assert observer.sent == [
+        encode_frame(0x1, text.encode(), masked=False) for text in ("one", "two", "three")
+    ]
 
 
 async def test_ready_to_write_says_whether_the_socket_takes_a_small_write_at_once() -> None:

@@ -191,6 +191,7 @@ class WebSocketConnection:
         self._send_lock = asyncio.Lock() if asyncio_loop() else anyio.Lock(fast_acquire=True)
         self._writes = 0  # writes under way or waiting for their turn
         self._outbox: list[bytes] = []  # frames held back while batching
+        self._outbox_told: list[bytes] = []  # what the observer is told of them (plain frames)
         self._outbox_size = 0
         # asks the kernel whether the socket has room: the poll, the socket, its number
         self._writable: tuple[select.poll, socket.socket, int] | None = None
@@ -424,16 +425,9 @@ class WebSocketConnection:
             ConnectionClosed: the connection ended, or a close frame was already sent.
         """
         if isinstance(action, SendMessage):
-            data = action.data
             if self._fragmenting is not None:
                 await self._fragmenting.wait()
-            if self._deflate is not None:
-                await self._write_compressed(data)
-            elif isinstance(data, str):
-                frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
-                await self._write(frame, batch=True)
-            else:
-                await self._write(encode_frame(0x2, data, masked=self.client), batch=True)
+            await self._write_data(*_message_frame(action.data))
         elif isinstance(action, SendPing):
             await self._write(encode_frame(0x9, action.data, masked=self.client), batch=True)
         elif isinstance(action, SendPong):
@@ -445,14 +439,18 @@ class WebSocketConnection:
         elif isinstance(action, CloseTransport):
             await self.abort(rst=action.abort)
 
-    async def _write_compressed(
-        self, data: str | bytes, *, first: bool = True, fin: bool = True, opcode: int = 0
+    async def _write_data(
+        self, opcode: int, payload: bytes, *, fin: bool = True, batch: bool = True
     ) -> None:
-        """Write one frame of a compressed message; the observer is told the plain frame."""
+        """Write one data frame (``opcode`` 0 continues a message), held back with others while
+        ``batching`` if ``batch``; compressed when the handshake agreed on it, the observer then
+        being told the plain frame."""
         deflate = self._deflate
-        assert deflate is not None
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        opcode = (opcode or (0x1 if isinstance(data, str) else 0x2)) if first else 0x0
+        if deflate is None:
+            frame = encode_frame(opcode, payload, masked=self.client, fin=fin)
+            await self._write(frame, batch=batch)
+            return
+        first = opcode != 0
 
         def compressed() -> tuple[bytes, bytes | None]:
             # only once this write's turn has come: the compressor's state then never holds
@@ -464,7 +462,7 @@ class WebSocketConnection:
                 plain = encode_frame(opcode, payload, masked=self.client, fin=fin)
             return frame, plain
 
-        await self._write(b"", build=compressed)
+        await self._write(b"", batch=batch, build=compressed)
 
     async def send_fragmented(
         self,
@@ -479,8 +477,7 @@ class WebSocketConnection:
         ``delay`` waits between frames; ``ping_between`` writes a ping after the first one.
         Other messages sent meanwhile wait until this one is complete.
         """
-        encoded = data.encode("utf-8") if isinstance(data, str) else data
-        opcode = 0x1 if isinstance(data, str) else 0x2
+        opcode, encoded = _message_frame(data)
         pieces = split_payload(encoded, max(1, parts))
         while self._fragmenting is not None:
             await self._fragmenting.wait()
@@ -490,14 +487,7 @@ class WebSocketConnection:
                 if index and delay > 0:
                     await anyio.sleep(delay)
                 final = index == len(pieces) - 1
-                if self._deflate is not None:
-                    await self._write_compressed(piece, first=index == 0, fin=final, opcode=opcode)
-                else:
-                    await self._write(
-                        encode_frame(
-                            opcode if index == 0 else 0x0, piece, masked=self.client, fin=final
-                        )
-                    )
+                await self._write_data(opcode if index == 0 else 0x0, piece, fin=final, batch=False)
                 if ping_between and index == 0 and not final:
                     await self._write(encode_frame(0x9, b"", masked=self.client))
         finally:
@@ -516,14 +506,9 @@ class WebSocketConnection:
                 await self._fragmenting.wait()
             if not final:
                 self._fragmenting = anyio.Event()
+        opcode, payload = _message_frame(data)
         try:
-            if self._deflate is not None:
-                await self._write_compressed(data, first=first, fin=final)
-            else:
-                opcode = (0x1 if isinstance(data, str) else 0x2) if first else 0x0
-                payload = data.encode("utf-8") if isinstance(data, str) else data
-                frame = encode_frame(opcode, payload, masked=self.client, fin=final)
-                await self._write(frame, batch=True)
+            await self._write_data(opcode if first else 0x0, payload, fin=final)
         except BaseException:
             self._end_fragmenting()  # a message cut short: what follows is not held back
             raise
@@ -567,17 +552,18 @@ class WebSocketConnection:
             raise ConnectionClosed("the connection is closed", self._lost)
         if self._close_sent:
             raise ConnectionClosed("a close frame was already sent")
-        if (
-            batch
-            and self.batching
-            and not self._writes  # else it waits its turn behind the writes queued
-            and self._outbox_size + len(data) <= OUTBOX_SIZE
-        ):
-            self._outbox.append(data)
-            self._outbox_size += len(data)
-            return
+        told = None
+        if batch and self.batching and not self._writes:  # else it waits behind those queued
+            if build is not None:  # its turn has come: it is made now
+                data, told = build()
+                build = None
+            if self._outbox_size + len(data) <= OUTBOX_SIZE:
+                self._outbox.append(data)
+                self._outbox_told.append(told or data)
+                self._outbox_size += len(data)
+                return
         try:
-            await self._send_frames(data, build)
+            await self._send_frames(data, build, told)
         except TRANSPORT_ERRORS as exc:
             self._lost = lost = self._lost or lost_from(exc)
             raise ConnectionClosed(lost.message, lost) from exc
@@ -586,10 +572,13 @@ class WebSocketConnection:
         with contextlib.suppress(*TRANSPORT_ERRORS):
             await self._send_frames(data)
 
-    async def _send_frames(self, data: bytes, build: _FrameBuilder | None = None) -> None:
+    async def _send_frames(
+        self, data: bytes, build: _FrameBuilder | None = None, told: bytes | None = None
+    ) -> None:
         """Write the frames held back, then ``data`` (if any), in one ``send``, once the writes
-        queued before it are done. ``build``, when given, makes the frame to write once the
-        turn has come, and the one the observer is told of in its place (``None``: the same).
+        queued before it are done; the observer is told ``told`` in place of ``data`` (the
+        plain frame of a compressed one). ``build``, when given, makes ``data`` and ``told``
+        once the turn has come.
 
         Frames are held back only while no write is under way or queued, and taken only once
         the lock is held: a write cancelled while it waits for its turn takes nothing with it.
@@ -599,21 +588,20 @@ class WebSocketConnection:
         try:
             await lock.acquire()  # a free lock is taken without a pass through the event loop
             try:
-                seen = None
                 if build is not None:
-                    data, seen = build()
-                frames = self._outbox
+                    data, told = build()
+                frames, told_frames = self._outbox, self._outbox_told
                 if frames:
-                    self._outbox = []
-                    self._outbox_size = 0
+                    self._outbox, self._outbox_told, self._outbox_size = [], [], 0
                     if data:
                         frames.append(data)
+                        told_frames.append(told or data)
                 elif data:
-                    frames = [data]
+                    frames, told_frames = [data], [told or data]
                 else:
                     return  # a flush that another write has done meanwhile
                 await self._stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
-                self._observe_sent(frames if seen is None else [*frames[:-1], seen])
+                self._observe_sent(told_frames)
             finally:
                 lock.release()
         finally:
@@ -641,11 +629,7 @@ class WebSocketConnection:
             or self._close_sent
         ):
             return False
-        data = message.data
-        if isinstance(data, str):
-            frame = encode_frame(0x1, data.encode("utf-8"), masked=self.client)
-        else:
-            frame = encode_frame(0x2, data, masked=self.client)
+        frame = encode_frame(*_message_frame(message.data), masked=self.client)
         if not tcp.send_nowait(frame):
             return False
         self._observe_sent([frame])
@@ -786,3 +770,10 @@ def stream_address(stream: anyio.abc.ByteStream, attribute: Any) -> Address | No
     if isinstance(value, tuple) and len(value) >= 2:
         return str(value[0]), int(value[1])
     return None
+
+
+def _message_frame(data: str | bytes) -> tuple[int, bytes]:
+    """The opcode of a message's first frame and its payload: text as UTF-8, or binary."""
+    if isinstance(data, str):
+        return 0x1, data.encode("utf-8")
+    return 0x2, data
