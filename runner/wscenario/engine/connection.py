@@ -70,7 +70,6 @@ from wscenario.engine.errors import (
 from wscenario.engine.event_queue import asyncio_loop
 from wscenario.engine.frame_reader import (
     FrameInParts,
-    head_cut_short,
     read_simple_frames,
 )
 from wscenario.engine.frames import close_payload, encode_frame, split_payload
@@ -323,18 +322,18 @@ class WebSocketConnection:
             and self.limits.max_fragments > 0
             and self._parser.idle()
         ):
-            payloads, used, unfinished = read_simple_frames(
+            read = read_simple_frames(
                 data, masked=not self.client, max_size=self.limits.max_message_size
             )
-            for payload in payloads:
+            for payload in read.payloads:
                 self._queue_message(payload)
-            if unfinished is not None and not unfinished.failed:
-                self._unfinished = unfinished
+            if read.unfinished is not None and not read.unfinished.failed:
+                self._unfinished = read.unfinished
                 return
-            if used:
-                data = data[used:]
-            if head_cut_short(data, masked=not self.client):
-                self._head_start = data  # a head cut short: the next read completes it
+            if read.used:
+                data = data[read.used :]
+            if read.head_cut:
+                self._head_start = data  # the next read completes it
                 return
         if data:
             self._parser.receive_bytes(data)

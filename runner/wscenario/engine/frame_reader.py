@@ -18,6 +18,7 @@ bytes as they came, for wsproto to read and report.
 from __future__ import annotations
 
 import codecs
+from typing import NamedTuple
 
 from wscenario.engine.frames import mask_payload
 
@@ -93,57 +94,55 @@ class FrameInParts:
         return self._head + payload
 
 
-def head_cut_short(data: bytes, *, masked: bool) -> bool:
-    """Whether ``data`` is the start of a simple frame's head, the rest of which is to come.
+class SimpleFrames(NamedTuple):
+    """What ``read_simple_frames`` took from the front of a buffer, and where it stopped."""
 
-    A connection keeps such a start for the next read rather than hand it to wsproto, which,
-    once it holds part of a frame, goes on reading every frame after it too.
-    """
-    if not data or data[0] & 0xF0 != _FIN or data[0] & 0x0F not in (_TEXT, _BINARY):
-        return False
-    if len(data) < 2:
-        return True
-    if bool(data[1] & _MASK_BIT) != masked:
-        return False
-    length = data[1] & 0x7F
-    head = 2 + (2 if length == _LENGTH_16 else 8 if length == _LENGTH_64 else 0)
-    return len(data) < head + (4 if masked else 0)
+    payloads: list[str | bytes]
+    """The leading simple frames' payloads: ``str`` for text, ``bytes`` for binary."""
+    used: int
+    """How many bytes they took."""
+    unfinished: FrameInParts | None = None
+    """The simple frame after them that the buffer holds only the start of (it has taken the
+    rest of the buffer)."""
+    head_cut: bool = False
+    """The rest of the buffer is the start of a simple frame's head: the next read completes
+    it. A connection keeps it rather than hand it to wsproto, which, once it holds part of a
+    frame, goes on reading every frame after it too."""
 
 
-def read_simple_frames(
-    data: bytes, *, masked: bool, max_size: int
-) -> tuple[list[str | bytes], int, FrameInParts | None]:
-    """The payloads of the leading simple frames of ``data``, how many bytes they took, and
-    the simple frame that follows them when ``data`` holds only its start.
+def read_simple_frames(data: bytes, *, masked: bool, max_size: int) -> SimpleFrames:
+    """The leading simple frames of ``data``, and the simple frame that follows them, if
+    ``data`` ends inside it.
 
     ``masked``: frames must be masked (a server reads a client's frames) or must not be (a
     client reads a server's). A frame longer than ``max_size`` bytes is left to wsproto (and
-    to the connection's limits). Text payloads come back as ``str``, binary as ``bytes``. The
-    unfinished frame, if any, has taken the rest of ``data``.
+    to the connection's limits).
     """
     payloads: list[str | bytes] = []
     offset = 0
     end = len(data)
-    while end - offset >= 2:
+    while offset < end:
         first = data[offset]
-        second = data[offset + 1]
         opcode = first & 0x0F
         if first & 0xF0 != _FIN or (opcode != _TEXT and opcode != _BINARY):
             break  # a fragment, RSV bits, or a control or reserved opcode
+        if end - offset < 2:
+            return SimpleFrames(payloads, offset, head_cut=True)
+        second = data[offset + 1]
         if bool(second & _MASK_BIT) != masked:
             break
         length = second & 0x7F
         head = offset + 2
         if length == _LENGTH_16:
             if end - head < 2:
-                break
+                return SimpleFrames(payloads, offset, head_cut=True)
             length = int.from_bytes(data[head : head + 2], "big")
             if length < _SHORT_LENGTH:
                 break  # not the shortest form: wsproto calls that a protocol error
             head += 2
         elif length == _LENGTH_64:
             if end - head < 8:
-                break
+                return SimpleFrames(payloads, offset, head_cut=True)
             length = int.from_bytes(data[head : head + 8], "big")
             if length < _LONG_LENGTH:
                 break  # not the shortest form either
@@ -153,7 +152,7 @@ def read_simple_frames(
         key = b""
         if masked:
             if end - head < 4:
-                break
+                return SimpleFrames(payloads, offset, head_cut=True)
             key = data[head : head + 4]
             head += 4
         stop = head + length
@@ -162,7 +161,7 @@ def read_simple_frames(
                 data[offset:head], text=opcode == _TEXT, length=length, key=key
             )
             unfinished.take(data[head:])
-            return payloads, offset, unfinished
+            return SimpleFrames(payloads, offset, unfinished)
         payload = data[head:stop]
         if masked:
             payload = bytes(mask_payload(payload, key))
@@ -174,4 +173,4 @@ def read_simple_frames(
         else:
             payloads.append(payload)
         offset = stop
-    return payloads, offset, None
+    return SimpleFrames(payloads, offset)
