@@ -9,12 +9,24 @@ another process pinned to CPU 1:
 * ``websockets``: the websockets library's own echo server (``echo_server.py``), a reference.
 
 Throughput: text messages of 32 B and 1 KiB, ``round trip`` (send, await the echo, repeat)
-and ``pipelined`` (the client sends as fast as back-pressure lets it while a reader counts the
-echoes); messages/s over ``--duration`` seconds after a warm-up. The ``websockets`` client
-tops out below what the servers can echo, so ``pipelined, raw client`` also loads them with a
-plain socket that writes ready-made masked frames from a thread and counts the echoed bytes:
-there the server is the bottleneck. Every round runs every stack seconds apart in shuffled
-order; the ratio to wsproto is taken per round, the median shown.
+and ``pipelined`` (the client sends as fast as back-pressure lets it while it counts the
+echoes); messages/s over ``--duration`` seconds after a warm-up. Three clients pipeline:
+
+* the ``websockets`` client (Python) is slower than every server here, so this row measures
+  the client more than the server: it does best against a server that answers late, in large
+  pieces (its writes then back up and go out many at a time, and it reads many echoes per
+  read), and worst against one that answers every few messages at once, as ``wscenario``
+  does. A ``wscenario`` build slowed down on purpose lets it reach a higher rate, so read
+  this row as how that client fares, not as server capacity;
+* Node's ``ws`` client (``node_pipelined_client.js``), an independent client fast enough to
+  keep every server here busy: the server is the bottleneck. Needs ``node`` and the ``ws``
+  package of ``tests/node`` (installed with ``npm`` when missing); skipped, with the reason,
+  without them;
+* ``raw client``: a plain socket that writes ready-made masked frames from a thread and
+  counts the echoed bytes, the least a client can cost.
+
+Every round runs every stack seconds apart in shuffled order; the ratio to wsproto is taken
+per round, the median shown.
 
 Connections (fresh server per stack): 20 warm-up connections, then 1,000 timed new connections
 (100 handshakes in flight), then up to ``--idle`` in all; after a settle the server's RSS
@@ -32,6 +44,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,7 +55,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -50,7 +63,11 @@ HERE = Path(__file__).resolve().parent
 STACKS = ("wscenario", "wsproto", "websockets")
 BASELINE = "wsproto"
 SIZES = {"32 B": 32, "1 KiB": 1024}
-MODES = ("round trip", "pipelined", "pipelined, raw client")
+WEBSOCKETS_PIPELINED = "pipelined, websockets client"
+NODE_PIPELINED = "pipelined, Node ws client"
+RAW_PIPELINED = "pipelined, raw client"
+MODES = ("round trip", WEBSOCKETS_PIPELINED, NODE_PIPELINED, RAW_PIPELINED)
+NODE_PACKAGES = HERE.parent / "tests" / "node"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 IN_FLIGHT = 100
@@ -147,13 +164,52 @@ def rss_kib(pid: int) -> int:
 
 def client(*args: str) -> subprocess.Popen[str]:
     """This script in client mode, in its own process on the client CPU."""
+    return _on_client_cpu([sys.executable, __file__, *args])
+
+
+def _on_client_cpu(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, __file__, *args],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
         preexec_fn=lambda: _pinned(CLIENT_CPU),  # noqa: PLW1509 - no threads here
     )
+
+
+class NodeClient(NamedTuple):
+    """How to start ``node_pipelined_client.js``."""
+
+    command: list[str]
+    env: dict[str, str]
+
+    def rate(self, port: int, size: int, duration: float) -> subprocess.Popen[str]:
+        """The client loading ``port``, in its own process on the client CPU."""
+        args = [str(port), str(size), str(WARMUP), str(duration)]
+        return _on_client_cpu([*self.command, *args], self.env)
+
+
+def find_node_client() -> NodeClient | str:
+    """The Node ``ws`` client, installing ``ws`` into ``tests/node`` if needed; or why not."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None:
+        return "node is not on PATH"
+    if not (NODE_PACKAGES / "node_modules" / "ws").is_dir():
+        if npm is None:
+            return f"ws is not installed in {NODE_PACKAGES} and npm is not on PATH"
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=NODE_PACKAGES,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            return f"npm install in {NODE_PACKAGES} failed: {done.stderr.strip()[-300:]}"
+    env = dict(os.environ, NODE_PATH=str(NODE_PACKAGES / "node_modules"))
+    return NodeClient([node, str(HERE / "node_pipelined_client.js")], env)
 
 
 def _line(pipe: IO[str] | None) -> dict[str, float]:
@@ -257,7 +313,7 @@ def raw_rate(port: int, size: int, duration: float) -> float:
 
 async def client_rate(port: int, mode: str, size: int, duration: float) -> None:
     """Print ``{"rate": messages per second}`` for one mode and size."""
-    if mode == "pipelined, raw client":
+    if mode == RAW_PIPELINED:
         print(json.dumps({"rate": raw_rate(port, size, duration)}), flush=True)
         return
     message = ("0123456789abcdef" * (size // 16 + 1))[:size]
@@ -326,8 +382,10 @@ async def client_idle(port: int, total: int) -> None:
 # ---------------------------------------------------------------------------- bench side
 
 
-def measure_rates(rounds: int, duration: float, workdir: Path) -> dict[str, list[float]]:
-    """Messages/s per (stack, mode, size) cell, one sample per round."""
+def measure_rates(
+    rounds: int, duration: float, workdir: Path, node: NodeClient | None
+) -> dict[str, list[float]]:
+    """Messages/s per (stack, mode, size) cell, one sample per round (Node's only with it)."""
     samples: dict[str, list[float]] = {}
     with (
         server("wscenario", workdir) as (_, p1),
@@ -337,11 +395,17 @@ def measure_rates(rounds: int, duration: float, workdir: Path) -> dict[str, list
         ports = {"wscenario": p1, "wsproto": p2, "websockets": p3}
         for _ in range(rounds):
             for mode in MODES:
+                if mode == NODE_PIPELINED and node is None:
+                    continue
                 for label, size in SIZES.items():
                     order = list(STACKS)
                     random.shuffle(order)
                     for stack in order:
-                        proc = client("rate", str(ports[stack]), mode, str(size), str(duration))
+                        port = ports[stack]
+                        if mode == NODE_PIPELINED and node is not None:
+                            proc = node.rate(port, size, duration)
+                        else:
+                            proc = client("rate", str(port), mode, str(size), str(duration))
                         rate = _line(proc.stdout)["rate"]
                         proc.wait()
                         samples.setdefault(f"{stack}|{mode}|{label}", []).append(rate)
@@ -383,6 +447,8 @@ def report_rates(samples: dict[str, list[float]], rounds: int) -> list[str]:
     ]
     for mode in MODES:
         for label in SIZES:
+            if f"{BASELINE}|{mode}|{label}" not in samples:
+                continue
             cell = {stack: samples[f"{stack}|{mode}|{label}"] for stack in STACKS}
             rates = " | ".join(f"{statistics.median(cell[s]):,.0f}" for s in STACKS)
             ratios = [
@@ -444,7 +510,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if "rates" not in args.skip:
-            samples = measure_rates(args.rounds, args.duration, workdir)
+            node = find_node_client()
+            if isinstance(node, str):
+                print(f"({NODE_PIPELINED} skipped: {node})\n", flush=True)
+            samples = measure_rates(
+                args.rounds, args.duration, workdir, None if isinstance(node, str) else node
+            )
             print(f"## Echo throughput, messages/s (text, {args.rounds} rounds)\n")
             print("\n".join(report_rates(samples, args.rounds)) + "\n", flush=True)
         if "connections" not in args.skip:
