@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import ssl
@@ -132,6 +133,60 @@ async def test_a_proxied_connection_is_recorded_with_its_secrets_redacted(tmp_pa
     assert f"opened -> ws://127.0.0.1:{port}/api/chat?token=<redacted:token:" in printed
     assert "sekrit" not in printed
     assert f"closed 4000 'done' by the client, transcript {path}" in printed
+
+
+async def test_two_secrets_under_one_name_replay_each_from_its_own_variable(
+    tmp_path: Path,
+) -> None:
+    seen: list[tuple[str, str | bytes]] = []
+
+    async def note(ws: ServerConnection) -> None:
+        async for message in ws:
+            seen.append((ws.request.path, message))  # type: ignore[union-attr]
+            await ws.send(message)
+
+    out = tmp_path / "rec"
+    args = ("--out", str(out), "--redact-pointer", "/token")
+    async with (
+        websockets_server(note) as port,
+        recording("--upstream", f"ws://127.0.0.1:{port}", *args) as proxy,
+    ):
+        for n in (1, 2):
+            async with connect(f"{proxy.url}/feed?token=query-{n}", proxy=None) as client:
+                await client.send(f'{{"token":"body-{n}"}}')
+                assert await client.recv() == f'{{"token":"body-{n}"}}'
+            await line_with(proxy, "transcript")
+        proxy.process.send_signal(signal.SIGTERM)
+        code, printed, err = await finish(proxy)
+        assert code == 0, err
+        first, second = transcripts(out)  # in the order the connections started
+        seen.clear()
+        secrets = {"WSCENARIO_SECRET_TOKEN": "query-2", "WSCENARIO_SECRET_TOKEN_2": "body-2"}
+        against = ("--against", f"ws://127.0.0.1:{port}", "--timing", "fast")
+        replay = [sys.executable, "-m", "wscenario", "replay", str(second), *against]
+        replayed = await anyio.run_process(replay, check=False, env={**os.environ, **secrets})
+    assert replayed.returncode == 0, replayed.stdout.decode() + replayed.stderr.decode()
+    assert b"is not set" not in replayed.stderr
+    assert seen == [("/feed?token=query-2", '{"token":"body-2"}')]
+    named = []
+    for path in (first, second):  # each transcript names its own secrets alike
+        assert b"query-" not in path.read_bytes()
+        assert b"body-" not in path.read_bytes()
+        header, request, _, sent, echoed, *_ = open_transcript(path)
+        assert isinstance(header, Header)
+        assert isinstance(request, TranscriptEvent)
+        assert isinstance(sent, TranscriptEvent)
+        assert isinstance(echoed, TranscriptEvent)
+        query = header.url.split("?token=")[1]
+        assert request.fields["target"] == f"/feed?token={query}"
+        assert query.startswith("<redacted:token:")
+        body = json.loads(sent.fields["data"])["token"]
+        assert body.startswith("<redacted:token-2:")
+        assert echoed.fields["data"] == sent.fields["data"]
+        named.append((query, body))
+    assert named[0] != named[1]  # the same names, other values
+    assert printed.count("opened -> ws://127.0.0.1:") == 2
+    assert printed.count("/feed?token=<redacted:token:") == 2
 
 
 async def test_no_redact_writes_secrets_as_they_are(tmp_path: Path) -> None:

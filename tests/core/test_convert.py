@@ -385,6 +385,31 @@ def test_secrets_in_a_conversion_become_env_templates() -> None:
     assert step.variables == {"text1": "{{ x }} {{ env.WSCENARIO_SECRET_TOKEN }}"}
 
 
+def test_a_conversion_remarks_which_secret_variables_to_set_in_order() -> None:
+    records = [
+        request("/c?token=<redacted:token:1f0c2a9b>", [["Cookie", "<redacted:cookie:2a2a2a2a>"]]),
+        response(),
+        ev(0.01, "client", "text", data='{"a":"<redacted:token-10:0000000a>"}'),
+        ev(0.02, "client", "text", data='{"b":"<redacted:token-2:00000002>"}'),
+        ev(0.03, "server", "text", data='{"c":"<redacted:token-2:00000002>"}'),
+    ]
+    converted = convert(HEADER, records, side="client", name="secrets")
+    (remark,) = converted.remarks
+    assert remark == (
+        "redacted secrets are read from the environment: WSCENARIO_SECRET_COOKIE, "
+        "WSCENARIO_SECRET_TOKEN, WSCENARIO_SECRET_TOKEN_2, WSCENARIO_SECRET_TOKEN_10"
+    )
+    steps: Any = converted.data["steps"]
+    assert {"send": {"text": '{"b":"{{ env.WSCENARIO_SECRET_TOKEN_2 }}"}'}} in steps
+    server = convert(HEADER, records, side="server", name="secrets")
+    (remark,) = server.remarks
+    assert remark == (
+        "redacted secrets are read from the environment: WSCENARIO_SECRET_TOKEN_2, "
+        "WSCENARIO_SECRET_TOKEN_10"
+    )
+    assert convert(HEADER, records[1:2], side="client", name="plain").remarks == ()
+
+
 def test_verbatim_texts_share_one_variable_in_a_replay() -> None:
     maker = StepMaker("client")
     maker.reuse_variable()

@@ -14,6 +14,7 @@ from wscenario.core.redaction import (
     hide,
     looks_like_token,
     restore,
+    secret_order,
     secret_variable,
     secrets_in,
 )
@@ -181,6 +182,108 @@ def test_rules_do_not_redact_placeholders_again() -> None:
 def test_secret_variables() -> None:
     assert secret_variable("authorization") == "WSCENARIO_SECRET_AUTHORIZATION"
     assert secret_variable("x-amz-signature") == "WSCENARIO_SECRET_X_AMZ_SIGNATURE"
+
+
+def name_of(placeholder: str) -> str:
+    found = PLACEHOLDER.fullmatch(placeholder)
+    assert found is not None, placeholder
+    return found[1]
+
+
+def test_each_distinct_value_under_a_name_gets_a_name_and_variable_of_its_own() -> None:
+    r = redactor()
+    first = r.placeholder("token", "abc")
+    second = r.placeholder("Token", "xyz")
+    third = r.placeholder("token", "123")
+    assert [first, second, third] == [
+        expected("token", "abc"),
+        expected("token-2", "xyz"),
+        expected("token-3", "123"),
+    ]
+    assert [secret_variable(name_of(p)) for p in (first, second, third)] == [
+        "WSCENARIO_SECRET_TOKEN",
+        "WSCENARIO_SECRET_TOKEN_2",
+        "WSCENARIO_SECRET_TOKEN_3",
+    ]
+    assert r.placeholder("token", "xyz") == second  # an equal value keeps its placeholder
+    assert r.placeholder("token", "abc") == first
+    assert r.placeholder("cookie", "xyz") == expected("cookie", "xyz")  # names count apart
+
+
+def test_a_query_value_and_a_message_value_under_one_name_each_come_back_from_their_own() -> None:
+    r = redactor(RedactionRule.for_pointer("/token"), RedactionRule.for_regex(r"pin=(\d+)"))
+    target = r.target("/feed?token=from-the-url")
+    message = r.text('{"token":"from-the-body","note":"pin=1234 pin=9876 pin=1234"}')
+    assert target == f"/feed?token={expected('token', 'from-the-url')}"
+    assert json.loads(message) == {
+        "token": expected("token-2", "from-the-body"),
+        "note": (
+            f"pin={expected('regex', '1234')} pin={expected('regex-2', '9876')} "
+            f"pin={expected('regex', '1234')}"
+        ),
+    }
+    assert (
+        r.target("/again?token=from-the-url") == f"/again?token={expected('token', 'from-the-url')}"
+    )
+    env = {
+        "WSCENARIO_SECRET_TOKEN": "from-the-url",
+        "WSCENARIO_SECRET_TOKEN_2": "from-the-body",
+        "WSCENARIO_SECRET_REGEX": "1234",
+        "WSCENARIO_SECRET_REGEX_2": "9876",
+    }
+    assert restore(target, env) == "/feed?token=from-the-url"
+    assert json.loads(restore(message, env)) == {
+        "token": "from-the-body",
+        "note": "pin=1234 pin=9876 pin=1234",
+    }
+
+
+def test_a_number_whose_variable_another_value_holds_is_skipped() -> None:
+    r = redactor()
+    assert r.placeholder("token_2", "held") == expected("token_2", "held")
+    assert r.placeholder("token", "a") == expected("token", "a")
+    assert r.placeholder("token", "b") == expected("token-3", "b")  # token-2 is TOKEN_2: held
+    assert r.placeholder("token", "c") == expected("token-4", "c")
+    assert r.placeholder("token_3", "d") == expected("token_3-2", "d")  # TOKEN_3 is b's
+    assert r.placeholder("token-2", "e") == expected("token-2-2", "e")
+    assert r.placeholder("x-amz-date", "1") == expected("x-amz-date", "1")
+    assert r.placeholder("x_amz_date", "2") == expected("x_amz_date-2", "2")
+
+
+def test_no_variable_is_asked_for_two_values() -> None:
+    r = redactor()
+    holders: dict[str, set[str]] = {}
+    names = ["token", "token_2", "token-2", "token_3", "token-10", "token_1_0"]
+    for n in range(600):
+        value = f"v{n % 200}"
+        placeholder = r.placeholder(names[n % len(names)], value)
+        holders.setdefault(secret_variable(name_of(placeholder)), set()).add(value)
+        assert r.placeholder(names[n % len(names)], value) == placeholder
+    assert all(len(values) == 1 for values in holders.values())
+    assert len(holders) >= 200
+
+
+def test_each_redactor_numbers_its_own_values_under_one_key() -> None:
+    one, other = redactor(), redactor()
+    assert one.placeholder("token", "first") == expected("token", "first")
+    assert one.placeholder("token", "second") == expected("token-2", "second")
+    assert other.placeholder("token", "second") == expected("token", "second")
+    shown = Redactor(KEY, RedactionPolicy(), numbered=False)
+    assert shown.placeholder("token", "first") == expected("token", "first")
+    assert shown.placeholder("token", "second") == expected("token", "second")
+
+
+def test_secret_variables_sort_by_their_numbers() -> None:
+    variables = ["X_TOKEN_10", "X_TOKEN", "X_TOKEN_2", "X_A1B", "X_A10B", "X_A2B", "X_TOKEN_3"]
+    assert sorted(variables, key=secret_order) == [
+        "X_A1B",
+        "X_A2B",
+        "X_A10B",
+        "X_TOKEN",
+        "X_TOKEN_2",
+        "X_TOKEN_3",
+        "X_TOKEN_10",
+    ]
 
 
 def test_restore_puts_secrets_back_and_reports_missing_names() -> None:

@@ -26,7 +26,7 @@ from tests.engine.ws_peers import (
     websockets_server,
 )
 from tests.transcript_checks import checked_transcript
-from wscenario.core.redaction_policy import RedactionPolicy
+from wscenario.core.redaction_policy import RedactionPolicy, RedactionRule
 from wscenario.core.transcript import End, Header, Record, TranscriptEvent
 from wscenario.core.wire import (
     CloseReceived,
@@ -125,6 +125,27 @@ async def test_each_connection_gets_its_own_transcript(tmp_path: Path) -> None:
         str(e[2]["data"]) for t in found for e in events(t) if e[:2] == ("client", "text")
     )
     assert texts == ["n0", "n1", "n2"]
+
+
+async def test_each_transcript_names_its_own_secrets(tmp_path: Path) -> None:
+    record = Recording(tmp_path, RedactionPolicy(rules=(RedactionRule.for_pointer("/token"),)))
+    async with websockets_server(echo) as port:
+        with recording(record, "names"):
+            for n in range(2):
+                connection = await open_client(port, path=f"/?token=query-{n}")
+                await connection.send(SendMessage(f'{{"token":"body-{n}"}}'))
+                await connection.aclose()
+    shown = record.redactor
+    found = transcripts(tmp_path)  # in the order the connections started
+    assert len(found) == 2
+    for n, records in enumerate(found):
+        header = records[0]
+        assert isinstance(header, Header)
+        assert header.url == shown.url(f"ws://127.0.0.1:{port}/?token=query-{n}")
+        got = events(records)
+        assert got[0][2]["target"] == f"/?token={shown.placeholder('token', f'query-{n}')}"
+        body = shown.placeholder("token", f"body-{n}").replace(":token:", ":token-2:")
+        assert ("client", "text", {"data": f'{{"token":"{body}"}}'}) in got
 
 
 async def test_a_refused_handshake_is_recorded(tmp_path: Path) -> None:

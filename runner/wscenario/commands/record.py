@@ -36,6 +36,7 @@ from wscenario.commands.limit_options import parse_limits, with_limits
 from wscenario.commands.record_options import redaction_policy
 from wscenario.commands.tls_options import listening_context
 from wscenario.core.model import Limits
+from wscenario.core.redaction import Redactor
 from wscenario.core.redaction_policy import RedactionPolicy
 from wscenario.core.transcript import Header
 from wscenario.core.urls import url_host
@@ -126,20 +127,28 @@ of them cost it a sixth of its time."""
 
 
 class ProxyTranscript:
-    """One proxied connection's transcript: each event redacted, then written."""
+    """One proxied connection's transcript: each event redacted, then written.
 
-    def __init__(self, writer: TranscriptWriter | None, recording: Recording) -> None:
+    ``redactor`` is this transcript's own (``Recording.transcript_redactor``), so the names of
+    its secrets do not depend on other connections.
+    """
+
+    def __init__(
+        self, writer: TranscriptWriter | None, recording: Recording, redactor: Redactor
+    ) -> None:
         self.writer = writer
         self.recording = recording
-        self._text = recording.redactor.text
+        self.redactor = redactor
+        self._text = redactor.text
         self._reported = False
 
     @classmethod
     def open(cls, recording: Recording, url: str, tls: str) -> ProxyTranscript:
         """A new transcript in the recording's folder (none, reported, when it cannot be made)."""
+        redactor = recording.transcript_redactor()
         header = Header(
             tool=f"wscenario {__version__}",
-            url=recording.redactor.url(url),
+            url=redactor.url(url),
             side="proxy",
             started=datetime.now(UTC).isoformat(),
             redaction=recording.policy,
@@ -157,7 +166,7 @@ class ProxyTranscript:
         except CannotRun as exc:
             recording.report(exc)
             writer = None
-        return cls(writer, recording)
+        return cls(writer, recording, redactor)
 
     def message(self, from_: Role, type_: str, data: str | bytes) -> None:
         """Write one message, ping or pong; the user's rules redact text."""
@@ -175,7 +184,7 @@ class ProxyTranscript:
         """Write one event, with its secrets replaced."""
         if self.writer is None:
             return
-        redactor = self.recording.redactor
+        redactor = self.redactor
         redacted = dict(fields)
         if "headers" in redacted:
             redacted["headers"] = redactor.headers(redacted["headers"])

@@ -15,7 +15,8 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
   expected as ``{json: ...}`` when it is an object or array (so ``ignore`` pointers apply);
 * text holding ``{{`` (which would read as a template) goes through a variable;
 * closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
-* redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``;
+* redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``,
+  and a remark at the top lists the variables to set;
 * a recorded url's ``user:password@`` is left out (a scenario's url may not hold it);
 * what this side did that its steps cannot do is left out with a note at its place: a client's
   pings and drops in the ohos profile (an app can do neither), the peer's pongs to those
@@ -45,7 +46,7 @@ from wscenario.core import model
 from wscenario.core.diagnostics import Position
 from wscenario.core.matchers import PointerError, resolve_pointer
 from wscenario.core.model import JSON, Side
-from wscenario.core.redaction import PLACEHOLDER, restore, secret_variable
+from wscenario.core.redaction import PLACEHOLDER, restore, secret_order, secret_variable
 from wscenario.core.transcript import End, Header, TranscriptEvent
 
 MIN_SLEEP = 0.05
@@ -99,8 +100,15 @@ _PROXY_CLOSE = re.compile(r"the proxy, not the \w+, sent the next close")
 # ------------------------------------------------------------------------------ secrets
 
 
-def _templated_secrets(text: str) -> str:
-    return PLACEHOLDER.sub(lambda found: f"{{{{ env.{secret_variable(found[1])} }}}}", text)
+def _templated_secrets(text: str, used: set[str]) -> str:
+    """``text`` with each placeholder a template reading its variable, which joins ``used``."""
+
+    def template(found: re.Match[str]) -> str:
+        variable = secret_variable(found[1])
+        used.add(variable)
+        return f"{{{{ env.{variable} }}}}"
+
+    return PLACEHOLDER.sub(template, text)
 
 
 # ------------------------------------------------------------------------------ the handshake
@@ -278,8 +286,9 @@ class StepMaker:
     ``url`` is where a client connects (``None``: the ``client`` section's url is used).
     ``loose`` turns volatile values in expected JSON into wildcards; ``wildcards`` puts the
     given wildcard at each JSON Pointer an expected JSON message has. Redaction placeholders
-    become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert) or, given ``env``, are put
-    back from it at once (replay); the variables that were not set collect in ``missing``.
+    become ``{{ env.WSCENARIO_SECRET_NAME }}`` templates (convert; the variables they read
+    collect in ``secrets``) or, given ``env``, are put back from it at once (replay); the
+    variables that were not set collect in ``missing``.
     What this side did that its steps cannot do is named in ``left_out`` (``ping``, ``drop``
     (an ohos client), ``protocol break``) and noted where it happened.
     """
@@ -292,6 +301,7 @@ class StepMaker:
     profile: model.Profile = "raw"
     finder: VolatileFinder = field(default_factory=VolatileFinder)
     missing: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
     left_out: set[str] = field(default_factory=set)
     _peer_closed: bool = False
     _closed_here: bool = False
@@ -486,7 +496,7 @@ class StepMaker:
         if "<redacted:" not in text:
             return text
         if self.env is None:
-            return _templated_secrets(text)
+            return _templated_secrets(text, self.secrets)
         missing: set[str] = set()
         restored = restore(text, self.env, missing)
         self.missing.update(secret_variable(name) for name in missing)
@@ -653,7 +663,7 @@ def convert(
     previous = 0.0
     for record in records:
         if isinstance(record, TranscriptEvent) and record.type == "request":
-            section = _section(url, record.fields, side, profile)
+            section = _section(url, record.fields, side, profile, maker.secrets)
         elif isinstance(record, TranscriptEvent) and record.type == "response" and section:
             protocol = selected_protocol(record.fields["headers"])
             if protocol is not None and side == "server":
@@ -669,7 +679,7 @@ def convert(
             if made.data:
                 steps.append(made.data)
     if not section:
-        section = _section(url, {"target": "/", "headers": ()}, side, profile)
+        section = _section(url, {"target": "/", "headers": ()}, side, profile, maker.secrets)
     data: dict[str, JSON] = {"wscenario": 1, "name": name}
     data["description"] = f"Converted from a transcript of {url}"
     if variables:
@@ -677,6 +687,9 @@ def convert(
     data[side] = section
     data["steps"] = steps
     remarks = [USERINFO_REMARK] if had_userinfo else []
+    if maker.secrets:
+        names = ", ".join(sorted(maker.secrets, key=secret_order))
+        remarks.append(f"redacted secrets are read from the environment: {names}")
     if maker.left_out:
         things = ", ".join(sorted(maker.left_out))
         remarks.append(f"left out, as a {side} scenario cannot do it: {things}; see the comments")
@@ -693,18 +706,18 @@ def _without_userinfo(url: str) -> tuple[str, bool]:
 
 
 def _section(
-    recorded_url: str, request: Mapping[str, Any], side: Side, profile: str
+    recorded_url: str, request: Mapping[str, Any], side: Side, profile: str, secrets: set[str]
 ) -> dict[str, JSON]:
     if side == "client":
         headers, protocol = request_headers(request["headers"])
         options: dict[str, JSON] = {}
         if headers:
-            options["header"] = {k: _templated_secrets(v) for k, v in headers.items()}
+            options["header"] = {k: _templated_secrets(v, secrets) for k, v in headers.items()}
         if protocol is not None:
             options["protocol"] = protocol
         recorded = urlsplit(recorded_url)
         base = urlunsplit((recorded.scheme, recorded.netloc, "", "", ""))
-        url = _templated_secrets(target_url(base, request["target"]))
+        url = _templated_secrets(target_url(base, request["target"]), secrets)
         client: dict[str, JSON] = {"url": url, "profile": profile}
         if options:
             client["options"] = options

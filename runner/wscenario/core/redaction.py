@@ -4,9 +4,10 @@ A :class:`Redactor` replaces each secret with a stable placeholder
 ``<redacted:NAME:xxxxxxxx>``: ``NAME`` says what matched (a header, a query parameter,
 ``userinfo``, ``subprotocol`` or a rule's name) and ``xxxxxxxx`` is the start of an
 HMAC-SHA256 of the value under a key made for the run, so equal secrets get equal placeholders
-and the raw value cannot be recovered from the file. :func:`restore` puts values back from
-``WSCENARIO_SECRET_<NAME>`` environment variables, and :func:`hide` keeps those values out of
-what a run reports (console, JUnit, JSON report).
+and the raw value cannot be recovered from the file. Within one transcript each distinct value
+gets its own name (``token``, then ``token-2``...), so that each has its own variable.
+:func:`restore` puts values back from ``WSCENARIO_SECRET_<NAME>`` environment variables, and
+:func:`hide` keeps those values out of what a run reports (console, JUnit, JSON report).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "hide",
     "looks_like_token",
     "restore",
+    "secret_order",
     "secret_variable",
     "secrets_in",
 ]
@@ -103,6 +105,12 @@ def secret_variable(name: str) -> str:
     return SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
+def secret_order(variable: str) -> tuple[str | int, ...]:
+    """A sort key for variables that puts ``..._TOKEN_2`` before ``..._TOKEN_10``."""
+    parts = re.split(r"([0-9]+)", variable)  # text at even places, numbers at odd ones
+    return tuple(int(part) if place % 2 else part for place, part in enumerate(parts))
+
+
 def restore(text: str, env: Mapping[str, str], missing: set[str] | None = None) -> str:
     """``text`` with every placeholder replaced by its ``WSCENARIO_SECRET_<NAME>`` value.
 
@@ -122,12 +130,49 @@ def restore(text: str, env: Mapping[str, str], missing: set[str] | None = None) 
     return PLACEHOLDER.sub(value, text)
 
 
-class Redactor:
-    """Replaces the secrets a :class:`RedactionPolicy` names with keyed placeholders."""
+class _SecretNames:
+    """The names of one transcript's secrets: each distinct value its own environment variable.
 
-    def __init__(self, key: bytes, policy: RedactionPolicy) -> None:
+    The first value found under a name keeps it; another value under that name is named
+    ``NAME-2``, then ``NAME-3``..., skipping a name whose variable another value already holds
+    (``token-2`` and ``token_2`` are both ``WSCENARIO_SECRET_TOKEN_2``). An equal value under
+    the same name gets the same name again.
+    """
+
+    def __init__(self) -> None:
+        self._named: dict[tuple[str, bytes], str] = {}
+        self._holders: dict[str, bytes] = {}  # variable -> digest of the value it holds
+        self._last: dict[str, int] = {}  # name -> the last number tried for it
+
+    def name(self, name: str, digest: bytes) -> str:
+        """The name of the value with HMAC ``digest`` found under ``name``."""
+        known = self._named.get((name, digest))
+        if known is not None:
+            return known
+        number = self._last.get(name, 0)
+        while True:
+            number += 1
+            numbered = name if number == 1 else f"{name}-{number}"
+            if self._holders.setdefault(secret_variable(numbered), digest) == digest:
+                break
+        self._last[name] = number
+        self._named[(name, digest)] = numbered
+        return numbered
+
+
+class Redactor:
+    """Replaces the secrets a :class:`RedactionPolicy` names with keyed placeholders.
+
+    ``numbered`` (for one transcript) gives each distinct value found under a name its own
+    name, ``token``, ``token-2``..., so that replay puts each value back from its own variable;
+    one redactor per transcript keeps the names of one independent of the others. Without it
+    every value is named after what matched (for what is only shown, such as a console line).
+    """
+
+    def __init__(self, key: bytes, policy: RedactionPolicy, *, numbered: bool = True) -> None:
         self.policy = policy
         self._key = key
+        self._names = _SecretNames() if numbered else None
         self._headers = frozenset(name.lower() for name in policy.headers)
         self._query_exact = frozenset(p.lower() for p in policy.query if not p.endswith("*"))
         self._query_prefixes = tuple(p[:-1].lower() for p in policy.query if p.endswith("*"))
@@ -144,7 +189,10 @@ class Redactor:
     def placeholder(self, name: str, value: str) -> str:
         """The placeholder for ``value`` found under ``name``."""
         digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
-        return f"<redacted:{placeholder_name(name)}:{digest.hexdigest()[:8]}>"
+        name = placeholder_name(name)
+        if self._names is not None:
+            name = self._names.name(name, digest.digest())
+        return f"<redacted:{name}:{digest.hexdigest()[:8]}>"
 
     # ----------------------------------------------------------------- handshake
 

@@ -39,6 +39,7 @@ from wscenario.core.model import (
     ServerSpec,
     Side,
 )
+from wscenario.core.redaction import secret_order
 from wscenario.core.transcript import (
     DEFAULT_MAX_LINE_LENGTH,
     Header,
@@ -208,7 +209,7 @@ class Player:
         return True
 
     def _warn_missing(self) -> None:
-        for variable in sorted(self.maker.missing - self._warned):
+        for variable in sorted(self.maker.missing - self._warned, key=secret_order):
             self._warned.add(variable)
             self.warn(
                 f"wscenario: warning: {variable} is not set; its redacted value is sent as is\n"

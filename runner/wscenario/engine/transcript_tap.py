@@ -38,8 +38,10 @@ from wscenario.errors import CannotRun
 class Recording:
     """Where transcripts go (``folder``), what is redacted, and what went wrong so far.
 
-    ``key`` keys the redaction placeholders; a fresh random one per run by default. Once
-    ``interrupted`` is set (Ctrl-C, SIGTERM), transcripts end as ``interrupted``.
+    ``key`` keys the redaction placeholders; a fresh random one per run by default. Each
+    transcript numbers its own secrets (``transcript_redactor``); ``redactor`` redacts what is
+    only shown. Once ``interrupted`` is set (Ctrl-C, SIGTERM), transcripts end as
+    ``interrupted``.
     """
 
     folder: Path
@@ -51,13 +53,18 @@ class Recording:
     taps: set[TranscriptTap] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
-        self.redactor = Redactor(self.key, self.policy)
+        self.redactor = Redactor(self.key, self.policy, numbered=False)
+
+    def transcript_redactor(self) -> Redactor:
+        """A redactor for one new transcript: its distinct secrets get names of their own."""
+        return Redactor(self.key, self.policy)
 
     def start(self, *, side: Role, label: str, url: str, tls: str = "none") -> TranscriptTap | None:
         """A tap writing a new transcript, or ``None`` (reported) when it cannot be created."""
+        redactor = self.transcript_redactor()
         header = Header(
             tool=f"wscenario {__version__}",
-            url=self.redactor.url(url),
+            url=redactor.url(url),
             side=side,
             started=datetime.now(UTC).isoformat(),
             redaction=self.policy,
@@ -68,7 +75,7 @@ class Recording:
         except CannotRun as exc:
             self.report(exc)
             return None
-        tap = TranscriptTap(writer, side, self)
+        tap = TranscriptTap(writer, side, self, redactor)
         self.taps.add(tap)
         return tap
 
@@ -85,12 +92,17 @@ class Recording:
 
 
 class TranscriptTap:
-    """Writes one connection's transcript; the connection's ``observer`` once attached."""
+    """Writes one connection's transcript; the connection's ``observer`` once attached.
 
-    def __init__(self, writer: TranscriptWriter, local: Role, recording: Recording) -> None:
+    ``redactor`` is this transcript's own (``Recording.transcript_redactor``).
+    """
+
+    def __init__(
+        self, writer: TranscriptWriter, local: Role, recording: Recording, redactor: Redactor
+    ) -> None:
         self.writer = writer
         self.recording = recording
-        self.recorder = WireRecorder(local, recording.redactor)
+        self.recorder = WireRecorder(local, redactor)
         self.connection: WebSocketConnection | None = None
         self._reported = False
 
