@@ -438,8 +438,10 @@ def test_sigint_stops_the_replay_and_closes_with_1001(tmp_path: Path) -> None:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+        report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
         command = [sys.executable, "-m", "wscenario", "replay", str(path), "--against", url,
-                   "--timing", "fast", "--timeout", "30s"]  # fmt: skip
+                   "--timing", "fast", "--timeout", "30s", "--report", str(report),
+                   "--junit", str(junit)]  # fmt: skip
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
             assert arrived.wait(10)
             process.send_signal(signal.SIGINT)
@@ -448,6 +450,14 @@ def test_sigint_stops_the_replay_and_closes_with_1001(tmp_path: Path) -> None:
         thread.join(5)
     assert process.returncode == 130, out
     assert "interrupted: the replay did not finish" in out
+    assert "INTERRUPTED silent.jsonl" in out
+    assert "PASSED" not in out
+    assert "0 passed, 0 failed, 1 interrupted" in out
+    [outcome] = [s["outcome"] for s in json.loads(report.read_text())["scenarios"]]
+    assert outcome == "interrupted"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("errors") == "1"
     assert closes == [1001]
 
 

@@ -360,12 +360,21 @@ def test_a_signal_stops_the_run_cleanly(
         out, err = run.communicate(timeout=10)
     assert run.returncode == 130, (out, err)
     assert "Traceback" not in err
-    assert "interrupted: 1 of 2 scenarios did not finish\n1 passed, 0 failed" in out
+    assert "INTERRUPTED b_waits: 2 of 3 steps ran" in out
+    assert "interrupted: 1 of 2 scenarios did not finish\n1 passed, 0 failed, 1 interrupted" in out
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert [case.get("name") for case in suite.iter("testcase")] == ["a_quick"]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "1")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert list(cases) == ["a_quick", "b_waits"]
+    error = cases["b_waits"].find("error")
+    assert error is not None
+    assert error.get("type") == "Interrupted"
+    assert error.get("message") == "interrupted by Ctrl-C or SIGTERM: 2 of 3 steps ran"
     document = json.loads(report.read_text(encoding="utf-8"))
-    assert [s["name"] for s in document["scenarios"]] == ["a_quick"]
+    outcomes = [(s["name"], s["outcome"], len(s["steps"])) for s in document["scenarios"]]
+    assert outcomes == [("a_quick", "passed", 2), ("b_waits", "interrupted", 2)]
+    assert document["summary"]["interrupted"] == 1
     assert codes == [1000, 1001]
 
 
@@ -430,9 +439,12 @@ def test_ctrl_c_closes_with_1001_and_starts_nothing_more(
     assert time.monotonic() - started < 10
     out = capsys.readouterr().out
     assert code == 130, out
-    assert "interrupted: 2 of 2 scenarios did not finish\n0 passed, 0 failed" in out
-    assert "b_never_starts" not in out
-    assert json.loads(report.read_text(encoding="utf-8"))["scenarios"] == []
+    assert "interrupted: 2 of 2 scenarios did not finish\n0 passed, 0 failed, 2 interrupted" in out
+    assert "b_never_starts" not in out  # what never started is only counted here
+    scenarios = json.loads(report.read_text(encoding="utf-8"))["scenarios"]
+    outcomes = [(s["name"], s["outcome"], len(s["steps"])) for s in scenarios]
+    assert outcomes[1] == ("b_never_starts", "interrupted", 0)
+    assert outcomes[0][:2] == ("a_waits", "interrupted")
     assert server.closes == [(1001, b"going away")]
 
 

@@ -49,6 +49,15 @@ def test_passed_and_could_not_run() -> None:
     ]
 
 
+def test_interrupted() -> None:
+    assert render_scenario(failed().stopped(), PLAIN)[-1] == (
+        "INTERRUPTED login: 2 of 4 steps ran (500ms)"
+    )
+    assert render_summary([passed(), passed().stopped()], 1.0, PLAIN) == (
+        "1 passed, 0 failed, 1 interrupted in 1.00s"
+    )
+
+
 def test_escape_sequences_in_received_text_are_shown_not_obeyed() -> None:
     hostile = Failure(
         message="text differs",

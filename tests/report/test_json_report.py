@@ -13,13 +13,16 @@ STAMP = "2026-01-02T03:04:05+00:00"
 
 
 def test_document_shape() -> None:
-    document = report_document([passed(), failed(), could_not_run()], 0.75, STAMP)
+    results = [passed(), failed(), could_not_run(), passed("stopped").stopped()]
+    document = report_document(results, 0.75, STAMP)
     assert document["wscenario_report"] == 1
     assert document["tool_version"] == __version__
     assert document["started"] == STAMP
-    assert document["summary"] == {"total": 3, "passed": 1, "failed": 1, "error": 1}
-    echo, login, tls = document["scenarios"]
-    assert [s["outcome"] for s in document["scenarios"]] == ["passed", "failed", "error"]
+    summary = {"total": 4, "passed": 1, "failed": 1, "error": 1, "interrupted": 1}
+    assert document["summary"] == summary
+    echo, login, tls, _ = document["scenarios"]
+    outcomes = [s["outcome"] for s in document["scenarios"]]
+    assert outcomes == ["passed", "failed", "error", "interrupted"]
     assert echo["steps"][1] == {
         "index": 1,
         "kind": "send",

@@ -60,6 +60,16 @@ def test_could_not_run_is_an_error() -> None:
     assert error.get("message") == "cannot read certs/ca.pem: No such file or directory"
 
 
+def test_an_interrupted_scenario_is_an_error_saying_how_far_it_got() -> None:
+    root = ET.fromstring(junit_xml([passed(), failed().stopped()], 0.1, STAMP))
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
+    [error] = suite.findall("testcase/error")
+    assert error.get("type") == "Interrupted"
+    assert error.get("message") == "interrupted by Ctrl-C or SIGTERM: 2 of 4 steps ran"
+
+
 def test_control_characters_never_break_the_xml() -> None:
     hostile = Failure(message="bad \x00\x1b[31m\x07", received="message '\x0c'")
     root = ET.fromstring(junit_xml([failed(name="a\x01b", failure=hostile)], 0.1, STAMP))

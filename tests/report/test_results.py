@@ -31,6 +31,9 @@ def test_outcomes() -> None:
     assert passed().outcome == "passed"
     assert failed().outcome == "failed"
     assert could_not_run().outcome == "error"
+    assert passed().stopped().outcome == "interrupted"
+    assert could_not_run().stopped().outcome == "interrupted"
+    assert not passed().stopped().session.passed
     assert failed().session.failed_step == failed().session.steps[1]
     assert passed().session.failed_step is None
 

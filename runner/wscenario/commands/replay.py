@@ -234,6 +234,8 @@ async def _against(
             path, url, options, env=os.environ, warn=sys.stderr.write, on_step=on_step, stop=stop
         )
         watching.cancel_scope.cancel()
+    if stop.cancelled_caught:
+        result = result.stopped()
     write_lines(out, [*render_end(result, style), f"{steps} steps replayed"])
     return result, stop.cancelled_caught
 

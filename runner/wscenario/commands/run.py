@@ -43,7 +43,7 @@ from wscenario.report.console import (
 )
 from wscenario.report.json_report import write_report
 from wscenario.report.junit import write_junit
-from wscenario.report.results import ScenarioResult, StepResult, not_run
+from wscenario.report.results import ScenarioResult, StepResult, not_run, not_started
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             record.close_all()
     elapsed = time.perf_counter() - started
     if interrupted:
-        unfinished = len(scenarios) - len(results)
+        unfinished = sum(r.outcome == "interrupted" for r in results)
         write_lines(
             out, [f"interrupted: {unfinished} of {len(scenarios)} scenarios did not finish"]
         )
@@ -145,6 +145,7 @@ async def _run_all(
     With ``record``, each connection a scenario makes writes a transcript named after it.
 
     An unexpected error in one scenario makes it a could-not-run result (``debug``: raised).
+    A scenario a signal stopped, or kept from starting, is an ``interrupted`` result.
     """
     results: dict[int, ScenarioResult] = {}
     limiter = anyio.CapacityLimiter(jobs)
@@ -170,8 +171,8 @@ async def _run_all(
                     result = await run_client_scenario(
                         scenario, env=os.environ, on_step=on_step, stop=stop
                     )
-            except ScenarioInterrupted:
-                return
+            except ScenarioInterrupted as exc:
+                result = exc.result
             except Exception as exc:
                 if debug:
                     raise
@@ -204,4 +205,7 @@ async def _run_all(
             for index, scenario in enumerate(scenarios):
                 runs.start_soon(one, index, scenario)
         group.cancel_scope.cancel()
-    return [results[i] for i in sorted(results)], stopping
+    return [
+        results.get(index) or not_started(scenario.name, str(scenario.path), len(scenario.steps))
+        for index, scenario in enumerate(scenarios)
+    ], stopping

@@ -36,7 +36,14 @@ UNREACHABLE = frozenset({"refused", "dns"})
 
 
 class ScenarioInterrupted(Exception):
-    """The scenario was stopped before its steps ended; its connection was closed with 1001."""
+    """The scenario was stopped before its steps ended; its connection was closed with 1001.
+
+    ``result`` is what it did until then (an ``interrupted`` result).
+    """
+
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.name)
+        self.result = result
 
 
 def mentioned_events(scenario: Scenario) -> frozenset[str]:
@@ -128,11 +135,12 @@ async def run_client_scenario(
                 await driver.hang_up(*GOING_AWAY)
     except (WScenarioError, OSError) as exc:
         runner.error = runner.error or str(exc)
-    if steps.cancelled_caught:
-        raise ScenarioInterrupted(scenario.name)
-    return ScenarioResult(
+    result = ScenarioResult(
         name=scenario.name,
         path=str(scenario.path),
         side="client",
         session=unreachable_outcome(runner.result(total_steps=len(scenario.steps)), driver),
     )
+    if steps.cancelled_caught:
+        raise ScenarioInterrupted(result.stopped())
+    return result

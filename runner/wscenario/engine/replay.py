@@ -218,7 +218,7 @@ class Player:
     def result(self, name: str) -> ScenarioResult:
         """The outcome: failed steps, the latest events, and how many steps ran."""
         summary = self.runner.result()
-        ran = sum(1 for step in summary.steps if step.kind != "rule")
+        ran = summary.steps_run
         session = SessionResult(
             steps=summary.steps,
             events=summary.events,

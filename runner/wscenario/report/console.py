@@ -94,10 +94,13 @@ def render_end(result: ScenarioResult, style: Style) -> list[str]:
     session = result.session
     took = format_duration(session.duration)
     name = clip_name(result.name)
-    ran = sum(1 for s in session.steps if s.kind != "rule")
+    ran = session.steps_run
     if result.outcome == "error":
         word = style.paint("ERROR", _YELLOW)
         return [f"{word} {name}: could not run: {safe_line(str(session.error))} ({took})"]
+    if result.outcome == "interrupted":
+        word = style.paint("INTERRUPTED", _YELLOW)
+        return [f"{word} {name}: {ran} of {session.total_steps} steps ran ({took})"]
     if result.outcome == "passed":
         return [f"{style.paint('PASSED', _GREEN)} {name} ({took})"]
     failed = session.failed_step
@@ -121,15 +124,17 @@ def render_scenario(result: ScenarioResult, style: Style) -> list[str]:
 
 
 def render_summary(results: Sequence[ScenarioResult], elapsed: float, style: Style) -> str:
-    """``3 passed, 1 failed in 0.42s`` (errors counted when there are any)."""
-    counts = {"passed": 0, "failed": 0, "error": 0}
+    """``3 passed, 1 failed in 0.42s`` (errors and interruptions counted when there are any)."""
+    counts = {"passed": 0, "failed": 0, "error": 0, "interrupted": 0}
     for result in results:
         counts[result.outcome] += 1
     parts = [f"{counts['passed']} passed", f"{counts['failed']} failed"]
     if counts["error"]:
         parts.append(f"{counts['error']} could not run")
+    if counts["interrupted"]:
+        parts.append(f"{counts['interrupted']} interrupted")
     text = ", ".join(parts) + f" in {elapsed:.2f}s"
-    colour = _GREEN if counts["failed"] + counts["error"] == 0 else _RED
+    colour = _GREEN if counts["passed"] == len(results) else _RED
     return style.paint(text, colour)
 
 

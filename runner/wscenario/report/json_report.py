@@ -36,6 +36,7 @@ def report_document(
             "passed": outcomes.count("passed"),
             "failed": outcomes.count("failed"),
             "error": outcomes.count("error"),
+            "interrupted": outcomes.count("interrupted"),
         },
         "scenarios": [_scenario(r) for r in results],
     }

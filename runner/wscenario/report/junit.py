@@ -20,7 +20,7 @@ SUITE_NAME = "wscenario"
 def junit_xml(results: Sequence[ScenarioResult], elapsed: float, timestamp: str) -> bytes:
     """The JUnit XML document for ``results`` (``timestamp`` in ISO 8601)."""
     failures = sum(1 for r in results if r.outcome == "failed")
-    errors = sum(1 for r in results if r.outcome == "error")
+    errors = sum(1 for r in results if r.outcome in ("error", "interrupted"))
     counts = {
         "tests": str(len(results)),
         "failures": str(failures),
@@ -58,6 +58,13 @@ def _testcase(result: ScenarioResult) -> ET.Element:
             case, "error", message=safe_line(str(result.session.error)), type="CannotRun"
         )
         error.text = safe_line(str(result.session.error))
+    elif result.outcome == "interrupted":
+        session = result.session
+        message = (
+            f"interrupted by Ctrl-C or SIGTERM: {session.steps_run} of {session.total_steps}"
+            " steps ran"
+        )
+        ET.SubElement(case, "error", message=message, type="Interrupted").text = message
     elif result.outcome == "failed":
         step = result.session.failed_step
         if step is None:

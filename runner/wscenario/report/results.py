@@ -7,7 +7,7 @@ fake server (``wscenario serve``) produce the same shapes, and every report read
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from wscenario.core.diagnostics import Position
@@ -16,6 +16,7 @@ from wscenario.core.model import JSON, Step
 from wscenario.report.labels import describe_step
 
 Outcome = Literal["passed", "failed"]
+ScenarioOutcome = Literal["passed", "failed", "error", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ class SessionResult:
     """The outcome of running a script of steps over one connection.
 
     ``error`` is set when the session could not run at all (not a mismatch: an I/O error or
-    a missing file), which commands report with exit code 3.
+    a missing file), which commands report with exit code 3. ``interrupted`` is set when
+    Ctrl-C or SIGTERM stopped it before its steps ended (exit code 130).
     """
 
     steps: tuple[StepResult, ...]
@@ -98,6 +100,7 @@ class SessionResult:
     duration: float
     total_steps: int
     error: str | None = None
+    interrupted: bool = False
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -105,12 +108,18 @@ class SessionResult:
         return next((s for s in self.steps if s.failure), None)
 
     @property
+    def steps_run(self) -> int:
+        """How many of the script's steps ran (a rule's actions are not steps)."""
+        return sum(1 for s in self.steps if s.kind != "rule")
+
+    @property
     def passed(self) -> bool:
         """No step failed, every step ran, and nothing prevented the session from running."""
         return (
             self.error is None
+            and not self.interrupted
             and self.failed_step is None
-            and sum(1 for s in self.steps if s.kind != "rule") >= self.total_steps
+            and self.steps_run >= self.total_steps
         )
 
 
@@ -127,11 +136,26 @@ class ScenarioResult:
     session: SessionResult
 
     @property
-    def outcome(self) -> Literal["passed", "failed", "error"]:
-        """``error`` when the session could not run, else ``passed`` or ``failed``."""
+    def outcome(self) -> ScenarioOutcome:
+        """``interrupted`` when a signal stopped it, ``error`` when it could not run, else
+        ``passed`` or ``failed``."""
+        if self.session.interrupted:
+            return "interrupted"
         if self.session.error is not None:
             return "error"
         return "passed" if self.session.passed else "failed"
+
+    def stopped(self) -> ScenarioResult:
+        """This result, marked as stopped by Ctrl-C or SIGTERM before its steps ended."""
+        return replace(self, session=replace(self.session, interrupted=True))
+
+
+def not_started(name: str, path: str, total_steps: int) -> ScenarioResult:
+    """The result of a client scenario that Ctrl-C or SIGTERM stopped before it started."""
+    session = SessionResult(
+        steps=(), events=(), variables={}, duration=0.0, total_steps=total_steps, interrupted=True
+    )
+    return ScenarioResult(name=name, path=path, side="client", session=session)
 
 
 def not_run(
