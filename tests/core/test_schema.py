@@ -1,9 +1,13 @@
-"""The scenario schema and how its errors become diagnostics."""
+"""The scenario schema and how its errors become diagnostics; the patterns of every schema."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,21 @@ from wscenario.core.schema import (
 from wscenario.core.source import SourceError, load_yaml_file, parse_yaml
 
 HEAD = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/"}\n'
+
+SCHEMAS = sorted((Path(__file__).resolve().parents[2] / "schemas").glob("*.json"))
+
+PYTHON_ONLY = re.compile(r"(?<!\\)(?:\\\\)*(?:\\[AZ]|\((?:\?P[<=]|\?#|\?[aiLmsux-]+[:)]))")
+"""Regex syntax Python has and ECMA-262 lacks: ``(?P<name>...)``, ``(?P=name)``, ``\\A``,
+``\\Z``, comments ``(?#...)`` and inline flags ``(?i)`` / ``(?i:...)`` (not escaped)."""
+
+NODE_CHECK = """
+const failed = [];
+for (const [where, pattern] of JSON.parse(process.argv[1])) {
+  try { new RegExp(pattern, "u"); } catch (error) { failed.push(`${where}: ${error.message}`); }
+}
+console.log(JSON.stringify(failed));
+"""
+"""Compiles each (where, pattern) as a JavaScript RegExp (Unicode mode, the stricter one)."""
 
 
 def check(text: str) -> list[Diagnostic]:
@@ -78,6 +97,55 @@ def test_every_object_with_properties_refuses_unknown_keys() -> None:
 
 def test_no_one_of_anywhere() -> None:
     assert [w for w, node in _objects(scenario_schema(), "") if "oneOf" in node] == []
+
+
+def _schema_patterns() -> list[tuple[str, str]]:
+    """(where, regex) for every ``pattern`` and ``patternProperties`` key in the schemas."""
+    found: list[tuple[str, str]] = []
+    for path in SCHEMAS:
+        for where, node in _objects(json.loads(path.read_text(encoding="utf-8")), path.name):
+            if where.endswith("/properties"):
+                continue
+            if isinstance(node.get("pattern"), str):
+                found.append((where, node["pattern"]))
+            found.extend(
+                (f"{where}/patternProperties", key) for key in node.get("patternProperties", {})
+            )
+    return found
+
+
+def test_schema_patterns_are_python_regexes_without_python_only_syntax() -> None:
+    patterns = _schema_patterns()
+    assert len(patterns) >= 8
+    for _, pattern in patterns:
+        re.compile(pattern)
+    assert [(where, p) for where, p in patterns if PYTHON_ONLY.search(p)] == []
+
+
+def test_schema_patterns_are_javascript_regexes() -> None:
+    # editors check scenarios through the YAML language server, with JavaScript's regexes
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("checking the schemas' patterns as JavaScript regexes needs node on PATH")
+    patterns = json.dumps(_schema_patterns())
+    done = subprocess.run(
+        [node, "-e", NODE_CHECK, patterns], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(done.stdout) == []
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"(?P<n>\d)", r"(a)(?P=n)", r"\Aa", r"a\Z", r"a(?#note)", r"(?i)a", r"(?s:a.)"]
+)
+def test_python_only_syntax_is_found(pattern: str) -> None:
+    assert PYTHON_ONLY.search(pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"^(\d+)(ms|s|m)$", r"(?:a)(?=b)(?!c)(?<=d)", r"\\A", r"\(?P<", r"^[A-Z]\\Z"]
+)
+def test_portable_syntax_is_not_taken_for_python_only(pattern: str) -> None:
+    assert not PYTHON_ONLY.search(pattern)
 
 
 def test_valid_minimal_scenario() -> None:

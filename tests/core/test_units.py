@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from wscenario.core.schema import scenario_schema
 from wscenario.core.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 
 
@@ -53,3 +54,9 @@ def test_patterns_agree_with_the_parsers() -> None:
     assert not re.match(DURATION_PATTERN, "250 ms")
     assert re.match(SIZE_PATTERN, "64KiB")
     assert not re.match(SIZE_PATTERN, "64KB")
+
+
+def test_the_schema_uses_these_patterns() -> None:
+    defs = scenario_schema()["$defs"]
+    assert defs["duration"]["pattern"] == DURATION_PATTERN
+    assert defs["size"]["pattern"] == SIZE_PATTERN

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m)")
-_SIZE = re.compile(r"(?P<number>\d+)(?P<unit>B|KiB|MiB|GiB)?")
+# group 1 is the number, group 2 the unit; no named groups, as the schema's copies of these
+# patterns are JavaScript regexes too (editors check scenarios with them)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)")
+_SIZE = re.compile(r"(\d+)(B|KiB|MiB|GiB)?")
 
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _BYTES_PER_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
@@ -38,7 +40,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         found = _DURATION.fullmatch(value)
         if found:
-            return float(found["number"]) * _SECONDS_PER_UNIT[found["unit"]]
+            return float(found[1]) * _SECONDS_PER_UNIT[found[2]]
     raise ValueError(f"not a duration: {value!r}")
 
 
@@ -56,5 +58,5 @@ def parse_size(value: object) -> int:
     if isinstance(value, str):
         found = _SIZE.fullmatch(value)
         if found:
-            return int(found["number"]) * _BYTES_PER_UNIT[found["unit"]]
+            return int(found[1]) * _BYTES_PER_UNIT[found[2]]
     raise ValueError(f"not a size: {value!r}")
