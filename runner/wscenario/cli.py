@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ Parser = argparse.ArgumentParser
 EPILOG = """exit codes: 0 all passed, 1 a scenario failed, 2 bad usage or invalid file,
 3 could not run, 130 interrupted"""
 
+DEBUG_HELP = "show a traceback with each error"
+
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -41,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"wscenario {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show a traceback for unexpected errors"
-    )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_validate, _add_run, _add_serve, _add_record, _add_replay, _add_convert):
         add_debug(add(commands))
@@ -60,7 +61,7 @@ def add_debug(parser: Parser) -> None:
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="show a traceback for unexpected errors",
+        help=DEBUG_HELP,
     )
 
 
@@ -299,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = module.run(args)
         return code
     except WScenarioError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # only adds where it came from: the message and exit code stay
+            traceback.print_exception(exc, file=sys.stderr)
         if isinstance(exc, ScenarioLoadError):  # each diagnostic says where and what already
             print("\n".join(d.render() for d in exc.diagnostics), file=sys.stderr)
         else:
