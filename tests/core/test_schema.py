@@ -24,12 +24,14 @@ from wscenario.core.schema import (
     pointer_of,
     scenario_predicate,
     scenario_schema,
+    unusable_steps,
     validate_data,
     validator,
 )
 from wscenario.core.source import SourceError, load_yaml_file, parse_yaml
 
 HEAD = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/"}\n'
+RAW_HEAD = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/", profile: raw}\n'
 
 SCHEMAS = sorted((Path(__file__).resolve().parents[2] / "schemas").glob("*.json"))
 
@@ -159,8 +161,24 @@ def test_valid_minimal_scenario() -> None:
             HEAD + "steps:\n  - sned: hi\n",
             (
                 "s.yaml:4:5: error: /steps/0/sned: unknown key 'sned'\n"
+                "    hint: did you mean 'send'? allowed: close, connect, expect, result, send, "
+                "sleep, unordered"
+            ),
+        ),
+        (
+            RAW_HEAD + "steps:\n  - sned: hi\n",
+            (
+                "s.yaml:4:5: error: /steps/0/sned: unknown key 'sned'\n"
                 "    hint: did you mean 'send'? allowed: close, connect, drop, expect, frames, "
                 "ping, result, send, sleep, unordered"
+            ),
+        ),
+        (
+            "wscenario: 1\nserver: {}\nsteps:\n  - sned: hi\n",
+            (
+                "s.yaml:4:5: error: /steps/0/sned: unknown key 'sned'\n"
+                "    hint: did you mean 'send'? allowed: close, drop, expect, frames, ping, "
+                "result, send, sleep, stopReading, unordered"
             ),
         ),
         (
@@ -303,6 +321,34 @@ def test_pointer_escapes() -> None:
     assert pointer_of([]) == ""
 
 
+@pytest.mark.parametrize(
+    ("text", "unusable"),
+    [
+        (HEAD, {"ping", "drop", "frames"}),
+        ("wscenario: 1\nclient: {url: x, profile: ohos}\n", {"ping", "drop", "frames"}),
+        (RAW_HEAD, set()),
+        ("wscenario: 1\nserver: {}\n", set()),
+        ("wscenario: 1\nclient: {url: x}\nserver: {}\n", set()),
+        ("wscenario: 1\nclient: x\n", set()),
+        ("[]\n", set()),
+    ],
+)
+def test_steps_an_ohos_client_cannot_use(text: str, unusable: set[str]) -> None:
+    assert unusable_steps(parse_yaml(text.encode(), "s.yaml").data) == unusable
+
+
+def test_only_hints_for_a_steps_keys_leave_out_unusable_names() -> None:
+    names = {"propertyNames": {"enum": ["ping", "send"]}}
+    schema = {"properties": {"steps": {"items": names}, "on": names}}
+    doc = parse_yaml(b"steps: [{pnig: 1}]\non: {pnig: 1}\n", "s.yaml")
+    errors = Draft202012Validator(schema).iter_errors(doc.data)
+    found = diagnostics_for(errors, doc.source_map, {"ping"})
+    assert [(d.pointer, d.hint) for d in found] == [
+        ("/on/pnig", "did you mean 'ping'? allowed: ping, send"),
+        ("/steps/0/pnig", "allowed: send"),
+    ]
+
+
 def test_allowed_hint_without_a_close_value() -> None:
     assert allowed_hint("zzz", ["b", "a", True]) == "allowed: a, b, true"
 
@@ -310,7 +356,8 @@ def test_allowed_hint_without_a_close_value() -> None:
 def _full(text: str) -> list[Diagnostic]:
     """What validating the whole document with jsonschema alone reports."""
     doc = parse_yaml(text.encode(), "s.yaml")
-    return diagnostics_for(validator().iter_errors(doc.data), doc.source_map)
+    errors = validator().iter_errors(doc.data)
+    return diagnostics_for(errors, doc.source_map, unusable_steps(doc.data))
 
 
 MANY_STEPS = [

@@ -24,6 +24,7 @@ from wscenario.core.model import (
     CLIENT_EVENTS_RAW,
     CLIENT_EVENTS_RAW_FRAMES,
     JSON,
+    RAW_CLIENT_ONLY_STEPS,
     SERVER_EVENTS,
 )
 from wscenario.core.regexes import UnsafePattern, compile_pattern
@@ -37,7 +38,7 @@ CALL_KINDS = ("connect", "send", "close")
 """Step kinds that are calls, and so may say what ``result`` they expect."""
 
 CLIENT_KINDS: tuple[str, ...] = ("connect", "send", "close", "expect", "unordered", "sleep")
-RAW_CLIENT_KINDS: tuple[str, ...] = (*CLIENT_KINDS, "ping", "drop", "frames")
+RAW_CLIENT_KINDS: tuple[str, ...] = (*CLIENT_KINDS, *RAW_CLIENT_ONLY_STEPS)
 """A raw-profile client may also ping, drop TCP and write raw frames; an ohos app cannot."""
 SERVER_KINDS: tuple[str, ...] = (
     *("send", "close", "expect", "unordered", "sleep"),

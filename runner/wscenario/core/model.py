@@ -33,6 +33,9 @@ CLIENT_EVENTS_RAW = ("open", "message", "close", "error", "ping", "pong")
 CLIENT_EVENTS_RAW_FRAMES = ("open", "frame", "close", "error", "ping", "pong")
 """The raw profile's events with ``frames: true``: each data frame instead of whole messages."""
 
+RAW_CLIENT_ONLY_STEPS = ("ping", "drop", "frames")
+"""Steps only a raw-profile client has: an ohos app cannot ping, drop TCP or write raw frames."""
+
 SERVER_EVENTS = ("connect", "messageReceive", "close", "error", "ping", "pong")
 """Events of a fake server's connection, named after the ohos ``WebSocketServer``."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from wscenario.core.diagnostics import Diagnostic
-from wscenario.core.model import JSON
+from wscenario.core.model import JSON, RAW_CLIENT_ONLY_STEPS
 from wscenario.core.schema_predicate import Predicate, compile_predicate
 from wscenario.core.source import Document, SourceMap
 from wscenario.core.templating import suggest
@@ -89,7 +89,20 @@ def validate_data(doc: Document) -> list[Diagnostic]:
     """Every way ``doc.data`` breaks the schema; an empty list when it is valid."""
     if scenario_predicate()(doc.data):
         return []
-    return diagnostics_for(schema_errors(doc.data), doc.source_map)
+    return diagnostics_for(schema_errors(doc.data), doc.source_map, unusable_steps(doc.data))
+
+
+def unusable_steps(data: JSON) -> frozenset[str]:
+    """Steps the schema lets a client have that its profile cannot use: ohos has no raw ones.
+
+    The checks refuse them with their own reasons; hints for a step's keys leave them out.
+    """
+    if not isinstance(data, dict) or "server" in data:
+        return frozenset()
+    client = data.get("client")
+    if isinstance(client, dict) and client.get("profile") != "raw":
+        return frozenset(RAW_CLIENT_ONLY_STEPS)
+    return frozenset()
 
 
 def schema_errors(data: JSON) -> list[ValidationError]:
@@ -114,11 +127,16 @@ def schema_errors(data: JSON) -> list[ValidationError]:
     return errors
 
 
-def diagnostics_for(errors: Iterable[ValidationError], source_map: SourceMap) -> list[Diagnostic]:
+def diagnostics_for(
+    errors: Iterable[ValidationError],
+    source_map: SourceMap,
+    unusable: Collection[str] = (),
+) -> list[Diagnostic]:
     """Turn validation errors into diagnostics: ``best_match`` first, then by relevance.
 
     The result does not depend on the order the errors come in; duplicates (the same message
-    at the same place) are shown once.
+    at the same place) are shown once. Hints for a step's keys leave out those in ``unusable``
+    (:func:`unusable_steps`).
     """
     ordered = sorted(errors, key=_stable_key)
     if not ordered:
@@ -127,7 +145,7 @@ def diagnostics_for(errors: Iterable[ValidationError], source_map: SourceMap) ->
     rest = sorted((e for e in ordered if e is not head), key=relevance)
     diagnostics: dict[tuple[str, str], Diagnostic] = {}
     for error in [head, *rest]:
-        for diagnostic in _convert(error, source_map):
+        for diagnostic in _convert(error, source_map, unusable):
             diagnostics.setdefault((diagnostic.pointer, diagnostic.message), diagnostic)
     return list(diagnostics.values())
 
@@ -173,12 +191,15 @@ def _show(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _convert(error: ValidationError, source_map: SourceMap) -> Iterator[Diagnostic]:
+def _convert(
+    error: ValidationError, source_map: SourceMap, unusable: Collection[str]
+) -> Iterator[Diagnostic]:
     pointer = pointer_of(error.absolute_path)
     keyword = error.validator
     schema_path = list(error.schema_path)
     if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
-        yield _name_error(error, pointer, source_map)
+        at_step = len(error.absolute_path) == 2 and error.absolute_path[0] == "steps"
+        yield _name_error(error, pointer, source_map, unusable if at_step else ())
     elif keyword == "additionalProperties":
         yield from _unknown_keys(error, pointer, source_map)
     elif keyword == "required":
@@ -208,12 +229,14 @@ def _convert(error: ValidationError, source_map: SourceMap) -> Iterator[Diagnost
         yield Diagnostic(source_map.value_position(pointer), message.rstrip("."), pointer)
 
 
-def _name_error(error: ValidationError, pointer: str, source_map: SourceMap) -> Diagnostic:
+def _name_error(
+    error: ValidationError, pointer: str, source_map: SourceMap, unusable: Collection[str]
+) -> Diagnostic:
     key = str(_instance(error))
     key_pointer = f"{pointer}{pointer_of([key])}"
     position = source_map.key_position(key_pointer)
     if error.validator == "enum":
-        hint = allowed_hint(key, _rule(error))
+        hint = allowed_hint(key, [name for name in _rule(error) if name not in unusable])
         return Diagnostic(position, f"unknown key '{key}'", key_pointer, hint)
     hint = "names are letters, digits and _, not starting with a digit"
     return Diagnostic(position, f"invalid name '{key}'", key_pointer, hint)
