@@ -27,7 +27,8 @@ def test_durations(text: object, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["2", "2 s", "s", "-1s", "1h", "", True, -1, float("nan"), float("inf"), None, []]
+    "bad",
+    ["2", "2 s", "s", "-1s", "1h", "", "\u0663s", True, -1, float("nan"), float("inf"), None, []],
 )
 def test_not_durations(bad: object) -> None:
     with pytest.raises(ValueError, match="not a duration"):
@@ -43,7 +44,9 @@ def test_sizes(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("bad", ["1KB", "1.5MiB", "x", -1, True, 1.5, -2.0, float("inf"), None])
+@pytest.mark.parametrize(
+    "bad", ["1KB", "1.5MiB", "x", "\u0663", -1, True, 1.5, -2.0, float("inf"), None]
+)
 def test_not_sizes(bad: object) -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size(bad)

@@ -11,8 +11,8 @@ import re
 
 # group 1 is the number, group 2 the unit; no named groups, as the schema's copies of these
 # patterns are JavaScript regexes too (editors check scenarios with them)
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)")
-_SIZE = re.compile(r"(\d+)(B|KiB|MiB|GiB)?")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)")
+_SIZE = re.compile(r"([0-9]+)(B|KiB|MiB|GiB)?")
 
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _BYTES_PER_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
