@@ -15,6 +15,10 @@ from wscenario.core.source import parse_yaml
 CLIENT = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/"}\n'
 RAW = 'wscenario: 1\nclient: {url: "ws://127.0.0.1:1/", profile: raw}\n'
 SERVER = "wscenario: 1\nserver: {}\n"
+FIRST_NOT_CONNECT = (
+    "a connection's first event is 'connect', which this step does not expect | every "
+    "connection starts with a connect event: add '- expect: connect' before this step"
+)
 
 
 def problems(text: str, base_dir: Path) -> list[str]:
@@ -408,12 +412,38 @@ CASES = [
         ],
     ),
     (RAW.replace("raw}", "raw, frames: false}") + "steps:\n  - expect: message\n", []),
+    # each connection of a fake server starts with connect: the first wait must take it
+    (
+        SERVER + "steps:\n  - send: hi\n  - sleep: 1s\n  - expect: {nothing: 1s}\n",
+        [f"error /steps/2/expect: {FIRST_NOT_CONNECT}"],
+    ),
+    (
+        SERVER + "steps:\n  - unordered: [{expect: messageReceive}, {expect: close}]\n",
+        [f"error /steps/0/unordered: {FIRST_NOT_CONNECT}"],
+    ),
+    (SERVER + "steps:\n  - unordered: [{expect: messageReceive}, {expect: connect}]\n", []),
+    (SERVER + "steps:\n  - expect: {connect: {path: /chat}, timeout: 1s}\n", []),
+    (SERVER + "ignore: [{connect: {path: /}}]\nsteps:\n  - expect: messageReceive\n", []),
+    (
+        SERVER + "steps:\n  - expect: {nothing: 1s}\nrules:\n  - 'on': ping\n    ping: {}\n"
+        "  - 'on': connect\n    send: welcome\n",
+        [],
+    ),
+    (
+        SERVER + "steps:\n  - expect: {messageReceive: hi, close: null}\n",
+        [
+            (
+                "error /steps/0/expect/close: an event takes only one of 'messageReceive' and "
+                "'close' | one of: connect, messageReceive, close, error, ping, pong, nothing"
+            )
+        ],
+    ),
 ]
 
 
 def test_echo_only_answers_a_message_that_fired_a_rule(tmp_path: Path) -> None:
     text = SERVER + (
-        "steps:\n  - expect: messageReceive\n  - send: {echo: true}\nrules:\n"
+        "steps:\n  - expect: connect\n  - expect: messageReceive\n  - send: {echo: true}\nrules:\n"
         "  - 'on': {messageReceive: {any: binary}}\n    send: {echo: true, fragments: 2}\n"
         "  - 'on': messageReceive\n    do: [{send: {echo: true}}]\n"
         "  - 'on': ping\n    do: [{sleep: 1s}, {send: {echo: true}}]\n"
@@ -421,7 +451,7 @@ def test_echo_only_answers_a_message_that_fired_a_rule(tmp_path: Path) -> None:
         "  - 'on': {ping: null, pong: null}\n    send: {echo: true}\n"
     )
     assert problems(text, tmp_path) == [
-        "error /steps/1/send/echo: 'echo' sends back the message that fired a rule; a step has none | answer messages with a rule: on: messageReceive, send: {echo: true}",
+        "error /steps/2/send/echo: 'echo' sends back the message that fired a rule; a step has none | answer messages with a rule: on: messageReceive, send: {echo: true}",
         "error /rules/2/do/1/send/echo: 'echo' sends back a received message; this rule is on 'ping', not a message | use it in a rule on messageReceive, or send a message of its own",
         "error /rules/3/send/echo: 'echo' sends back a received message; this rule is on 'close', not a message | use it in a rule on messageReceive, or send a message of its own",
         "error /rules/4/on/pong: an event takes only one of 'ping' and 'pong' | one of: connect, messageReceive, close, error, ping, pong",

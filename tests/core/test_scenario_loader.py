@@ -129,6 +129,12 @@ def test_schema_errors_in_steps_do_not_hide_the_other_steps_problems(tmp_path: P
     assert diagnostics[1].position.line == 6
 
 
+def test_a_broken_step_may_be_the_one_that_takes_a_fake_servers_connect(tmp_path: Path) -> None:
+    text = "wscenario: 1\nserver: {}\nsteps:\n  - expect: {connect: {}, extra: 1}\n"
+    diagnostics = check_scenario(write(tmp_path, text + "  - expect: messageReceive\n"))
+    assert [d.pointer for d in diagnostics] == ["/steps/0/expect/extra"]
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -3,7 +3,8 @@
 These run on data the schema has accepted: exactly one side, one kind per step, ``result``
 on calls only, URLs, header names and values, safe regexes, variables used before they are
 defined, wildcards, file references that stay inside the scenario's folder, positive
-timeouts, and the fake server's listen address (a warning when it is not loopback).
+timeouts, the fake server's listen address (a warning when it is not loopback), and that
+a fake server's script takes the ``connect`` event each connection starts with.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ ALL_EVENTS = tuple(
     )
 )
 PAYLOAD_EVENTS = frozenset({"message", "messageReceive", "ping", "pong"})
+
+UNCHECKED_STEP: JSON = {"sleep": "0s"}
+"""What stands in for a step the schema rejected while the other steps are checked: a harmless
+``sleep``, of which nothing is assumed about what the step it replaces waits for."""
 
 _WILDCARD_CUTOFF = 0.75  # '$regx' is a typo of '$regex'; '$ref' is a key of its own
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -165,6 +170,8 @@ class _Checker:
             self.check_step(step, f"/steps/{index}", kinds, defined)
         for index, rule in enumerate(data.get("rules", [])):
             self.check_rule(rule, f"/rules/{index}", variables)
+        if "server" in data:
+            self.check_connect_taken(data)
 
     # -- sides -----------------------------------------------------------------------------
 
@@ -242,6 +249,19 @@ class _Checker:
             hint = "listen on 127.0.0.1 unless other machines must connect"
             message = f"listening on {host} lets other machines connect to the fake server"
             self.report(pointer, message, hint, severity="warning")
+
+    def check_connect_taken(self, data: Mapping[str, Any]) -> None:
+        """Each connection's first event is ``connect``: the first step that waits for an event
+        must take it, unless the ignore list or a rule (which sees events first) does."""
+        first = _first_wait(data["steps"])
+        takers = [*data.get("ignore", []), *(rule["on"] for rule in data.get("rules", []))]
+        if first is None or any(_server_event(body) == "connect" for body in takers):
+            return
+        pointer, bodies = first
+        events = [_server_event(body) for body in bodies]
+        if "connect" not in events and None not in events:  # None: reported where it is
+            message = "a connection's first event is 'connect', which this step does not expect"
+            self.report(pointer, message, _CONNECT_HINT, at_key=True)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -508,6 +528,27 @@ def _strings(
     return found
 
 
+def _first_wait(steps: Iterable[Mapping[str, Any]]) -> tuple[str, list[Any]] | None:
+    """The pointer of the first step that waits for an event, and the bodies it expects."""
+    for index, step in enumerate(steps):
+        if step is UNCHECKED_STEP:  # it may have been the wait that takes connect
+            return None
+        if "expect" in step:
+            return f"/steps/{index}/expect", [step["expect"]]
+        if "unordered" in step:
+            return f"/steps/{index}/unordered", [item["expect"] for item in step["unordered"]]
+    return None
+
+
+def _server_event(body: Any) -> str | None:
+    """The event (or ``nothing``) an expect, ignore or rule body of a fake server names; None
+    when it names no known one (a problem reported where the body is checked)."""
+    if isinstance(body, str):
+        return body if body in SERVER_EVENTS else None
+    named = [key for key in body if key in SERVER_EVENTS or key == "nothing"]
+    return named[0] if len(named) == 1 else None
+
+
 def _hint(value: str, allowed: Iterable[str]) -> str:
     close = suggest(value, allowed)
     listed = f"allowed: {', '.join(allowed)}"
@@ -523,6 +564,9 @@ _RAW_ONLY = {
     "frames": ("write raw frames", "'profile: raw' can write raw frames"),
 }
 """Steps only a raw-profile client has: what an ohos app cannot do, and a hint."""
+_CONNECT_HINT = (
+    "every connection starts with a connect event: add '- expect: connect' before this step"
+)
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
 _ECHO_IN_STEP = (
     "'echo' sends back the message that fired a rule; a step has none",

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from wscenario.core.build import BuildError, build_scenario
-from wscenario.core.checks import check_data
+from wscenario.core.checks import UNCHECKED_STEP, check_data
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import JSON, Scenario
 from wscenario.core.schema import validate_data
@@ -97,10 +97,6 @@ def _inspect(
     return diagnostics, scenario
 
 
-_STAND_IN: JSON = {"sleep": "0s"}
-"""What a step the schema rejected becomes for the checks that run on the other steps."""
-
-
 def _without_broken_steps(doc: Document, diagnostics: Iterable[Diagnostic]) -> Document | None:
     """``doc`` with each step the schema rejected replaced by a stand-in.
 
@@ -117,7 +113,7 @@ def _without_broken_steps(doc: Document, diagnostics: Iterable[Diagnostic]) -> D
     assert isinstance(steps, list)
     if any(_saves(steps[index]) for index in broken):
         return None
-    kept = [_STAND_IN if index in broken else step for index, step in enumerate(steps)]
+    kept = [UNCHECKED_STEP if index in broken else step for index, step in enumerate(steps)]
     return replace(doc, data={**doc.data, "steps": kept})
 
 
