@@ -269,7 +269,7 @@ def test_a_value_the_file_refuses_the_flag_refuses(tmp_path: Path, name: str, va
 def test_a_flag_replaces_only_the_limit_it_names_and_the_last_one_wins(tmp_path: Path) -> None:
     path = limits_file(tmp_path, {"maxHeaders": "10", "maxFragments": "20"})
     flags = parse_limits(["maxHeaders=30", "closeTimeout=2s", "maxHeaders=40"])
-    (scenario,) = select_scenarios([str(path)], {}, "server", limits=flags).scenarios
+    (scenario,) = select_scenarios([str(path)], {}, "server", limits=flags, env={}).scenarios
     assert (scenario.limits.max_headers, scenario.limits.max_fragments) == (40, 20)
     assert scenario.limits.close_timeout == 2.0
     assert scenario.limits.max_message_size == Limits().max_message_size

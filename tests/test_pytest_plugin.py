@@ -174,6 +174,23 @@ def test_wscenario_var_sets_the_variable_in_scenarios_that_declare_it(
     result.assert_outcomes(passed=1, skipped=1)
 
 
+def test_a_default_reads_the_environment(
+    pytester: pytest.Pytester, echo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = client(echo_url, expect="bonjour").replace(
+        "word: hello", "word: '{{ env.WSCENARIO_TEST_WORD }}'"
+    )
+    pytester.makefile(".wscenario.yaml", echo=text)
+    monkeypatch.delenv("WSCENARIO_TEST_WORD", raising=False)
+    unset = pytester.runpytest()
+    unset.assert_outcomes(errors=1)
+    unset.stdout.fnmatch_lines(
+        ["*echo.wscenario.yaml:5:9: error: /vars/word: environment variable * is not set"]
+    )
+    monkeypatch.setenv("WSCENARIO_TEST_WORD", "bonjour")
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [

@@ -203,6 +203,58 @@ def test_an_environment_variable_that_is_not_utf8_fails_its_step(
     assert "Traceback" not in captured.out + captured.err
 
 
+ENV_SCENARIO = """\
+wscenario: 1
+timeout: 2s
+vars:
+  who: "{{ env.WSCENARIO_TEST_WHO }}"
+  token: "{{ env.WSCENARIO_SECRET_TEST_TOKEN }}"
+client:
+  url: ws://127.0.0.1:9/
+steps:
+  - connect: {}
+  - expect: {open: {status: 101}}
+  - send: "{{ who }} {{ token }}"
+  - expect: {message: "bob s3cret-token"}
+  - close: {code: 1000}
+  - expect: {close: {code: 1000}}
+"""
+
+
+def test_defaults_read_the_environment_and_secrets_stay_hidden(
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WSCENARIO_TEST_WHO", "bob")
+    monkeypatch.setenv("WSCENARIO_SECRET_TEST_TOKEN", "s3cret-token")
+    path = tmp_path / "env.yaml"
+    path.write_text(ENV_SCENARIO, encoding="utf-8")
+    report = tmp_path / "report.json"
+    code = main(["run", str(path), "--url", echo_url, "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out  # the echo server sent back what the environment gave
+    document = json.loads(report.read_text(encoding="utf-8"))
+    variables = document["scenarios"][0]["variables"]
+    assert variables == {"who": "bob", "token": "<WSCENARIO_SECRET_TEST_TOKEN>"}
+    assert "s3cret-token" not in out + report.read_text(encoding="utf-8")
+
+
+def test_a_default_reading_an_unset_environment_variable_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WSCENARIO_TEST_WHO", raising=False)
+    path = tmp_path / "env.yaml"
+    path.write_text(ENV_SCENARIO, encoding="utf-8")
+    assert main(["run", str(path), "--var", "token=given"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"{path}:4:8: error: /vars/who: environment variable 'WSCENARIO_TEST_WHO' is not set\n"
+        "    hint: set it, or give --var who=...\n"
+    )
+
+
 BAD_URLS = [
     ("http://127.0.0.1:9/", "url must start with ws:// or wss://"),
     ("ws://127.0.0.1:99999/", "invalid url: port out of range"),

@@ -165,6 +165,8 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[ScenarioItem]:
         """The file's scenario as one test; an invalid file is a collection error."""
+        import os
+
         from wscenario.core.scenario_loader import load_scenario
         from wscenario.errors import ScenarioLoadError, UsageError
 
@@ -172,9 +174,11 @@ class ScenarioFile(pytest.File):
         limits = self.config.stash[_limits]
         try:
             scenario = load_scenario(self.path, limits=limits)
-            declared = {name: value for name, value in given.items() if name in scenario.vars}
-            if declared:
-                scenario = load_scenario(self.path, overrides=declared, limits=limits)
+            if scenario.vars:  # again, with the values given and the defaults' environment
+                declared = {name: value for name, value in given.items() if name in scenario.vars}
+                scenario = load_scenario(
+                    self.path, overrides=declared, limits=limits, env=os.environ
+                )
         except ScenarioLoadError as exc:
             raise self.CollectError("\n".join(d.render() for d in exc.diagnostics)) from None
         except UsageError as exc:

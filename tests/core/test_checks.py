@@ -470,6 +470,19 @@ def test_templates_deep_in_a_value_are_reported_in_order_where_they_are(tmp_path
     ]
 
 
+def test_a_default_reads_the_environment_and_takes_any_other_template_as_written(
+    tmp_path: Path,
+) -> None:
+    text = CLIENT + (
+        "vars: {a: 1, b: '{{ a }}', c: {d: ['{{ env.X }} {{ env.Y }}', '{{ e', 'x{{ c }}{{ a']}}\n"
+        "steps:\n  - send: '{{ b }}'\n"
+    )
+    assert problems(text, tmp_path) == [
+        "warning /vars/b: a default cannot use variable 'a'; it is taken as written | vars cannot refer to other variables; write the value, or read the environment with {{ env.NAME }}",
+        "warning /vars/c/d/2: a default cannot use variable 'c'; it is taken as written | vars cannot refer to other variables; write the value, or read the environment with {{ env.NAME }}",
+    ]
+
+
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_checks(text: str, expected: list[str], tmp_path: Path) -> None:
     assert problems(text, tmp_path) == expected

@@ -153,3 +153,67 @@ def test_the_checks_are_skipped_when_the_rest_cannot_be_trusted(tmp_path: Path, 
     diagnostics = check_scenario(write(tmp_path, text))
     assert diagnostics
     assert not any("regex" in d.message or "undefined" in d.message for d in diagnostics)
+
+
+ENV_VARS = (
+    "vars:\n  who: '{{ env.WHO }}'\n  n: 3\n"
+    "  auth: {token: 'Bearer {{ env.TOKEN }}', ids: ['{{ env.WHO }}-{{ env.TOKEN }}']}\n"
+)
+
+
+def test_defaults_read_the_environment_when_loaded_to_run(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + ENV_VARS + "steps: []\n")
+    loaded = load_scenario(path, env={"WHO": "7", "TOKEN": "t0k", "OTHER": "x"})
+    assert loaded.vars == {
+        "who": "7",  # a value from the environment stays a string
+        "n": 3,
+        "auth": {"token": "Bearer t0k", "ids": ["7-t0k"]},
+    }
+
+
+def test_a_default_takes_every_other_brace_as_written(tmp_path: Path) -> None:
+    text = "vars: {v: '{{ n }} {{{ env.WHO }}} {{ not a template }} {{env.WHO}}{{'}\nsteps: []\n"
+    path = write(tmp_path, HEAD + text)
+    assert load_scenario(path, env={"WHO": "bob"}).vars == {
+        "v": "{{ n }} {bob} {{ not a template }} bob{{"
+    }
+
+
+def test_an_override_is_taken_as_written_and_needs_no_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + ENV_VARS + "steps: []\n")
+    overrides = {"who": "{{ env.WHO }}", "auth": '{"token": "given"}'}
+    loaded = load_scenario(path, overrides=overrides, env={})
+    assert loaded.vars == {"who": "{{ env.WHO }}", "n": 3, "auth": {"token": "given"}}
+
+
+NOT_SET = "environment variable 'WHO' is not set"
+NOT_UTF8 = "environment variable TOKEN is not valid UTF-8"
+
+
+def test_an_unset_environment_variable_is_an_error_where_a_default_reads_it(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, HEAD + ENV_VARS + "steps:\n  - send: {binary: {hex: '0'}}\n")
+    with pytest.raises(ScenarioLoadError) as caught:
+        load_scenario(path, env={"TOKEN": "a\udcffb"})  # bytes b"a\xffb" in the environment
+    assert caught.value.exit_code == 2
+    *unread, built = caught.value.diagnostics
+    assert unread[0].render() == (
+        f"{path}:4:8: error: /vars/who: environment variable 'WHO' is not set\n"
+        "    hint: set it, or give --var who=..."
+    )
+    assert [(str(d.position), d.pointer, d.message, d.hint) for d in unread[1:]] == [
+        (f"{path}:6:17", "/vars/auth/token", NOT_UTF8, "set it, or give --var auth=..."),
+        (f"{path}:6:49", "/vars/auth/ids/0", NOT_SET, "set it, or give --var auth=..."),
+        (f"{path}:6:49", "/vars/auth/ids/0", NOT_UTF8, "set it, or give --var auth=..."),
+    ]
+    assert "invalid hex" in built.message, "build errors come along"
+
+
+def test_validating_needs_no_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + ENV_VARS + "steps: []\n")
+    diagnostics, scenario = inspect_scenario(path)
+    assert diagnostics == []
+    assert scenario is not None
+    assert scenario.vars["who"] == "{{ env.WHO }}"
+    assert load_scenario(path).vars == scenario.vars

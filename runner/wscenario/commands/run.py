@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     url = None if args.url is None else checked_url(args.url, "--url")
     record = recording_from_args(args)
     try:
-        selection = select_scenarios(args.paths, overrides, "client", limits=limits)
+        selection = select_scenarios(args.paths, overrides, "client", limits=limits, env=os.environ)
     except ScenarioLoadError as exc:
         for diagnostic in exc.diagnostics:
             sys.stderr.write(diagnostic.render() + "\n")

@@ -1,5 +1,5 @@
 """Choosing the scenarios a command runs: files and folders, one side, ``--var`` overrides,
-``--limit`` values in place of the scenarios' own.
+``--limit`` values in place of the scenarios' own, ``{{ env.NAME }}`` in ``vars`` filled in.
 
 ``run`` takes client scenarios and ``serve`` server ones. A file of the other side named on
 the command line is a usage error; one found in a folder is skipped and counted.
@@ -47,11 +47,17 @@ def parse_vars(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def select_scenarios(
-    paths: Sequence[str], overrides: Mapping[str, str], side: Side, *, limits: LimitValues
+    paths: Sequence[str],
+    overrides: Mapping[str, str],
+    side: Side,
+    *,
+    limits: LimitValues,
+    env: Mapping[str, str],
 ) -> Selection:
     """Load the ``side`` scenarios named, or found under the folders named.
 
-    Each scenario's ``limits`` take the ``limits`` given (``--limit``) in place of its own.
+    Each scenario's ``limits`` take the ``limits`` given (``--limit``) in place of its own,
+    and its ``vars`` defaults read the environment ``env``.
 
     Raises:
         UsageError: a path does not exist, or names a scenario of the other side.
@@ -67,7 +73,7 @@ def select_scenarios(
         explicit = path.is_file()
         for file in [path] if explicit else find_scenario_files([path]):
             try:
-                scenario = load_scenario(file, overrides=overrides, limits=limits)
+                scenario = load_scenario(file, overrides=overrides, limits=limits, env=env)
             except ScenarioLoadError as exc:
                 problems.extend(exc.diagnostics)
                 continue

@@ -145,7 +145,8 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
         ScenarioLoadError: a scenario file is invalid (all diagnostics of all files).
     """
     limits = parse_limits(args.limit)
-    selection = select_scenarios(args.paths, parse_vars(args.var), "server", limits=limits)
+    overrides = parse_vars(args.var)
+    selection = select_scenarios(args.paths, overrides, "server", limits=limits, env=os.environ)
     if not selection.scenarios:
         raise UsageError("no server scenario in " + ", ".join(args.paths))
     scenarios = [_rendered(scenario) for scenario in selection.scenarios]

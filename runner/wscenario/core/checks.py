@@ -31,7 +31,14 @@ from wscenario.core.model import (
 from wscenario.core.regexes import UnsafePattern, compile_pattern
 from wscenario.core.schema import pointer_of
 from wscenario.core.source import Document, SourceMap
-from wscenario.core.templating import ENV_PREFIX, TemplateError, suggest, template_names
+from wscenario.core.templating import (
+    ENV_PREFIX,
+    TemplateError,
+    strings_in,
+    suggest,
+    template_names,
+    written_names,
+)
 from wscenario.core.units import parse_duration
 from wscenario.core.urls import url_problem
 
@@ -133,6 +140,7 @@ class _Checker:
             self.report("", "missing 'client' or 'server'", _SIDE_HINT)
             return
         variables = set(data.get("vars", {}))
+        self.check_defaults(data.get("vars", {}))
         if "timeout" in data and parse_duration(data["timeout"]) <= 0:
             self.report("/timeout", "must be longer than 0")
         for name, value in data.get("limits", {}).items():
@@ -497,7 +505,7 @@ class _Checker:
         return None
 
     def check_templates(self, value: Any, pointer: str, names: set[str]) -> None:
-        for path, text in _strings(value):
+        for path, text in strings_in(value):
             try:
                 used = template_names(text)
             except TemplateError as exc:
@@ -509,23 +517,14 @@ class _Checker:
                     hint = suggest(name, names) or _UNDEFINED_HINT
                     self.report(_join(pointer, *path), f"undefined variable '{name}'", hint)
 
-
-def _strings(
-    value: JSON,
-    path: tuple[str | int, ...] = (),
-    found: list[tuple[tuple[str | int, ...], str]] | None = None,
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """Every string inside ``value``, in order, with its path of keys and indexes."""
-    found = [] if found is None else found
-    if isinstance(value, str):
-        found.append((path, value))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _strings(item, (*path, index), found)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _strings(item, (*path, key), found)
-    return found
+    def check_defaults(self, variables: JSON) -> None:
+        """A default in ``vars`` reads the environment; it takes ``{{ name }}`` as written."""
+        for path, text in strings_in(variables):
+            for name in written_names(text):
+                if not name.startswith(ENV_PREFIX):
+                    message = f"a default cannot use variable '{name}'; it is taken as written"
+                    pointer = _join("/vars", *path)
+                    self.report(pointer, message, _DEFAULTS_HINT, severity="warning")
 
 
 def _first_wait(steps: Iterable[Mapping[str, Any]]) -> tuple[str, list[Any]] | None:
@@ -568,6 +567,10 @@ _CONNECT_HINT = (
     "every connection starts with a connect event: add '- expect: connect' before this step"
 )
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
+_DEFAULTS_HINT = (
+    "vars cannot refer to other variables; write the value, or read the environment with "
+    "{{ env.NAME }}"
+)
 _ECHO_IN_STEP = (
     "'echo' sends back the message that fired a rule; a step has none",
     "answer messages with a rule: on: messageReceive, send: {echo: true}",

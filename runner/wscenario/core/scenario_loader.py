@@ -2,6 +2,8 @@
 
 ``load_scenario`` is what commands call to run a scenario; ``inspect_scenario`` and
 ``check_scenario`` report every problem of a file (errors and warnings) without raising.
+Given the environment, ``load_scenario`` fills ``{{ env.NAME }}`` into the ``vars`` defaults
+that ``--var`` does not override; an unset variable is then an error of the file.
 
 When the schema finds errors only in some steps, the language's own checks still run on the
 rest, each broken step standing in as a harmless ``sleep``, so one pass shows both kinds of
@@ -12,7 +14,7 @@ variable (later steps using it would be reported as undefined).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,9 +22,17 @@ from wscenario.core.build import BuildError, build_scenario
 from wscenario.core.checks import UNCHECKED_STEP, check_data
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.model import JSON, Scenario
-from wscenario.core.schema import validate_data
+from wscenario.core.schema import pointer_of, validate_data
 from wscenario.core.source import Document, SourceError, load_yaml_file
-from wscenario.core.templating import suggest
+from wscenario.core.templating import (
+    ENV_PREFIX,
+    TemplateError,
+    env_value,
+    render_env,
+    strings_in,
+    suggest,
+    written_names,
+)
 from wscenario.errors import ScenarioLoadError, UsageError
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -33,16 +43,21 @@ def load_scenario(
     *,
     overrides: Mapping[str, str] | None = None,
     limits: Mapping[str, int | float] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Scenario:
     """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars`` and
     ``--limit`` values (``Limits`` field names) in place of its own ``limits:``.
 
+    Given an ``env``, the ``{{ env.NAME }}`` templates of the defaults not overridden are
+    filled in from it (``--var`` values are taken as written).
+
     Raises:
-        ScenarioLoadError: the file is not a valid scenario (every error is in it).
+        ScenarioLoadError: the file is not a valid scenario (every error is in it), or a
+            default reads an environment variable that ``env`` lacks or holds not as UTF-8.
         UsageError: an override names a variable the scenario does not declare, or gives
             a value of the wrong type.
     """
-    diagnostics, scenario = _inspect(path, overrides or {}, limits)
+    diagnostics, scenario = _inspect(path, overrides or {}, limits, env)
     if scenario is None:
         raise ScenarioLoadError([d for d in diagnostics if d.severity == "error"])
     return scenario
@@ -75,6 +90,7 @@ def _inspect(
     path: Path,
     overrides: Mapping[str, str],
     limits: Mapping[str, int | float] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[list[Diagnostic], Scenario | None]:
     try:
         doc = load_yaml_file(path)
@@ -89,12 +105,13 @@ def _inspect(
     diagnostics = check_data(doc, base_dir=path.parent)
     if any(d.severity == "error" for d in diagnostics):
         return diagnostics, None
-    variables = _apply_overrides(doc, overrides) if overrides else None
+    variables, unread = _variables(doc, overrides, env)
+    diagnostics += unread
     try:
         scenario = build_scenario(doc, base_dir=path.parent, variables=variables, limits=limits)
     except BuildError as exc:
         return [*diagnostics, *exc.diagnostics], None
-    return diagnostics, scenario
+    return diagnostics, None if unread else scenario
 
 
 def _without_broken_steps(doc: Document, diagnostics: Iterable[Diagnostic]) -> Document | None:
@@ -154,3 +171,52 @@ def _typed(name: str, text: str, default: JSON) -> JSON:
     if not same:
         raise UsageError(f"--var {name}: expected {type(default).__name__}, got {text!r}")
     return value
+
+
+def _variables(
+    doc: Document, overrides: Mapping[str, str], env: Mapping[str, str] | None
+) -> tuple[dict[str, JSON] | None, list[Diagnostic]]:
+    """The variables to build with (``None``: the defaults as written) and, given an ``env``,
+    the errors of reading it into the defaults."""
+    if env is None:
+        return (_apply_overrides(doc, overrides) if overrides else None), []
+    variables = _apply_overrides(doc, overrides)
+    return variables, _read_environment(doc, variables, overrides, env)
+
+
+def _read_environment(
+    doc: Document,
+    variables: dict[str, JSON],
+    overrides: Mapping[str, str],
+    env: Mapping[str, str],
+) -> list[Diagnostic]:
+    """Fill ``{{ env.NAME }}`` into the defaults in ``variables`` that ``overrides`` leaves;
+    an environment variable that cannot be read is an error where it is read."""
+    problems: list[Diagnostic] = []
+    for name, default in list(variables.items()):
+        if name in overrides:
+            continue
+        unread = list(_unreadable(doc, name, default, env))
+        if unread:
+            problems += unread
+        else:
+            variables[name] = render_env(default, env)
+    return problems
+
+
+def _unreadable(
+    doc: Document, name: str, default: JSON, env: Mapping[str, str]
+) -> Iterator[Diagnostic]:
+    """An error for each environment variable the default of ``name`` reads that ``env``
+    lacks or holds not as UTF-8."""
+    for path, text in strings_in(default):
+        for used in written_names(text):
+            if not used.startswith(ENV_PREFIX):
+                continue
+            try:
+                env_value(used[len(ENV_PREFIX) :], env)
+            except TemplateError as exc:
+                pointer = pointer_of(("vars", name, *path))
+                position = doc.source_map.value_position(pointer)
+                hint = f"set it, or give --var {name}=..."
+                yield Diagnostic(position, exc.message, pointer, hint)

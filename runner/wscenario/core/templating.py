@@ -4,6 +4,9 @@ A template names a variable (declared in ``vars``, or saved by an earlier step) 
 environment variable. Whitespace inside the braces is optional; names are
 ``[A-Za-z_][A-Za-z0-9_]*``. There is no escape: every ``{{`` opens a template. Rendering never
 substitutes an empty string for an unknown name; it raises ``TemplateError`` instead.
+
+The defaults in ``vars`` are the exception: there, only ``{{ env.NAME }}`` is a template
+(``render_env``) and any other text, braces included, is taken as written.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TypeAlias
 
@@ -22,9 +25,13 @@ ENV_PREFIX = "env."
 _OPEN = "{{"
 _CLOSE = "}}"
 _REFERENCE = re.compile(r"\s*((?:env\.)?[A-Za-z_][A-Za-z0-9_]*)\s*")
+_TEMPLATE = re.compile(re.escape(_OPEN) + _REFERENCE.pattern + re.escape(_CLOSE))
+"""A well-formed template, found anywhere in a text whatever other braces it holds."""
 
 Segment: TypeAlias = tuple[bool, str]
 """One piece of a parsed template string: ``(False, literal text)`` or ``(True, name)``."""
+KeyPath: TypeAlias = tuple[str | int, ...]
+"""Where a string sits inside a JSON value: its keys and indexes."""
 
 
 class TemplateError(ValueError):
@@ -78,36 +85,45 @@ def template_names(text: str) -> tuple[str, ...]:
 def collect_names(value: JSON) -> tuple[str, ...]:
     """The names used by every string inside a JSON value (values only, never keys)."""
     names: dict[str, None] = {}
-    for text in _strings(value):
+    for _, text in strings_in(value):
         names.update(dict.fromkeys(template_names(text)))
     return tuple(names)
 
 
-def _strings(value: JSON) -> Iterable[str]:
+def strings_in(value: JSON, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
+    """Every string inside a JSON value (values only, never keys), in order, with its path."""
     if isinstance(value, str):
-        yield value
+        yield path, value
     elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+        for index, item in enumerate(value):
+            yield from strings_in(item, (*path, index))
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
+        for key, item in value.items():
+            yield from strings_in(item, (*path, key))
 
 
 def _lookup(name: str, variables: Mapping[str, JSON], env: Mapping[str, str]) -> JSON:
     if name.startswith(ENV_PREFIX):
-        key = name[len(ENV_PREFIX) :]
-        if key not in env:
-            raise TemplateError(f"environment variable {key!r} is not set", name=name)
-        value = env[key]
-        if not is_valid_unicode(value):
-            raise TemplateError(f"environment variable {key} is not valid UTF-8", name=name)
-        return value
+        return env_value(name[len(ENV_PREFIX) :], env)
     if name not in variables:
         message = f"undefined variable {name!r}"
         hint = suggest(name, variables)
         raise TemplateError(f"{message}; {hint}" if hint else message, name=name)
     return variables[name]
+
+
+def env_value(key: str, env: Mapping[str, str]) -> str:
+    """The value of the environment variable ``key`` in ``env``.
+
+    Raises:
+        TemplateError: it is not set, or not valid UTF-8.
+    """
+    if key not in env:
+        raise TemplateError(f"environment variable {key!r} is not set", name=ENV_PREFIX + key)
+    value = env[key]
+    if not is_valid_unicode(value):
+        raise TemplateError(f"environment variable {key} is not valid UTF-8", name=ENV_PREFIX + key)
+    return value
 
 
 def _as_text(value: JSON) -> str:
@@ -138,15 +154,47 @@ def render_value(value: JSON, variables: Mapping[str, JSON], env: Mapping[str, s
     Raises:
         TemplateError: as ``render_text``.
     """
-    if isinstance(value, str):
-        segments = _parse(value)
+
+    def render(text: str) -> JSON:
+        segments = _parse(text)
         if len(segments) == 1 and segments[0][0]:
             return _lookup(segments[0][1], variables, env)
-        return render_text(value, variables, env)
+        return render_text(text, variables, env)
+
+    return _map_strings(value, render)
+
+
+def written_names(text: str) -> tuple[str, ...]:
+    """The names of the well-formed templates in ``text``, in order of first use, ``env.X``
+    for the environment; other braces are text and never an error."""
+    return tuple(dict.fromkeys(found[1] for found in _TEMPLATE.finditer(text)))
+
+
+def render_env(value: JSON, env: Mapping[str, str]) -> JSON:
+    """A ``vars`` default: every ``{{ env.NAME }}`` inside it (values only, never keys)
+    replaced by the environment variable's value; any other text kept as written.
+
+    Raises:
+        TemplateError: as ``env_value``.
+    """
+
+    def fill(found: re.Match[str]) -> str:
+        name = found[1]
+        if name.startswith(ENV_PREFIX):
+            return env_value(name[len(ENV_PREFIX) :], env)
+        return found[0]
+
+    return _map_strings(value, lambda text: _TEMPLATE.sub(fill, text))
+
+
+def _map_strings(value: JSON, change: Callable[[str], JSON]) -> JSON:
+    """``value`` with each string inside it (values only, never keys) ``change``d."""
+    if isinstance(value, str):
+        return change(value)
     if isinstance(value, list):
-        return [render_value(item, variables, env) for item in value]
+        return [_map_strings(item, change) for item in value]
     if isinstance(value, dict):
-        return {key: render_value(item, variables, env) for key, item in value.items()}
+        return {key: _map_strings(item, change) for key, item in value.items()}
     return value
 
 
