@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import anyio
@@ -333,3 +337,84 @@ async def test_a_session_the_recording_proxy_ended_converts_to_a_scenario_that_p
         code, out = await wscenario("run", str(scenario))
         assert code == 0, out
         assert await watcher.end(2) == Close(1001, "proxy shutting down")  # as the proxy sent it
+
+
+ISSUED = "3f2b8c1e-1111-2222-3333-444455556666"
+
+
+def issued_and_sent_back(path: Path, port: int) -> Path:
+    """A transcript, as if recorded against ``port``: the server issued a session id, the
+    client sent it back, and the server said ok."""
+    records = [
+        *handshake(),
+        ev(0.01, "server", "text", data=f'{{"type":"welcome","session":"{ISSUED}"}}'),
+        ev(0.02, "client", "text", data=f'{{"type":"ack","session":"{ISSUED}"}}'),
+        ev(0.03, "server", "text", data='{"type":"ok"}'),
+        ev(0.04, "client", "close", code=1000, reason=""),
+        ev(0.05, "server", "close", code=1000, reason=""),
+        end(0.06),
+    ]
+    return write(path, records, {**HEADER, "url": f"ws://127.0.0.1:{port}/chat"})
+
+
+async def fresh_sessions(ws: ServerConnection) -> None:
+    """A websockets server that issues a new session id to each client and wants it back."""
+    session = str(uuid.uuid4())
+    await ws.send(json.dumps({"type": "welcome", "session": session}))
+    ack = json.loads(await ws.recv())
+    await ws.send('{"type":"ok"}' if ack == {"type": "ack", "session": session} else "{}")
+    await ws.wait_closed()
+
+
+@pytest.mark.anyio
+async def test_a_client_sends_back_the_session_a_server_issues_afresh(tmp_path: Path) -> None:
+    async with websockets_server(fresh_sessions) as port:
+        transcript = issued_and_sent_back(tmp_path / "session.jsonl", port)
+        scenario = tmp_path / "session.yaml"
+        command = ["convert", str(transcript), "--side", "client", "--loose"]
+        assert main([*command, "-o", str(scenario)]) == 0
+        steps = yaml.safe_load(scenario.read_text())["steps"]
+        assert steps[2]["expect"]["save"] == {"session": "/session"}
+        assert steps[3] == {"send": {"json": {"type": "ack", "session": "{{ session }}"}}}
+        code, out = await wscenario("run", str(scenario))
+        assert code == 0, out
+        url = f"ws://127.0.0.1:{port}"
+        code, out = await wscenario("replay", str(transcript), "--against", url, "--loose")
+        assert code == 0, out
+
+
+def asked_with_a_fresh_id(*args: str) -> bool:
+    """Start ``wscenario ARGS`` (a server for one connection) and ask it once with a new id;
+    whether the answer carries that id."""
+    command = [sys.executable, "-m", "wscenario", *args]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.search(r"ws://[0-9.:]+", first)  # serve names no path, replay does
+        assert found is not None, first
+        fresh = secrets.token_hex(16)
+        with connect(found[0] + "/chat", compression=None) as ws:
+            ws.send(json.dumps({"type": "get", "id": fresh}, separators=(",", ":")))
+            answer = json.loads(ws.recv(timeout=5))
+        out = first + process.stdout.read()
+        assert process.wait(timeout=10) == 0, out
+    return bool(answer == {"type": "result", "id": fresh})
+
+
+def test_a_server_sends_back_the_id_a_client_sends_afresh(tmp_path: Path) -> None:
+    sent = "deadbeefdeadbeefdeadbeefdeadbeef"
+    records = [
+        *handshake(),
+        ev(0.01, "client", "text", data=f'{{"type":"get","id":"{sent}"}}'),
+        ev(0.02, "server", "text", data=f'{{"type":"result","id":"{sent}"}}'),
+        ev(0.03, "client", "close", code=1000, reason=""),
+        ev(0.04, "server", "close", code=1000, reason=""),
+        end(0.05),
+    ]
+    transcript = write(tmp_path / "ids.jsonl", records)
+    replay = ["replay", str(transcript), "--serve", "--listen", "127.0.0.1:0", "--once"]
+    assert asked_with_a_fresh_id(*replay, "--loose", "--timing", "fast")
+    scenario = tmp_path / "ids.server.yaml"
+    command = ["convert", str(transcript), "--side", "server", "--loose", "-o", str(scenario)]
+    assert main(command) == 0
+    assert asked_with_a_fresh_id("serve", str(scenario), "--listen", "127.0.0.1:0", "--once")

@@ -211,7 +211,8 @@ def _add_replay(commands: Subparsers) -> Parser:
         "Replay a recorded transcript: --against URL plays the client (sends what it sent, "
         "expects what the server answered); --serve plays the server to clients. The "
         "transcript's own url is never used: a URL without a path gets the recorded path and "
-        "query. Redacted values come from WSCENARIO_SECRET_<NAME> variables.",
+        "query. Redacted values come from WSCENARIO_SECRET_<NAME> variables. Ids the peer "
+        "sent that the side played sends back are sent as the peer sent them this time.",
     )
     replay.add_argument(
         "transcript",
@@ -271,7 +272,8 @@ def _add_convert(commands: Subparsers) -> Parser:
         "turn a transcript into an editable scenario",
         "Write the scenario that plays one side of a transcript: JSON messages become json "
         "matchers, gaps of 50ms or more become sleeps, values that look volatile are pointed "
-        "out in comments (--loose: replaced by wildcards).",
+        "out in comments (--loose: replaced by wildcards); ids the peer sent and this side "
+        "sends back are saved and sent as variables.",
     )
     convert.add_argument("transcript", metavar="TRANSCRIPT", help="a .jsonl transcript")
     convert.add_argument(

@@ -219,7 +219,8 @@ def test_client_side_of_a_chat() -> None:
         {"expect": {"open": {"status": 101}}},
         {"send": {"json": {"type": "hello"}}},
         {"expect": {"message": {"json": {"type": "welcome",
-                                         "id": "3f0c2a9b-1111-2222-3333-444455556666", "n": 1}}}},
+                                         "id": "3f0c2a9b-1111-2222-3333-444455556666", "n": 1}},
+                    "save": {"id": "/id"}}},
         {"expect": {"message": {"json": {"type": "tick", "n": 2}}}},
         {"expect": {"ping": {"binary": {"base64": b64(b"p")}}}},
         {"send": {"binary": {"base64": b64(b"\x00\xff")}}},
@@ -443,6 +444,123 @@ def test_loose_expectations_wildcard_volatile_values_and_notes_point_them_out() 
     assert calm.data == {"expect": {"message": {"json": {"v": 1}}}}
 
 
+# ------------------------------------------------------------------------- correlation
+
+HEX = "deadbeefdeadbeef00"
+TOKEN = "eyJhbGciOiJIUzI1NiJ9abc"
+
+
+def test_the_client_sends_back_the_identifiers_the_server_issued_as_variables() -> None:
+    welcome = {"type": "welcome", "session": UUID, "n": 1764086400, "at": "2026-11-25T16:00:00Z",
+               "name": "short", "auth": {"token": TOKEN}}  # fmt: skip
+    ack = {"type": "ack", "session": UUID, "refs": [f"s:{UUID}", TOKEN], UUID: "key",
+           "n": 1764086400, "at": "2026-11-25T16:00:00Z", "name": "short"}  # fmt: skip
+    records = [
+        ev(1, "server", "text", data=json.dumps(welcome)),
+        ev(2, "client", "text", data=json.dumps(ack, separators=(",", ":"))),
+        ev(3, "client", "text", data=f"bye {UUID}, {TOKEN}{UUID}"),
+    ]
+    maker = StepMaker("client", loose=True)
+    expect, send, text = [step for record in records for step in maker.steps(record)]
+    assert expect.data["expect"]["save"] == {  # type: ignore[index, call-overload]
+        "session": "/session", "token": "/auth/token"}  # fmt: skip
+    assert expect.saved == ("session", "token")
+    assert expect.data["expect"]["message"]["json"]["session"] == {  # type: ignore[index, call-overload]
+        "$regex": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    }
+    assert send.data == {"send": {"json": {
+        "type": "ack", "session": "{{ session }}", "refs": ["s:{{ session }}", "{{ token }}"],
+        UUID: "key", "n": 1764086400, "at": "2026-11-25T16:00:00Z", "name": "short"}}}  # fmt: skip
+    assert text.data == {"send": {"text": "bye {{ session }}, {{ token }}{{ session }}"}}
+    assert maker.echoed == {"session", "token"}
+
+
+def test_the_server_sends_back_the_identifiers_the_client_sent() -> None:
+    records = [
+        ev(1, "client", "text", data=f'{{"op":"get","id":"{HEX}"}}'),
+        ev(2, "server", "text", data=f'{{ "re": "{HEX}" }}'),
+        ev(3, "server", "text", data=f"{{{{ {HEX}"),  # through a variable: sent as recorded
+    ]
+    maker = StepMaker("server")
+    steps = [step for record in records for step in maker.steps(record)]
+    assert [step.data for step in steps] == [
+        {"expect": {"messageReceive": {"json": {"op": "get", "id": HEX}}, "save": {"id": "/id"}}},
+        {"send": {"text": '{ "re": "{{ id }}" }'}},
+        {"send": {"text": "{{ text1 }}"}},
+    ]
+    assert steps[2].variables == {"text1": f"{{{{ {HEX}"}
+
+
+def test_saved_names_come_from_the_pointer_and_are_unique() -> None:
+    ids = [f"{n}f0c2a9b-1111-2222-3333-444455556666" for n in range(8)]
+    first = {"a": {"session": ids[0]}, "b": {"session": ids[1]}, "session-id": ids[2],
+             "list": [ids[3]], "": ids[4], "text": ids[5], "x/y": {"a~b": ids[6]},
+             "again": ids[0]}  # fmt: skip
+    maker = StepMaker("client")
+    (step,) = maker.steps(ev(1, "server", "text", data=json.dumps(first)))
+    assert step.data["expect"]["save"] == {  # type: ignore[index, call-overload]
+        "session": "/a/session", "session_2": "/b/session", "session_id": "/session-id",
+        "value0": "/list/0", "value": "/", "text_2": "/text", "a_b": "/x~1y/a~0b",
+    }  # fmt: skip
+    (later,) = maker.steps(ev(2, "server", "text", data=json.dumps({"session": ids[7]})))
+    assert later.data["expect"]["save"] == {"session_3": "/session"}  # type: ignore[index, call-overload]
+    (again,) = maker.steps(ev(3, "server", "text", data=json.dumps({"session": ids[0]})))
+    assert "save" not in again.data["expect"]  # type: ignore[operator]
+    assert again.saved == ()
+
+
+def test_values_at_ignored_pointers_are_not_saved() -> None:
+    data = json.dumps({"meta": {"id": UUID}, "metadata": HEX, "m": TOKEN})
+    (step,) = StepMaker("client", ignore=("/meta", "/m")).steps(ev(1, "server", "text", data=data))
+    assert step.data["expect"]["save"] == {"metadata": "/metadata"}  # type: ignore[index, call-overload]
+
+
+def test_the_latest_used_values_are_remembered() -> None:
+    maker = StepMaker("client", max_saved=2)
+    ids = [f"{n}f0c2a9b-1111-2222-3333-444455556666" for n in range(3)]
+
+    def sent(value: str) -> Any:
+        (step,) = maker.steps(ev(1, "client", "text", data=f'{{"id":"{value}"}}'))
+        return step.data["send"]["json"]["id"]  # type: ignore[index, call-overload]
+
+    for value in ids[:2]:
+        maker.steps(ev(1, "server", "text", data=f'{{"id":"{value}"}}'))
+    assert sent(ids[0]) == "{{ id }}"  # the first is now the latest used
+    (third,) = maker.steps(ev(1, "server", "text", data=f'{{"id":"{ids[2]}"}}'))
+    assert third.data["expect"]["save"] == {"id_3": "/id"}  # type: ignore[index, call-overload]
+    assert sent(ids[1]) == ids[1]  # the least recently used is forgotten
+    assert [sent(ids[0]), sent(ids[2])] == ["{{ id }}", "{{ id_3 }}"]
+
+
+def test_secret_templates_stay_around_a_value_sent_back() -> None:
+    maker = StepMaker("client")
+    maker.steps(ev(1, "server", "text", data=f'{{"session":"{UUID}"}}'))
+    data = f'{{"auth":"<redacted:token:1f0c2a9b>","session":"{UUID}"}}'
+    (step,) = maker.steps(ev(2, "client", "text", data=data))
+    assert step.data == {"send": {"text": (
+        '{"auth":"{{ env.WSCENARIO_SECRET_TOKEN }}","session":"{{ session }}"}')}}  # fmt: skip
+
+
+def test_a_conversion_keeps_only_the_saves_a_send_uses(tmp_path: Path) -> None:
+    records = [
+        request(),
+        response(),
+        ev(0.01, "server", "text", data=f'{{"session":"{UUID}","trace":"{HEX}"}}'),
+        ev(0.02, "server", "text", data=f'{{"trace":"{TOKEN}"}}'),
+        ev(0.03, "client", "text", data=f'{{"type":"ack","session":"{UUID}"}}'),
+    ]
+    converted = convert(HEADER, records, side="client", name="n", loose=True)
+    steps: Any = converted.data["steps"]
+    assert steps[2]["expect"]["save"] == {"session": "/session"}
+    assert steps[3]["expect"].keys() == {"message"}
+    assert steps[4] == {"send": {"json": {"type": "ack", "session": "{{ session }}"}}}
+    path = tmp_path / "n.yaml"
+    path.write_text(render_yaml(converted, source="n.jsonl", schema="s.json"))
+    expect = load_scenario(path).steps[2]
+    assert isinstance(expect, model.Expect)
+    assert expect.save == {"session": "/session"}
+
+
 # ------------------------------------------------------------------------- the model
 
 
@@ -482,6 +600,10 @@ def test_model_steps_match_the_scenario_language() -> None:
     assert to_model(rst, HERE, "") == model.Drop(mode="rst", position=HERE, pointer="")
     note = StepMaker("client", profile="ohos").steps(ev(0, "client", "ping", data=""))[0]
     assert to_model(note, HERE, "") is None
+    saving = StepMaker("client").steps(ev(0, "server", "text", data=f'{{"id":"{UUID}"}}'))[0]
+    assert to_model(saving, HERE, "") == model.Expect(
+        matcher=model.EventMatcher("message", payload=model.JsonMatcher({"id": UUID})),
+        save={"id": "/id"}, position=HERE, pointer="")  # fmt: skip
     bare = StepMaker("client").steps(request())[0]
     connect = to_model(bare, HERE, "")
     assert isinstance(connect, model.Connect)

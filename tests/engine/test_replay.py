@@ -184,6 +184,29 @@ async def test_ignored_pointers_are_not_compared(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_value_at_an_ignored_pointer_is_not_saved_so_the_server_may_leave_it_out(
+    tmp_path: Path,
+) -> None:
+    session = "3f2b8c1e-1111-2222-3333-444455556666"
+    records = [*handshake(),
+               ev(0.01, "server", "text", data=f'{{"type":"welcome","session":"{session}"}}'),
+               ev(0.02, "client", "text", data=f'{{"type":"ack","session":"{session}"}}'),
+               end(0.03)]  # fmt: skip
+    path = write(tmp_path / "session.jsonl", records)
+    acks: list[str | bytes] = []
+
+    async def sessionless(connection: ServerConnection) -> None:
+        await connection.send('{"type":"welcome"}')
+        acks.append(await connection.recv())
+
+    async with websockets_server(sessionless) as port:
+        options = ReplayOptions(Timing(None), ignore=("/session",))
+        result, _ = await against(path, f"ws://127.0.0.1:{port}", options)
+    assert result.outcome == "passed", result.session.steps
+    assert acks == [f'{{"type":"ack","session":"{session}"}}']  # as recorded
+
+
+@pytest.mark.anyio
 async def test_a_server_that_closes_first_is_expected_and_its_close_answered(
     tmp_path: Path,
 ) -> None:

@@ -3,7 +3,8 @@
 ``--against URL`` connects to URL (never to the transcript's own url; a URL with no path gets
 the recorded request path and query) with the recorded request headers, sends what the
 client sent at the recorded times (``--timing``) and expects what the server sent (JSON
-loosened by ``--ignore``, ``--match POINTER=any:TYPE|regex:PATTERN`` and ``--loose``); several
+loosened by ``--ignore``, ``--match POINTER=any:TYPE|regex:PATTERN`` and ``--loose``; an id
+the server sent that the client sends back is sent as the server sent it this time); several
 transcripts are played one after another (all are checked before the first connects). Only
 failing steps are printed, with the same details and diffs as ``run``, then one line with the
 outcome. ``--serve`` listens (``--listen``, default 127.0.0.1:8765) on the recorded path with

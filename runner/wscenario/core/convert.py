@@ -8,12 +8,17 @@ into steps of the scenario language one at a time (so a replay can stream), ``to
 a runnable model step of one, and ``convert`` plus ``render_yaml`` write a whole editable
 scenario, with ``sleep`` steps for the recorded gaps and volatile-looking values (uuids,
 timestamps, epoch times, tokens, increasing counters) pointed out or, ``loose``, wildcarded.
+Identifiers the peer sent and this side sends back are saved and sent as variables
+(correlation), so a peer that issues fresh ones gets its own back.
 
 Choices, so that a converted scenario replays the recorded bytes exactly:
 
 * a JSON text is sent as ``{json: ...}`` only when its compact form is the recorded text, and
   expected as ``{json: ...}`` when it is an object or array (so ``ignore`` pointers apply);
 * text holding ``{{`` (which would read as a template) goes through a variable;
+* an identifier (``CORRELATED``) in the peer's JSON is saved on its ``expect``, and sent as
+  ``{{ name }}`` wherever this side sends it again (not in text that goes through a variable);
+  ``convert`` keeps only the saves some send uses;
 * closes the engine answers by itself (the echo of the peer's close) and pongs are not replayed;
 * redaction placeholders ``<redacted:NAME:xxxx>`` become ``{{ env.WSCENARIO_SECRET_NAME }}``,
   and a remark at the top lists the variables to set;
@@ -35,7 +40,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -70,6 +75,12 @@ SKIPPED_HEADERS = frozenset(
 VARIABLE_PREFIX = "text"
 """Variables holding text that contains ``{{`` are named ``text1``, ``text2``..."""
 
+_VERBATIM_NAME = re.compile(rf"{VARIABLE_PREFIX}\d*")
+"""The names of those variables, never given to a saved value."""
+
+MAX_SAVED = 1_000
+"""At most this many saved values are remembered for sending back (the latest used)."""
+
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 _HEX = re.compile(r"[0-9a-fA-F]{16,}")
@@ -89,6 +100,10 @@ _WILDCARDS: dict[str, JSON] = {
 }
 
 Kind = Literal["uuid", "timestamp", "hex token", "token", "epoch time", "counter"]
+
+CORRELATED: frozenset[Kind] = frozenset({"uuid", "hex token", "token"})
+"""Volatile strings saved for sending back: identifiers, each at least 16 characters long (a
+time or a number is seldom sent back, and short values would match by chance)."""
 
 _DROPS: dict[str, dict[str, JSON]] = {"eof": {}, "reset": {"mode": "rst"}}
 """How a recorded ``disconnect`` of this side is played: a ``drop`` step (others are not)."""
@@ -186,26 +201,31 @@ class VolatileFinder:
     def find(self, role: str, value: JSON, pointer: str = "") -> list[tuple[str, Kind]]:
         """The pointers of ``value`` that look volatile, with what they look like."""
         found: list[tuple[str, Kind]] = []
-        if isinstance(value, dict):
-            for key, item in value.items():
-                found += self.find(role, item, f"{pointer}/{_escape(key)}")
-            return found
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                found += self.find(role, item, f"{pointer}/{index}")
-            return found
-        kind = volatile_kind(value)
-        if kind is None and _is_number(value):
-            number = float(value)  # type: ignore[arg-type]
-            where = (role, pointer)
-            before = self._last.get(where)
-            if before is not None and number > before:
-                kind = "counter"
-            if where in self._last or len(self._last) < self.max_pointers:
-                self._last[where] = number
-        if kind is not None:
-            found.append((pointer, kind))
+        for at, leaf in _leaves(value, pointer):
+            kind = volatile_kind(leaf)
+            if kind is None and _is_number(leaf):
+                number = float(leaf)  # type: ignore[arg-type]
+                where = (role, at)
+                before = self._last.get(where)
+                if before is not None and number > before:
+                    kind = "counter"
+                if where in self._last or len(self._last) < self.max_pointers:
+                    self._last[where] = number
+            if kind is not None:
+                found.append((at, kind))
         return found
+
+
+def _leaves(value: JSON, pointer: str = "") -> Iterator[tuple[str, JSON]]:
+    """Every value inside ``value`` that is neither an object nor an array, with its pointer."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{pointer}/{_escape(key)}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{pointer}/{index}")
+    else:
+        yield pointer, value
 
 
 def _is_number(value: object) -> bool:
@@ -269,7 +289,8 @@ class MadeStep:
 
     ``data`` is the step in the scenario language; ``call`` says it is this side's action
     (scheduled at ``t``, seconds after the session started); ``notes`` are remarks for a person
-    (volatile values); ``variables`` are variables the step needs (text holding ``{{``).
+    (volatile values); ``variables`` are variables the step needs (text holding ``{{``);
+    ``saved`` names the variables its ``save`` stores.
     """
 
     data: dict[str, JSON]
@@ -277,6 +298,7 @@ class MadeStep:
     call: bool
     notes: tuple[str, ...] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
+    saved: tuple[str, ...] = ()
 
 
 @dataclass
@@ -291,6 +313,11 @@ class StepMaker:
     variables that were not set collect in ``missing``.
     What this side did that its steps cannot do is named in ``left_out`` (``ping``, ``drop``
     (an ohos client), ``protocol break``) and noted where it happened.
+
+    Each identifier (``CORRELATED``) in the peer's JSON is saved by its ``expect`` under a name
+    made from its pointer (``session``, ``session_2``...), except at ``ignore`` pointers (values
+    a peer may leave out); where this side sends it again, the step sends ``{{ name }}``
+    instead, and the name joins ``echoed``. The ``max_saved`` latest used are remembered.
     """
 
     side: Side
@@ -300,15 +327,19 @@ class StepMaker:
     env: Mapping[str, str] | None = None
     profile: model.Profile = "raw"
     finder: VolatileFinder = field(default_factory=VolatileFinder)
+    ignore: Collection[str] = ()
+    max_saved: int = MAX_SAVED
     missing: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
     left_out: set[str] = field(default_factory=set)
+    echoed: set[str] = field(default_factory=set)
     _peer_closed: bool = False
     _closed_here: bool = False
     _proxy_closes: set[str] = field(default_factory=set)
     _ended_here: Literal["no", "yes", "noted"] = "no"
     _variables: int = 0
     _one_variable: bool = False
+    _saved: dict[str, str] = field(default_factory=dict)  # value -> name, least recent first
 
     def steps(self, event: TranscriptEvent | End) -> list[MadeStep]:
         """The steps one record becomes, often none or one."""
@@ -360,8 +391,10 @@ class StepMaker:
         text: str = self._secret(record["data"])
         value = _json_of(text)
         if value is not None and _compact(value) == text and "{{" not in text:
-            return MadeStep({"send": {"json": value}}, t, call=True)
+            return MadeStep({"send": {"json": self._echoed_json(value)}}, t, call=True)
         payload, variables = self._verbatim(text)
+        if not variables:
+            payload = self._echoed(payload)
         return MadeStep({"send": {"text": payload}}, t, call=True, variables=variables)
 
     def _ping(self, record: Mapping[str, Any], t: float) -> list[MadeStep]:
@@ -474,6 +507,7 @@ class StepMaker:
         text: str = self._secret(record["data"])
         value = _json_of(text)
         if isinstance(value, dict | list) and "{{" not in text and not _has_wildcard_shape(value):
+            saves = self._saves(value)
             if self.wildcards:
                 value = placed(value, self.wildcards)
             found = self.finder.find(record["from"], value)
@@ -483,10 +517,8 @@ class StepMaker:
                 for pointer, kind in found
             )
             if self.loose and found:
-                return MadeStep(
-                    {"expect": {event: {"json": wildcarded(value, found)}}}, t, call=False
-                )
-            return MadeStep({"expect": {event: {"json": value}}}, t, call=False, notes=notes)
+                return _expect_json(event, wildcarded(value, found), saves, t)
+            return _expect_json(event, value, saves, t, notes)
         payload, variables = self._verbatim(text)
         return MadeStep({"expect": {event: {"text": payload}}}, t, False, variables=variables)
 
@@ -516,6 +548,73 @@ class StepMaker:
     def reuse_variable(self) -> None:
         """Use one variable for every verbatim text (a replay runs one step at a time)."""
         self._one_variable = True
+
+    # -- correlation ---------------------------------------------------------------------
+
+    def _saves(self, value: JSON) -> dict[str, str]:
+        """The ``save`` of a peer's JSON message: its identifiers not saved yet, by name."""
+        saves: dict[str, str] = {}
+        for pointer, leaf in _leaves(value):
+            if (
+                isinstance(leaf, str)
+                and leaf not in self._saved
+                and volatile_kind(leaf) in CORRELATED
+                and not any(pointer == p or pointer.startswith(f"{p}/") for p in self.ignore)
+            ):
+                name = self._free_name(pointer)
+                saves[name] = pointer
+                self._saved[leaf] = name
+                if len(self._saved) > self.max_saved:
+                    del self._saved[next(iter(self._saved))]
+        return saves
+
+    def _free_name(self, pointer: str) -> str:
+        """A variable name made from the pointer's last token that no remembered value has."""
+        token = pointer.rsplit("/", 1)[1].replace("~1", "/").replace("~0", "~")
+        base = re.sub(r"[^A-Za-z0-9_]", "_", token)
+        if not re.match(r"[A-Za-z_]", base):
+            base = f"value{base}"
+        taken = set(self._saved.values())
+        name, number = base, 1
+        while name in taken or _VERBATIM_NAME.fullmatch(name):
+            number += 1
+            name = f"{base}_{number}"
+        return name
+
+    def _echoed_json(self, value: JSON) -> JSON:
+        """``value`` with the saved values in its strings (not keys) sent as variables."""
+        if isinstance(value, dict):
+            return {key: self._echoed_json(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._echoed_json(item) for item in value]
+        return self._echoed(value) if isinstance(value, str) else value
+
+    def _echoed(self, text: str) -> str:
+        """``text`` with each saved value in it written ``{{ name }}`` (templates kept)."""
+        found = sorted((value for value in self._saved if value in text), key=len, reverse=True)
+        if not found:
+            return text
+        pattern = "|".join([r"\{\{.*?\}\}", *map(re.escape, found)])
+        return re.sub(pattern, self._variable, text)
+
+    def _variable(self, found: re.Match[str]) -> str:
+        """A saved value as a template of its variable; a template as it is."""
+        name = self._saved.pop(found[0], None)
+        if name is None:
+            return found[0]
+        self._saved[found[0]] = name  # now the latest used
+        self.echoed.add(name)
+        return f"{{{{ {name} }}}}"
+
+
+def _expect_json(
+    event: str, value: JSON, saves: dict[str, str], t: float, notes: tuple[str, ...] = ()
+) -> MadeStep:
+    """The expectation of a JSON message, saving ``saves``."""
+    body: dict[str, JSON] = {event: {"json": value}}
+    if saves:
+        body["save"] = {**saves}
+    return MadeStep({"expect": body}, t, call=False, notes=notes, saved=tuple(saves))
 
 
 def _only_secrets(text: str) -> bool:
@@ -593,12 +692,13 @@ def to_model(made: MadeStep, position: Position, pointer: str) -> model.Step | N
         expect: Any = data["expect"]
         if isinstance(expect, str):
             return model.Expect(matcher=model.EventMatcher(expect), **where)
-        ((event, value),) = expect.items()
+        event = next(key for key in expect if key != "save")
+        value = expect[event]
         if event in model.MESSAGE_EVENTS or event in ("ping", "pong"):
             matcher = model.EventMatcher(event, payload=_matcher(value))
         else:
             matcher = model.EventMatcher(event, fields=value)
-        return model.Expect(matcher=matcher, **where)
+        return model.Expect(matcher=matcher, save=expect.get("save", {}), **where)
     return None
 
 
@@ -652,11 +752,12 @@ def convert(
 
     Gaps of at least ``MIN_SLEEP`` before this side's calls become ``sleep`` steps (rounded to
     10 ms). A client scenario connects to the header's url (without ``user:password@``) with
-    the recorded headers.
+    the recorded headers. Values no send uses are not saved.
     """
     url, had_userinfo = _without_userinfo(header.url)
     maker = StepMaker(side, url=None, loose=loose, profile=profile)
     steps: list[JSON] = []
+    saving: list[tuple[int, MadeStep]] = []
     notes: dict[int, tuple[str, ...]] = {}
     variables: dict[str, JSON] = {}
     section: dict[str, JSON] = {}
@@ -676,8 +777,12 @@ def convert(
             variables.update(made.variables)
             if made.notes:
                 notes[len(steps)] = notes.get(len(steps), ()) + made.notes
+            if made.saved:
+                saving.append((len(steps), made))
             if made.data:
                 steps.append(made.data)
+    for index, made in saving:
+        steps[index] = _used_saves(made, maker.echoed)
     if not section:
         section = _section(url, {"target": "/", "headers": ()}, side, profile, maker.secrets)
     data: dict[str, JSON] = {"wscenario": 1, "name": name}
@@ -694,6 +799,14 @@ def convert(
         things = ", ".join(sorted(maker.left_out))
         remarks.append(f"left out, as a {side} scenario cannot do it: {things}; see the comments")
     return Converted(data, notes, tuple(remarks))
+
+
+def _used_saves(made: MadeStep, used: Collection[str]) -> dict[str, JSON]:
+    """A made ``expect`` with only the saves in ``used``."""
+    expect: Any = made.data["expect"]
+    body = {key: value for key, value in expect.items() if key != "save"}
+    kept = {name: expect["save"][name] for name in made.saved if name in used}
+    return {"expect": {**body, "save": kept} if kept else body}
 
 
 def _without_userinfo(url: str) -> tuple[str, bool]:

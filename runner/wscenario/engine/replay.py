@@ -97,7 +97,9 @@ class ReplayOptions:
         self, side: Side, *, env: Mapping[str, str], url: str | None = None
     ) -> StepMaker:
         """What turns the records into steps for ``side``, with these options."""
-        maker = StepMaker(side, url=url, env=env, loose=self.loose, wildcards=self.wildcards)
+        maker = StepMaker(
+            side, url=url, env=env, loose=self.loose, wildcards=self.wildcards, ignore=self.ignore
+        )
         maker.reuse_variable()
         return maker
 
