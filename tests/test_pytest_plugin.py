@@ -1,4 +1,5 @@
-"""The pytest plugin: scenario files run as pytest tests against a real websockets server.
+"""The pytest plugin: scenario files run as pytest tests against a real websockets server, and
+the ``wscenario_server`` fixture's fake server talking to websockets clients in a test.
 
 Each test runs pytest on files written to a temporary folder (``pytester``); the plugin is
 loaded the way users get it, through the ``pytest11`` entry point.
@@ -23,6 +24,7 @@ import wscenario.commands.given_url
 import wscenario.commands.limit_options
 import wscenario.core.scenario_loader
 import wscenario.engine.client
+import wscenario.pytest_server
 import wscenario.report.console  # noqa: F401
 from wscenario.pytest_plugin import DEFAULT_FILES, headline
 from wscenario.report.results import not_run
@@ -279,3 +281,317 @@ def test_a_wscenario_var_of_the_wrong_type_is_a_collection_error(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fake.wscenario.yaml: *n*three*"])
     assert "Traceback" not in result.stdout.str()
+
+
+# ---------------------------------------------------------------- the wscenario_server fixture
+
+GREETER = """\
+wscenario: 1
+name: greeter
+timeout: 2s
+vars:
+  greeting: hello
+server:
+  listen: 127.0.0.1:8765
+  path: /chat
+steps:
+  - expect: connect
+  - expect: {messageReceive: hi}
+  - send: "{{ greeting }} back"
+  - expect: close
+"""
+
+CLIENTS = """\
+from websockets.sync.client import connect
+
+
+def talk(url, say="hi"):
+    \"\"\"Send ``say`` and return the answer; close.\"\"\"
+    with connect(url) as ws:
+        ws.send(say)
+        return ws.recv()
+"""
+
+
+def served(pytester: pytest.Pytester, tests: str) -> None:
+    """The greeter scenario in ``ws/``, a ``clients`` module and ``tests`` as a test file."""
+    (pytester.path / "ws").mkdir()
+    (pytester.path / "ws" / "greeter.server.yaml").write_text(GREETER, encoding="utf-8")
+    pytester.makepyfile(clients=CLIENTS, test_app=tests)
+
+
+def test_a_client_that_follows_the_script_passes_against_the_fixtures_server(
+    pytester: pytest.Pytester,
+) -> None:
+    served(
+        pytester,
+        """
+        from clients import talk
+
+        def test_greeting(wscenario_server, monkeypatch):
+            monkeypatch.chdir("/")  # the path is the rootdir's, not the working folder's
+            server = wscenario_server("ws/greeter.server.yaml", vars={"greeting": "bonjour"})
+            assert server.url == f"ws://127.0.0.1:{server.port}/chat"
+            assert server.port != 8765  # the scenario's listen: gives way to a free port
+            assert talk(server.url) == "bonjour back"
+            results = server.wait(timeout=5)
+            assert [(r.side, r.outcome) for r in results] == [("server", "passed")]
+            assert server.results == results
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_client_that_strays_from_the_script_fails_the_test_with_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    served(
+        pytester,
+        """
+        from websockets.sync.client import connect
+
+        def test_greeting(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml")
+            with connect(server.url) as ws:
+                ws.send("bye")
+        """,
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_greeting _*",
+            "ws/greeter.server.yaml:11: expected text 'hi', got 'bye'",
+            "greeter #1 127.0.0.1:* *greeter.server.yaml",
+            "*PASS expect connect*greeter.server.yaml:10*",
+            "*FAIL expect messageReceive 'hi'*greeter.server.yaml:11*",
+            "*expected: messageReceive 'hi'",
+            "*received: messageReceive 'bye'",
+            "FAILED greeter #1 *: failed at *greeter.server.yaml:11, 2 steps not run*",
+            "*short test summary info*",
+            "FAILED test_app.py::test_greeting - Failed: ws/greeter.server.yaml:11: *",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_no_connection_fails_the_test_saying_none_arrived(pytester: pytest.Pytester) -> None:
+    served(
+        pytester,
+        """
+        def test_greeting(wscenario_server):
+            wscenario_server("ws/greeter.server.yaml", timeout=0.2)
+        """,
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["ws/greeter.server.yaml: expected at least 1 connection to ws://*:*/chat, none arrived"]
+    )
+
+
+def test_connections_sets_how_many_clients_must_come(pytester: pytest.Pytester) -> None:
+    served(
+        pytester,
+        """
+        from clients import talk
+
+        def test_two(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", connections=2)
+            assert talk(server.url) == talk(server.url) == "hello back"
+            assert [r.outcome for r in server.wait()] == ["passed", "passed"]
+
+        def test_one_of_two(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", connections=2, timeout=0.2)
+            talk(server.url)
+
+        def test_waiting_for_two(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", connections=2)
+            talk(server.url)
+            server.wait(timeout=0.2)
+        """,
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_two PASSED*",
+            "*_ test_one_of_two _*",
+            "ws/greeter.server.yaml: expected at least 2 connections to ws://*/chat, 1 arrived",
+            "*_ test_waiting_for_two _*",
+            "ws/greeter.server.yaml: 1 of 2 connections to ws://*/chat ended within 0.2s (0 *",
+        ]
+    )
+
+
+def test_a_request_for_a_path_the_scenario_does_not_serve_fails_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    served(
+        pytester,
+        """
+        import pytest
+        from websockets.exceptions import InvalidStatus
+        from clients import talk
+
+        def test_other_path(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", connections=0)
+            with pytest.raises(InvalidStatus):
+                talk(server.url + "/other")
+        """,
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["unserved request #1 127.0.0.1:*: handshake refused with 404: unknown path"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GREETER.replace("- send:", "- sned:"),
+            [
+                "*greeter.server.yaml:12:5: error: /steps/2/sned: unknown key 'sned'",
+                "    hint: did you mean 'send'?*",
+            ],
+        ),
+        (client("ws://127.0.0.1:9/"), ["ws/greeter.server.yaml is a client scenario*"]),
+    ],
+    ids=["invalid", "client"],
+)
+def test_a_file_the_fixture_cannot_serve_fails_the_test_at_the_call(
+    pytester: pytest.Pytester, text: str, message: list[str]
+) -> None:
+    served(
+        pytester,
+        """
+        def test_greeting(wscenario_server):
+            wscenario_server("ws/greeter.server.yaml")
+            raise AssertionError("not reached")
+        """,
+    )
+    (pytester.path / "ws" / "greeter.server.yaml").write_text(text, encoding="utf-8")
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*_ test_greeting _*", *message])
+    assert "not reached" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
+
+
+def test_an_async_test_talks_to_the_fixtures_server_while_it_waits(
+    pytester: pytest.Pytester,
+) -> None:
+    served(
+        pytester,
+        """
+        import anyio
+        import pytest
+        from websockets.asyncio.client import connect
+
+        @pytest.mark.anyio
+        async def test_greeting(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml")
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(server.wait_async)  # the client runs on meanwhile
+                    async with connect(server.url) as ws:
+                        await ws.send("hi")
+                        assert await ws.recv() == "hello back"
+            assert [r.outcome for r in server.results] == ["passed"]
+        """,
+    )
+    pytester.runpytest("-p", "anyio").assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists sockets in /proc/self/fd")
+def test_the_fixtures_servers_leave_no_thread_or_socket_behind(
+    pytester: pytest.Pytester,
+) -> None:
+    served(
+        pytester,
+        """
+        import os
+        import socket
+        import threading
+
+        from clients import talk
+        from websockets.sync.client import connect
+
+        def sockets():
+            found = set()
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    link = os.readlink(f"/proc/self/fd/{fd}")
+                except FileNotFoundError:  # the listing's own descriptor, closed by now
+                    continue
+                if link.startswith("socket:"):
+                    found.add(link)
+            return found
+
+        BEFORE = set(threading.enumerate()), sockets()
+        PORTS = []
+
+        def test_client_fails(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml")
+            PORTS.append(server.port)
+            assert talk(server.url) == "nope"
+
+        def test_client_left_open(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", timeout=0.2)
+            PORTS.append(server.port)
+            ws = connect(server.url).__enter__()  # never closed by the test
+            ws.send("hi")
+
+        def test_no_client(wscenario_server):
+            PORTS.append(wscenario_server("ws/greeter.server.yaml", timeout=0.2).port)
+
+        def test_nothing_left():
+            assert (set(threading.enumerate()), sockets()) == BEFORE
+            for port in PORTS:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                except ConnectionRefusedError:
+                    continue
+                raise AssertionError(f"port {port} still listens")
+        """,
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_client_fails FAILED*",
+            "*::test_client_left_open PASSED*",
+            "*::test_no_client FAILED*",
+            "*::test_nothing_left PASSED*",
+            "*_ test_client_fails _*",
+            "E       AssertionError: assert 'hello back' == 'nope'",
+            "*- Captured wscenario server call -*",
+            "listening on ws://127.0.0.1:*",
+            "*#1] PASSED greeter #1 *",
+        ]
+    )
+
+
+def test_wscenario_options_apply_to_the_fixtures_scenarios(pytester: pytest.Pytester) -> None:
+    served(
+        pytester,
+        """
+        from clients import talk
+
+        def test_option(wscenario_server):
+            assert talk(wscenario_server("ws/greeter.server.yaml").url) == "hola back"
+
+        def test_own_vars_win(wscenario_server):
+            server = wscenario_server("ws/greeter.server.yaml", vars={"greeting": "hey"})
+            assert talk(server.url) == "hey back"
+        """,
+    )
+    result = pytester.runpytest("--wscenario-var", "greeting=hola", "--wscenario-var", "x=1")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["warning: --wscenario-var x: no scenario declared it"])
+    result = pytester.runpytest("--wscenario-limit", "maxMessageSize=1", "-k", "own")  # 'hi': 2
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*message over 1 bytes*"])

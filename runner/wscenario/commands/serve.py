@@ -149,7 +149,7 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     selection = select_scenarios(args.paths, overrides, "server", limits=limits, env=os.environ)
     if not selection.scenarios:
         raise UsageError("no server scenario in " + ", ".join(args.paths))
-    scenarios = [_rendered(scenario) for scenario in selection.scenarios]
+    scenarios = [rendered(scenario) for scenario in selection.scenarios]
     if args.max_connections is not None and args.max_connections < 1:
         raise UsageError(f"--max-connections must be 1 or more, got {args.max_connections}")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -182,8 +182,12 @@ def plan_from(args: argparse.Namespace) -> ServePlan:
     )
 
 
-def _rendered(scenario: Scenario) -> Scenario:
-    """The scenario with the templates of its handshake rules filled in."""
+def rendered(scenario: Scenario) -> Scenario:
+    """The server scenario with the templates of its handshake rules filled in.
+
+    Raises:
+        UsageError: a handshake template cannot be filled in.
+    """
     assert scenario.server is not None
     try:
         server = render_handshake(scenario.server, scenario.vars, os.environ)
@@ -433,7 +437,8 @@ async def serve_plan(
     *,
     task_status: TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
 ) -> tuple[ServeResults, float]:
-    """Open every listener, serve until stopped; the results and the seconds it ran.
+    """Open every listener, serve until Ctrl-C, SIGTERM or ``plan.stop_after`` connections;
+    the results and the seconds it ran.
 
     ``task_status`` gets the listeners' addresses (``ws://127.0.0.1:8765``) once they listen.
 
@@ -441,9 +446,28 @@ async def serve_plan(
         CannotRun: a listener cannot be opened, or the TLS files cannot be used.
     """
     state = ServeState(out=out, style=style, stop_after=plan.stop_after)
+    started = anyio.current_time()
+    await serve_until_stopped(plan, state, signals=True, task_status=task_status)
+    return state.results, anyio.current_time() - started
+
+
+async def serve_until_stopped(
+    plan: ServePlan,
+    state: ServeState,
+    *,
+    signals: bool = False,
+    task_status: TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open every listener and serve the plan's scenarios until ``state.stop`` is set (with
+    ``signals``, by Ctrl-C or SIGTERM too: the main thread only can catch them).
+
+    ``task_status`` gets the listeners' addresses (``ws://127.0.0.1:8765``) once they listen.
+
+    Raises:
+        CannotRun: a listener cannot be opened, or the TLS files cannot be used.
+    """
     tls = server_context(plan.tls[0], plan.tls[1], plan.tls[2]) if plan.tls else None
     scheme = "wss" if tls else "ws"
-    started = anyio.current_time()
     listeners: list[MultiListener[SocketStream]] = []
     try:
         for item in plan.listeners:
@@ -455,7 +479,7 @@ async def serve_plan(
     servers = [_server_for(item, state, tls) for item in plan.listeners]
     addresses = []
     async with anyio.create_task_group() as tasks:
-        watching = await tasks.start(_stop_on_signal, state.stop)
+        watching = await tasks.start(_stop_on_signal, state.stop) if signals else None
         for item, server, listener in zip(plan.listeners, servers, listeners, strict=True):
             await tasks.start(server.serve, listener)
             if item.remote:
@@ -463,13 +487,13 @@ async def serve_plan(
             host = url_host(item.host)
             address = f"{scheme}://{host}:{bound_port(listener)}"
             addresses.append(address)
-            write_lines(out, [f"listening on {address} (paths: {', '.join(item.scenarios)})"])
+            write_lines(state.out, [f"listening on {address} (paths: {', '.join(item.scenarios)})"])
         task_status.started(addresses)
         await state.stop.wait()
-        watching.cancel()
+        if watching is not None:
+            watching.cancel()
         for server in servers:
             server.stop()
-    return state.results, anyio.current_time() - started
 
 
 def _server_for(item: ListenerPlan, state: ServeState, tls: ssl.SSLContext | None) -> FakeServer:
