@@ -37,6 +37,8 @@ def test_valid_files_load() -> None:
         ("wscenario: 1\nsteps: 1\n", "expected a list, got an integer"),
         ("wscenario: 1\nsteps: []\n", "missing 'client' or 'server'"),
         (HEAD + "steps:\n  - send: {binary: {hex: '0'}}\n", "invalid hex"),
+        (HEAD + 'timeout: "5s\\n"\nsteps: []\n', "invalid value"),
+        (HEAD + 'vars: {"user\\n": 1}\nsteps: []\n', "invalid name"),
     ],
 )
 def test_invalid_files_raise_with_every_error(tmp_path: Path, text: str, message: str) -> None:

@@ -124,6 +124,15 @@ def test_schema_patterns_are_python_regexes_without_python_only_syntax() -> None
     assert [(where, p) for where, p in patterns if PYTHON_ONLY.search(p)] == []
 
 
+def test_schema_patterns_end_where_the_text_ends_in_python_too() -> None:
+    # a bare $ lets Python (validate) take "5s\n", which JavaScript (an editor) refuses
+    ends = [(where, p) for where, p in _schema_patterns() if p.endswith("$")]
+    assert ends == []
+    for _, pattern in _schema_patterns():
+        if pattern.endswith(r"$(?!\n)"):
+            assert re.search(pattern, "x\n") is None
+
+
 def test_schema_patterns_are_javascript_regexes() -> None:
     # editors check scenarios through the YAML language server, with JavaScript's regexes
     node = shutil.which("node")

@@ -17,10 +17,14 @@ _SIZE = re.compile(r"([0-9]+)(B|KiB|MiB|GiB)?")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _BYTES_PER_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 
-DURATION_PATTERN = "^" + _DURATION.pattern + "$"
+END = r"$(?!\n)"
+"""The end of a schema pattern: ``$`` alone also lets Python take a text ending in a line
+break, which JavaScript (an editor's check) and the parsers refuse."""
+
+DURATION_PATTERN = "^" + _DURATION.pattern + END
 """The schema's pattern for a duration written as a string."""
 
-SIZE_PATTERN = "^" + _SIZE.pattern + "$"
+SIZE_PATTERN = "^" + _SIZE.pattern + END
 """The schema's pattern for a size written as a string."""
 
 
