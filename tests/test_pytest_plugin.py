@@ -273,6 +273,15 @@ def test_no_file_in_this_repository_matches_the_default_globs() -> None:
     assert matching == []
 
 
+def test_a_skipped_server_scenario_reads_no_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WSCENARIO_TEST_UNSET", raising=False)
+    reads_env = SERVER.replace("server:", "vars: {t: '{{ env.WSCENARIO_TEST_UNSET }}'}\nserver:")
+    pytester.makefile(".wscenario.yaml", fake=reads_env)
+    pytester.runpytest().assert_outcomes(skipped=1)
+
+
 def test_a_wscenario_var_of_the_wrong_type_is_a_collection_error(
     pytester: pytest.Pytester,
 ) -> None:

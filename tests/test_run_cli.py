@@ -326,10 +326,15 @@ def test_server_scenario_named_is_a_usage_error(
 
 
 def test_folder_mixing_sides_runs_the_clients_only(
-    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    echo_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("WSCENARIO_TEST_UNSET", raising=False)
     scenario(tmp_path, "echo", ECHO_STEPS)
-    (tmp_path / "server.yaml").write_text(SERVER, encoding="utf-8")
+    reads_env = SERVER.replace("server:", "vars: {t: '{{ env.WSCENARIO_TEST_UNSET }}'}\nserver:")
+    (tmp_path / "server.yaml").write_text(reads_env, encoding="utf-8")  # skipped: not read
     assert main(["run", str(tmp_path), "--url", echo_url]) == 0
     out = capsys.readouterr().out
     assert "skipped 1 server scenario (run them with 'wscenario serve')" in out

@@ -45,7 +45,7 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from wscenario.core.model import Scenario
+    from wscenario.core.model import Scenario, Side
     from wscenario.pytest_server import ServerFixture
     from wscenario.report.results import ScenarioResult
 
@@ -156,7 +156,7 @@ def wscenario_server(request: pytest.FixtureRequest) -> Iterator[ServerFixture]:
     from wscenario.pytest_server import ServerFixture
 
     def load(path: Path, own: Mapping[str, str]) -> Scenario:
-        return load_scenario_file(path, request.config, own)
+        return load_scenario_file(path, request.config, own, side="server")
 
     servers = ServerFixture(request.config.rootpath, load)
     request.node.stash[_servers] = servers
@@ -241,11 +241,12 @@ class NotLoaded(Exception):
 
 
 def load_scenario_file(
-    path: Path, config: pytest.Config, own: Mapping[str, str] | None = None
+    path: Path, config: pytest.Config, own: Mapping[str, str] | None = None, *, side: Side
 ) -> Scenario:
     """The scenario in ``path`` with the ``--wscenario-var`` values it declares, ``own``
-    values over them, the ``--wscenario-limit`` values and ``{{ env.NAME }}`` in its ``vars``
-    defaults filled in; its variables count as declared.
+    values over them, the ``--wscenario-limit`` values and, when it plays ``side`` (a
+    scenario of the other side is not run), its ``{{ env.NAME }}`` defaults filled in; its
+    variables count as declared.
 
     Raises:
         NotLoaded: the file is invalid, or a value does not fit its variable.
@@ -258,12 +259,14 @@ def load_scenario_file(
     limits = config.stash[_limits]
     try:
         scenario = load_scenario(path, overrides=own, limits=limits)
-        if scenario.vars:  # again, with the values given and the defaults' environment
-            given = {
-                name: value for name, value in config.stash[_vars].items() if name in scenario.vars
-            }
+        given = {
+            name: value for name, value in config.stash[_vars].items() if name in scenario.vars
+        }
+        runs = scenario.side == side  # the defaults of one that is not run need no environment
+        if given or (runs and scenario.vars):
             overrides = {**given, **(own or {})}
-            scenario = load_scenario(path, overrides=overrides, limits=limits, env=os.environ)
+            env = os.environ if runs else None
+            scenario = load_scenario(path, overrides=overrides, limits=limits, env=env)
     except ScenarioLoadError as exc:
         raise NotLoaded("\n".join(d.render() for d in exc.diagnostics)) from None
     except UsageError as exc:
@@ -286,7 +289,7 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
         """The file's scenario as one test; an invalid file is a collection error."""
         try:
-            scenario = load_scenario_file(self.path, self.config)
+            scenario = load_scenario_file(self.path, self.config, side="client")
         except NotLoaded as exc:
             raise self.CollectError(str(exc)) from None
         item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)

@@ -474,13 +474,20 @@ def test_a_default_reads_the_environment_and_takes_any_other_template_as_written
     tmp_path: Path,
 ) -> None:
     text = CLIENT + (
-        "vars: {a: 1, b: '{{ a }}', c: {d: ['{{ env.X }} {{ env.Y }}', '{{ e', 'x{{ c }}{{ a']}}\n"
-        "steps:\n  - send: '{{ b }}'\n"
+        "vars: {a: 1, b: '{{ a }}', c: {d: ['Bearer {{ env.Y }}', '{{ e', 'x{{ c }}{{ a']},"
+        " f: ' {{ env.X }} '}\nsteps:\n  - send: '{{ b }}'\n"
+    )
+    part = (
+        "' here is taken as written, not read | a default reads the environment only when it"
+        ' is exactly {{ env.NAME }}: put the rest where the variable is used ("Bearer {{ token }}")'
     )
     assert problems(text, tmp_path) == [
         "warning /vars/b: a default cannot use variable 'a'; it is taken as written | vars cannot refer to other variables; write the value, or read the environment with {{ env.NAME }}",
+        "warning /vars/c/d/0: '{{ env.Y }}" + part,
         "warning /vars/c/d/2: a default cannot use variable 'c'; it is taken as written | vars cannot refer to other variables; write the value, or read the environment with {{ env.NAME }}",
+        "warning /vars/f: '{{ env.X }}" + part,
     ]
+    assert problems(CLIENT + "vars: {t: '{{ env.T }}'}\nsteps: []\n", tmp_path) == []
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES)

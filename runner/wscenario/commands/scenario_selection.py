@@ -57,7 +57,8 @@ def select_scenarios(
     """Load the ``side`` scenarios named, or found under the folders named.
 
     Each scenario's ``limits`` take the ``limits`` given (``--limit``) in place of its own,
-    and its ``vars`` defaults read the environment ``env``.
+    and the ``vars`` defaults of those chosen read the environment ``env`` (a skipped one's
+    need not be set).
 
     Raises:
         UsageError: a path does not exist, or names a scenario of the other side.
@@ -73,7 +74,9 @@ def select_scenarios(
         explicit = path.is_file()
         for file in [path] if explicit else find_scenario_files([path]):
             try:
-                scenario = load_scenario(file, overrides=overrides, limits=limits, env=env)
+                scenario = load_scenario(file, overrides=overrides, limits=limits)
+                if scenario.side == side and scenario.vars:  # only what runs reads env
+                    scenario = load_scenario(file, overrides=overrides, limits=limits, env=env)
             except ScenarioLoadError as exc:
                 problems.extend(exc.diagnostics)
                 continue

@@ -34,6 +34,7 @@ from wscenario.core.source import Document, SourceMap
 from wscenario.core.templating import (
     ENV_PREFIX,
     TemplateError,
+    env_key,
     strings_in,
     suggest,
     template_names,
@@ -518,13 +519,19 @@ class _Checker:
                     self.report(_join(pointer, *path), f"undefined variable '{name}'", hint)
 
     def check_defaults(self, variables: JSON) -> None:
-        """A default in ``vars`` reads the environment; it takes ``{{ name }}`` as written."""
+        """A default in ``vars`` that is exactly ``{{ env.NAME }}`` reads the environment; a
+        template in any other default is taken as written (a warning)."""
         for path, text in strings_in(variables):
+            if env_key(text) is not None:
+                continue
             for name in written_names(text):
-                if not name.startswith(ENV_PREFIX):
+                if name.startswith(ENV_PREFIX):
+                    message = f"'{{{{ {name} }}}}' here is taken as written, not read"
+                    hint = _PART_OF_DEFAULT_HINT
+                else:
                     message = f"a default cannot use variable '{name}'; it is taken as written"
-                    pointer = _join("/vars", *path)
-                    self.report(pointer, message, _DEFAULTS_HINT, severity="warning")
+                    hint = _DEFAULTS_HINT
+                self.report(_join("/vars", *path), message, hint, severity="warning")
 
 
 def _first_wait(steps: Iterable[Mapping[str, Any]]) -> tuple[str, list[Any]] | None:
@@ -567,6 +574,10 @@ _CONNECT_HINT = (
     "every connection starts with a connect event: add '- expect: connect' before this step"
 )
 _UNDEFINED_HINT = "declare it in vars, or save it in an earlier step"
+_PART_OF_DEFAULT_HINT = (
+    "a default reads the environment only when it is exactly {{ env.NAME }}: put the rest "
+    'where the variable is used ("Bearer {{ token }}")'
+)
 _DEFAULTS_HINT = (
     "vars cannot refer to other variables; write the value, or read the environment with "
     "{{ env.NAME }}"

@@ -15,7 +15,8 @@ Choices, so that a converted scenario replays the recorded bytes exactly:
 
 * a JSON text is sent as ``{json: ...}`` only when its compact form is the recorded text, and
   expected as ``{json: ...}`` when it is an object or array (so ``ignore`` pointers apply);
-* text holding ``{{`` (which would read as a template) goes through a variable;
+* text holding ``{{`` (which would read as a template) goes through a variable (a text that
+  is exactly ``{{ env.NAME }}`` without its last ``}}``, which a default would read);
 * an identifier (``CORRELATED``) in the peer's JSON is saved on its ``expect``, and sent as
   ``{{ name }}`` wherever this side sends it again (not in text that goes through a variable);
   ``convert`` keeps only the saves some send uses;
@@ -52,6 +53,7 @@ from wscenario.core.diagnostics import Position
 from wscenario.core.matchers import PointerError, resolve_pointer
 from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_order, secret_variable
+from wscenario.core.templating import env_key
 from wscenario.core.transcript import End, Header, TranscriptEvent
 
 MIN_SLEEP = 0.05
@@ -543,6 +545,8 @@ class StepMaker:
         else:
             self._variables += 1
             name = f"{VARIABLE_PREFIX}{self._variables}"
+            if env_key(text) is not None:  # such a default would read the environment
+                return f"{{{{ {name} }}}}}}}}", {name: text[:-2]}
         return f"{{{{ {name} }}}}", {name: text}
 
     def reuse_variable(self) -> None:

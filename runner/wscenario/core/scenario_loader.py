@@ -2,8 +2,9 @@
 
 ``load_scenario`` is what commands call to run a scenario; ``inspect_scenario`` and
 ``check_scenario`` report every problem of a file (errors and warnings) without raising.
-Given the environment, ``load_scenario`` fills ``{{ env.NAME }}`` into the ``vars`` defaults
-that ``--var`` does not override; an unset variable is then an error of the file.
+Given the environment, ``load_scenario`` fills in the ``vars`` defaults that are exactly
+``{{ env.NAME }}`` and that ``--var`` does not override; an unset variable is then an error of
+the file.
 
 When the schema finds errors only in some steps, the language's own checks still run on the
 rest, each broken step standing in as a harmless ``sleep``, so one pass shows both kinds of
@@ -25,13 +26,12 @@ from wscenario.core.model import JSON, Scenario
 from wscenario.core.schema import pointer_of, validate_data
 from wscenario.core.source import Document, SourceError, load_yaml_file
 from wscenario.core.templating import (
-    ENV_PREFIX,
     TemplateError,
+    env_key,
     env_value,
     render_env,
     strings_in,
     suggest,
-    written_names,
 )
 from wscenario.errors import ScenarioLoadError, UsageError
 
@@ -48,7 +48,7 @@ def load_scenario(
     """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars`` and
     ``--limit`` values (``Limits`` field names) in place of its own ``limits:``.
 
-    Given an ``env``, the ``{{ env.NAME }}`` templates of the defaults not overridden are
+    Given an ``env``, the defaults not overridden that are exactly ``{{ env.NAME }}`` are
     filled in from it (``--var`` values are taken as written).
 
     Raises:
@@ -190,8 +190,8 @@ def _read_environment(
     overrides: Mapping[str, str],
     env: Mapping[str, str],
 ) -> list[Diagnostic]:
-    """Fill ``{{ env.NAME }}`` into the defaults in ``variables`` that ``overrides`` leaves;
-    an environment variable that cannot be read is an error where it is read."""
+    """Fill in the ``{{ env.NAME }}`` defaults in ``variables`` that ``overrides`` leaves; an
+    environment variable that cannot be read is an error where it is read."""
     problems: list[Diagnostic] = []
     for name, default in list(variables.items()):
         if name in overrides:
@@ -210,13 +210,13 @@ def _unreadable(
     """An error for each environment variable the default of ``name`` reads that ``env``
     lacks or holds not as UTF-8."""
     for path, text in strings_in(default):
-        for used in written_names(text):
-            if not used.startswith(ENV_PREFIX):
-                continue
-            try:
-                env_value(used[len(ENV_PREFIX) :], env)
-            except TemplateError as exc:
-                pointer = pointer_of(("vars", name, *path))
-                position = doc.source_map.value_position(pointer)
-                hint = f"set it, or give --var {name}=..."
-                yield Diagnostic(position, exc.message, pointer, hint)
+        key = env_key(text)
+        if key is None:
+            continue
+        try:
+            env_value(key, env)
+        except TemplateError as exc:
+            pointer = pointer_of(("vars", name, *path))
+            position = doc.source_map.value_position(pointer)
+            hint = f"set it, or give --var {name}=..."
+            yield Diagnostic(position, exc.message, pointer, hint)

@@ -5,8 +5,8 @@ environment variable. Whitespace inside the braces is optional; names are
 ``[A-Za-z_][A-Za-z0-9_]*``. There is no escape: every ``{{`` opens a template. Rendering never
 substitutes an empty string for an unknown name; it raises ``TemplateError`` instead.
 
-The defaults in ``vars`` are the exception: there, only ``{{ env.NAME }}`` is a template
-(``render_env``) and any other text, braces included, is taken as written.
+The defaults in ``vars`` are the exception: there, only a whole string ``{{ env.NAME }}`` is a
+template (``render_env``) and any other text, braces included, is taken as written.
 """
 
 from __future__ import annotations
@@ -170,21 +170,29 @@ def written_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found[1] for found in _TEMPLATE.finditer(text)))
 
 
+def env_key(text: str) -> str | None:
+    """The environment variable a ``vars`` default reads: ``NAME`` when ``text`` is exactly
+    ``{{ env.NAME }}``; ``None`` for any other text, which is taken as written."""
+    found = _TEMPLATE.fullmatch(text)
+    if found is None or not found[1].startswith(ENV_PREFIX):
+        return None
+    return found[1][len(ENV_PREFIX) :]
+
+
 def render_env(value: JSON, env: Mapping[str, str]) -> JSON:
-    """A ``vars`` default: every ``{{ env.NAME }}`` inside it (values only, never keys)
-    replaced by the environment variable's value; any other text kept as written.
+    """A ``vars`` default: each string inside it (values only, never keys) that is exactly
+    ``{{ env.NAME }}`` replaced by that environment variable's value; any other text kept
+    as written, braces included.
 
     Raises:
         TemplateError: as ``env_value``.
     """
 
-    def fill(found: re.Match[str]) -> str:
-        name = found[1]
-        if name.startswith(ENV_PREFIX):
-            return env_value(name[len(ENV_PREFIX) :], env)
-        return found[0]
+    def fill(text: str) -> str:
+        key = env_key(text)
+        return text if key is None else env_value(key, env)
 
-    return _map_strings(value, lambda text: _TEMPLATE.sub(fill, text))
+    return _map_strings(value, fill)
 
 
 def _map_strings(value: JSON, change: Callable[[str], JSON]) -> JSON:
