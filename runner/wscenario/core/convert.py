@@ -317,9 +317,10 @@ class StepMaker:
     (an ohos client), ``protocol break``) and noted where it happened.
 
     Each identifier (``CORRELATED``) in the peer's JSON is saved by its ``expect`` under a name
-    made from its pointer (``session``, ``session_2``...), except at ``ignore`` pointers (values
-    a peer may leave out); where this side sends it again, the step sends ``{{ name }}``
-    instead, and the name joins ``echoed``. The ``max_saved`` latest used are remembered.
+    made from its pointer (``session``, ``session_2``...), except at or under ``ignore`` and
+    ``wildcards`` pointers (values a peer may leave out); where this side sends it again, not
+    as part of a longer word, the step sends ``{{ name }}`` instead, and the name joins
+    ``echoed``. The ``max_saved`` latest used are remembered.
     """
 
     side: Side
@@ -563,7 +564,10 @@ class StepMaker:
                 isinstance(leaf, str)
                 and leaf not in self._saved
                 and volatile_kind(leaf) in CORRELATED
-                and not any(pointer == p or pointer.startswith(f"{p}/") for p in self.ignore)
+                and not any(
+                    pointer == p or pointer.startswith(f"{p}/")
+                    for p in (*self.ignore, *self.wildcards)
+                )
             ):
                 name = self._free_name(pointer)
                 saves[name] = pointer
@@ -598,7 +602,8 @@ class StepMaker:
         found = sorted((value for value in self._saved if value in text), key=len, reverse=True)
         if not found:
             return text
-        pattern = "|".join([r"\{\{.*?\}\}", *map(re.escape, found)])
+        values = "|".join(map(re.escape, found))
+        pattern = rf"\{{\{{.*?\}}\}}|(?<![A-Za-z0-9])(?:{values})(?![A-Za-z0-9])"
         return re.sub(pattern, self._variable, text)
 
     def _variable(self, found: re.Match[str]) -> str:
