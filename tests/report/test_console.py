@@ -53,6 +53,9 @@ def test_interrupted() -> None:
     assert render_scenario(failed().stopped(), PLAIN)[-1] == (
         "INTERRUPTED login: 2 of 4 steps ran (500ms)"
     )
+    assert render_scenario(passed().stopped(), PLAIN)[-1] == (
+        "INTERRUPTED echo: 3 steps ran (120ms)"  # the total is no more than what ran
+    )
     assert render_summary([passed(), passed().stopped()], 1.0, PLAIN) == (
         "1 passed, 0 failed, 1 interrupted in 1.00s"
     )

@@ -70,7 +70,7 @@ from wscenario.report.console import (
 )
 from wscenario.report.json_report import write_report
 from wscenario.report.junit import write_junit
-from wscenario.report.results import ScenarioResult, StepResult
+from wscenario.report.results import ScenarioResult, StepResult, not_started
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -136,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 results = []
                 for path in paths:
+                    if interrupted:  # kept from starting
+                        results.append(not_started(path.name, str(path), 0))
+                        continue
                     result, interrupted = anyio.run(_against, path, against, options, style, out)
                     results.append(result)
-                    if interrupted:
-                        break
     finally:
         if record is not None:
             record.close_all()

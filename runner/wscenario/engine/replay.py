@@ -220,14 +220,14 @@ class Player:
     def result(self, name: str) -> ScenarioResult:
         """The outcome: failed steps, the latest events, and how many steps ran."""
         summary = self.runner.result()
-        ran = summary.steps_run
         session = SessionResult(
             steps=summary.steps,
             events=summary.events,
             variables={},
             duration=summary.duration,
-            total_steps=ran,
+            total_steps=summary.steps_run,
             error=summary.error,
+            ran=summary.steps_run,
         )
         return ScenarioResult(name, str(self.path), self.side, session)
 

@@ -140,6 +140,7 @@ class StepRunner:
         self._fired: set[int] = set()
         self._results: list[StepResult] = []
         self._steps_run = 0
+        self._steps_done = 0  # of those run, the steps that ended (not cut short by a cancel)
 
     # ------------------------------------------------------------------ public interface
 
@@ -182,6 +183,7 @@ class StepRunner:
             duration=self.clock() - self.started,
             total_steps=self._steps_run if total_steps is None else total_steps,
             error=self.error,
+            ran=self._steps_done,
         )
 
     # ------------------------------------------------------------------ steps
@@ -210,6 +212,7 @@ class StepRunner:
             duration=self.clock() - begin,
             failure=failure,
         )
+        self._steps_done += 1
         self._report(result)
         return result
 

@@ -100,7 +100,7 @@ def render_end(result: ScenarioResult, style: Style) -> list[str]:
         return [f"{word} {name}: could not run: {safe_line(str(session.error))} ({took})"]
     if result.outcome == "interrupted":
         word = style.paint("INTERRUPTED", _YELLOW)
-        return [f"{word} {name}: {ran} of {session.total_steps} steps ran ({took})"]
+        return [f"{word} {name}: {session.progress} ({took})"]
     if result.outcome == "passed":
         return [f"{style.paint('PASSED', _GREEN)} {name} ({took})"]
     failed = session.failed_step

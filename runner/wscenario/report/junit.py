@@ -59,11 +59,7 @@ def _testcase(result: ScenarioResult) -> ET.Element:
         )
         error.text = safe_line(str(result.session.error))
     elif result.outcome == "interrupted":
-        session = result.session
-        message = (
-            f"interrupted by Ctrl-C or SIGTERM: {session.steps_run} of {session.total_steps}"
-            " steps ran"
-        )
+        message = f"interrupted by Ctrl-C or SIGTERM: {result.session.progress}"
         ET.SubElement(case, "error", message=message, type="Interrupted").text = message
     elif result.outcome == "failed":
         step = result.session.failed_step

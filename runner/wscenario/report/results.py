@@ -91,7 +91,8 @@ class SessionResult:
 
     ``error`` is set when the session could not run at all (not a mismatch: an I/O error or
     a missing file), which commands report with exit code 3. ``interrupted`` is set when
-    Ctrl-C or SIGTERM stopped it before its steps ended (exit code 130).
+    Ctrl-C or SIGTERM stopped it before its steps ended (exit code 130). ``ran`` counts the
+    steps that ran when ``steps`` keeps only some (a streaming replay keeps the failed one).
     """
 
     steps: tuple[StepResult, ...]
@@ -101,6 +102,7 @@ class SessionResult:
     total_steps: int
     error: str | None = None
     interrupted: bool = False
+    ran: int | None = None
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -109,8 +111,20 @@ class SessionResult:
 
     @property
     def steps_run(self) -> int:
-        """How many of the script's steps ran (a rule's actions are not steps)."""
+        """How many of the script's steps ran (a rule's actions are not steps): ``ran``, or
+        counted from ``steps`` when it holds them all."""
+        if self.ran is not None:
+            return self.ran
         return sum(1 for s in self.steps if s.kind != "rule")
+
+    @property
+    def progress(self) -> str:
+        """``2 of 3 steps ran``, or ``5 steps ran`` when the total is not known to be more."""
+        ran = self.steps_run
+        plural = "s" if ran != 1 else ""
+        if self.total_steps > ran:
+            return f"{ran} of {self.total_steps} steps ran"
+        return f"{ran} step{plural} ran"
 
     @property
     def passed(self) -> bool:
