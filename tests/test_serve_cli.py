@@ -225,7 +225,8 @@ async def test_routes_by_path_refuses_by_rule_and_writes_reports(tmp_path: Path)
     assert "3 passed, 1 failed" in out
     assert 'failures="1"' in junit.read_text()
     document = json.loads(report.read_text())
-    assert document["summary"] == {"total": 4, "passed": 3, "failed": 1, "error": 0}
+    assert document["summary"] == {
+        "total": 4, "passed": 3, "failed": 1, "error": 0, "interrupted": 0}  # fmt: skip
 
 
 async def test_tls_listener_requires_a_client_certificate(

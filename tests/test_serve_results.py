@@ -44,6 +44,19 @@ def test_memory_for_results_does_not_grow_with_passing_connections() -> None:
     assert render_summary(results, 1.0, Style()) == "21000 passed, 0 failed in 1.00s"
 
 
+def test_an_interrupted_connection_is_counted_and_stood_in_for_like_the_others() -> None:
+    results = ServeResults(keep=1)
+    results.add("echo", connection(0).stopped())
+    results.add("echo", connection(1, passed=False))  # kept in its place
+    assert results.summary()["interrupted"] == 1
+    assert [r.outcome for r in results] == ["failed", "interrupted"]
+    assert results[1].outcome == "interrupted"
+    assert results[1].name == "a connection that was interrupted (counted, not kept)"
+    suite = ET.fromstring(results.junit(0.1, "2026-01-02T03:04:05+00:00")).find("testsuite")
+    assert suite is not None
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
+
+
 def test_failures_are_kept_up_to_the_limit_and_everything_is_counted() -> None:
     results = ServeResults(keep=3)
     for number in range(5):
@@ -52,7 +65,8 @@ def test_failures_are_kept_up_to_the_limit_and_everything_is_counted() -> None:
     results.add("echo", connection(6, error="cannot run"))
     results.add("greet", connection(7))
     assert [r.name.split()[1] for r in results.kept] == ["#3", "#4", "#6"]
-    assert results.summary() == {"total": 8, "passed": 2, "failed": 5, "error": 1}
+    assert results.summary() == {
+        "total": 8, "passed": 2, "failed": 5, "error": 1, "interrupted": 0}  # fmt: skip
     assert not results.all_passed
     assert render_summary(results, 0.5, Style()) == "2 passed, 5 failed, 1 could not run in 0.50s"
     assert [r.outcome for r in results] == [
@@ -77,7 +91,8 @@ def test_reports_count_every_connection_and_say_what_they_list() -> None:
     for number in range(3):
         results.add("echo", connection(number, passed=number != 1))
     document = json.loads(results.json_report(1.0, "2026-01-01T00:00:00+00:00"))
-    assert document["summary"] == {"total": 3, "passed": 2, "failed": 1, "error": 0}
+    assert document["summary"] == {
+        "total": 3, "passed": 2, "failed": 1, "error": 0, "interrupted": 0}  # fmt: skip
     assert document["listed"].startswith("the latest 1 connections that did not pass")
     assert [s["outcome"] for s in document["scenarios"]] == ["failed", "passed"]
     root = ET.fromstring(results.junit(1.0, "2026-01-01T00:00:00+00:00"))

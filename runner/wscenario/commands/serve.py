@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, TextIO, overload
+from typing import Any, TextIO, get_args, overload
 from xml.etree import ElementTree as ET
 
 import anyio
@@ -65,7 +65,13 @@ from wscenario.report.console import Style, render_end, render_step, render_summ
 from wscenario.report.json_report import report_document
 from wscenario.report.junit import junit_xml
 from wscenario.report.output_file import write_atomic
-from wscenario.report.results import Failure, ScenarioResult, SessionResult, StepResult
+from wscenario.report.results import (
+    Failure,
+    ScenarioOutcome,
+    ScenarioResult,
+    SessionResult,
+    StepResult,
+)
 
 SCENARIO_FAILED = 1011
 """The close code a connection gets when its script failed while it was still open."""
@@ -265,7 +271,7 @@ class ServeResults(Sequence[ScenarioResult]):
         counts = {
             "tests": str(len(self)),
             "failures": str(self.counts["failed"]),
-            "errors": str(self.counts["error"]),
+            "errors": str(self.counts["error"] + self.counts["interrupted"]),
         }
         for suite in (root, *root.iter("testsuite")):
             suite.attrib.update(counts)
@@ -318,7 +324,7 @@ class ServeResults(Sequence[ScenarioResult]):
         return self.counts[outcome] - self._kept_counts[outcome]
 
 
-OUTCOMES = ("passed", "failed", "error")
+OUTCOMES: tuple[ScenarioOutcome, ...] = get_args(ScenarioOutcome)
 
 
 def _counted(name: str, path: str, *, failure: str | None = None) -> ScenarioResult:
@@ -338,6 +344,12 @@ _STAND_INS = {
         "",
         "server",
         SessionResult((), (), {}, 0.0, 0, error="not kept"),
+    ),
+    "interrupted": ScenarioResult(
+        "a connection that was interrupted (counted, not kept)",
+        "",
+        "server",
+        SessionResult((), (), {}, 0.0, 0, interrupted=True),
     ),
 }
 
