@@ -604,3 +604,24 @@ def test_wscenario_options_apply_to_the_fixtures_scenarios(pytester: pytest.Pyte
     result = pytester.runpytest("--wscenario-limit", "maxMessageSize=1", "-k", "own")  # 'hi': 2
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*message over 1 bytes*"])
+
+
+def test_stopping_the_fixture_stops_every_server_even_when_one_fails(tmp_path: Path) -> None:
+    from wscenario.pytest_server import ServerFixture
+
+    stopped: list[str] = []
+
+    class Server:
+        def __init__(self, name: str, *, fails: bool) -> None:
+            self.name, self.fails = name, fails
+
+        def stop(self) -> None:
+            stopped.append(self.name)
+            if self.fails:
+                raise RuntimeError(f"{self.name} did not stop")
+
+    servers = ServerFixture(tmp_path, lambda path, own: pytest.fail("not loaded"))
+    servers.servers = [Server("a", fails=False), Server("b", fails=True), Server("c", fails=False)]  # type: ignore[list-item]
+    with pytest.raises(RuntimeError, match="b did not stop"):
+        servers.stop()
+    assert sorted(stopped) == ["a", "b", "c"]

@@ -225,9 +225,11 @@ class ServerFixture:
         return [line for server in self.servers for line in server.finish()]
 
     def stop(self) -> None:
-        """Stop every server now."""
-        for server in self.servers:
-            server.stop()
+        """Stop every server now, each even when stopping another fails (that error is
+        raised once all are stopped)."""
+        with ExitStack() as stopping:
+            for server in self.servers:
+                stopping.callback(server.stop)
 
     def log(self) -> str:
         """What the servers printed: each connection's steps as they happened."""
