@@ -19,12 +19,13 @@ from jsonschema import Draft202012Validator
 
 from wscenario.core.diagnostics import Diagnostic
 from wscenario.core.schema import (
+    Unusable,
     allowed_hint,
     diagnostics_for,
     pointer_of,
     scenario_predicate,
     scenario_schema,
-    unusable_steps,
+    unusable_names,
     validate_data,
     validator,
 )
@@ -330,20 +331,33 @@ def test_pointer_escapes() -> None:
     assert pointer_of([]) == ""
 
 
+SERVER = frozenset({"connect", "messageReceive"})
+OHOS_CANNOT = Unusable(
+    frozenset({"ping", "drop", "frames"}), frozenset({"ping", "pong", "frame"}) | SERVER
+)
+
+
 @pytest.mark.parametrize(
     ("text", "unusable"),
     [
-        (HEAD, {"ping", "drop", "frames"}),
-        ("wscenario: 1\nclient: {url: x, profile: ohos}\n", {"ping", "drop", "frames"}),
-        (RAW_HEAD, set()),
-        ("wscenario: 1\nserver: {}\n", set()),
-        ("wscenario: 1\nclient: {url: x}\nserver: {}\n", set()),
-        ("wscenario: 1\nclient: x\n", set()),
-        ("[]\n", set()),
+        (HEAD, OHOS_CANNOT),
+        ("wscenario: 1\nclient: {url: x, profile: ohos}\n", OHOS_CANNOT),
+        (RAW_HEAD, Unusable(events=frozenset({"dataEnd", "headerReceive", "frame"}) | SERVER)),
+        (
+            "wscenario: 1\nclient: {url: x, profile: raw, frames: true}\n",
+            Unusable(events=frozenset({"dataEnd", "headerReceive", "message"}) | SERVER),
+        ),
+        (
+            "wscenario: 1\nserver: {}\n",
+            Unusable(events=frozenset({"open", "message", "dataEnd", "headerReceive", "frame"})),
+        ),
+        ("wscenario: 1\nclient: {url: x}\nserver: {}\n", Unusable()),
+        ("wscenario: 1\nclient: x\n", Unusable()),
+        ("[]\n", Unusable()),
     ],
 )
-def test_steps_an_ohos_client_cannot_use(text: str, unusable: set[str]) -> None:
-    assert unusable_steps(parse_yaml(text.encode(), "s.yaml").data) == unusable
+def test_names_a_client_profile_cannot_use(text: str, unusable: Unusable) -> None:
+    assert unusable_names(parse_yaml(text.encode(), "s.yaml").data) == unusable
 
 
 def test_only_hints_for_a_steps_keys_leave_out_unusable_names() -> None:
@@ -351,11 +365,44 @@ def test_only_hints_for_a_steps_keys_leave_out_unusable_names() -> None:
     schema = {"properties": {"steps": {"items": names}, "on": names}}
     doc = parse_yaml(b"steps: [{pnig: 1}]\non: {pnig: 1}\n", "s.yaml")
     errors = Draft202012Validator(schema).iter_errors(doc.data)
-    found = diagnostics_for(errors, doc.source_map, {"ping"})
+    found = diagnostics_for(errors, doc.source_map, Unusable(steps=frozenset({"ping"})))
     assert [(d.pointer, d.hint) for d in found] == [
         ("/on/pnig", "did you mean 'ping'? allowed: ping, send"),
         ("/steps/0/pnig", "allowed: send"),
     ]
+
+
+OHOS_EVENTS = "close, dataEnd, error, headerReceive, message, open"
+RAW_EVENTS = "close, error, message, open, ping, pong"
+
+
+@pytest.mark.parametrize(
+    ("client", "events"), [("", OHOS_EVENTS), (", profile: raw", RAW_EVENTS)], ids=["ohos", "raw"]
+)
+def test_hints_for_what_a_matcher_expects_leave_out_the_events_a_scenario_cannot_see(
+    client: str, events: str
+) -> None:
+    text = (
+        f'wscenario: 1\nclient: {{url: "ws://127.0.0.1:1/"{client}}}\nsteps:\n'
+        "  - expect: {mesage: hi}\n  - unordered:\n      - expect: {mesage: hi}\n"
+        "ignore:\n  - {mesage: hi}\n"
+    )
+    hint = "did you mean 'message'? allowed: "
+    in_steps = f"{hint}{events.replace('open', 'nothing, open')}, save, timeout"
+    assert sorted((d.pointer, d.hint) for d in check(text)) == [
+        ("/ignore/0/mesage", f"{hint}{events}, save"),
+        ("/steps/0/expect/mesage", in_steps),
+        ("/steps/1/unordered/0/expect/mesage", in_steps),
+    ]
+
+
+def test_a_servers_rule_hint_leaves_out_client_events() -> None:
+    text = "wscenario: 1\nserver: {}\nsteps: []\nrules:\n  - on: {mesageReceive: hi}\n"
+    [found] = check(text)
+    assert found.pointer == "/rules/0/on/mesageReceive"
+    assert found.hint is not None
+    assert "open" not in found.hint
+    assert "messageReceive" in found.hint
 
 
 def test_allowed_hint_without_a_close_value() -> None:
@@ -366,7 +413,7 @@ def _full(text: str) -> list[Diagnostic]:
     """What validating the whole document with jsonschema alone reports."""
     doc = parse_yaml(text.encode(), "s.yaml")
     errors = validator().iter_errors(doc.data)
-    return diagnostics_for(errors, doc.source_map, unusable_steps(doc.data))
+    return diagnostics_for(errors, doc.source_map, unusable_names(doc.data))
 
 
 MANY_STEPS = [

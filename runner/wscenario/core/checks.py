@@ -27,6 +27,7 @@ from wscenario.core.model import (
     JSON,
     RAW_CLIENT_ONLY_STEPS,
     SERVER_EVENTS,
+    client_events,
 )
 from wscenario.core.regexes import UnsafePattern, compile_pattern
 from wscenario.core.schema import pointer_of
@@ -151,9 +152,7 @@ class _Checker:
             client = data["client"]
             raw = client.get("profile") == "raw"
             frames = raw and client.get("frames") is True
-            self.events = CLIENT_EVENTS_OHOS
-            if raw:
-                self.events = CLIENT_EVENTS_RAW_FRAMES if frames else CLIENT_EVENTS_RAW
+            self.events = client_events(client)
             self.event_note = "the ohos profile"
             if raw:
                 self.event_note = (

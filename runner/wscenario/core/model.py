@@ -33,6 +33,17 @@ CLIENT_EVENTS_RAW = ("open", "message", "close", "error", "ping", "pong")
 CLIENT_EVENTS_RAW_FRAMES = ("open", "frame", "close", "error", "ping", "pong")
 """The raw profile's events with ``frames: true``: each data frame instead of whole messages."""
 
+ALL_CLIENT_EVENTS = frozenset((*CLIENT_EVENTS_OHOS, *CLIENT_EVENTS_RAW, *CLIENT_EVENTS_RAW_FRAMES))
+"""Every event a client step may expect in some profile."""
+
+
+def client_events(client: Mapping[str, object]) -> tuple[str, ...]:
+    """The events a client scenario's ``client`` section (as written) lets its steps expect."""
+    if client.get("profile") != "raw":
+        return CLIENT_EVENTS_OHOS
+    return CLIENT_EVENTS_RAW_FRAMES if client.get("frames") is True else CLIENT_EVENTS_RAW
+
+
 RAW_CLIENT_ONLY_STEPS = ("ping", "drop", "frames")
 """Steps only a raw-profile client has: an ohos app cannot ping, drop TCP or write raw frames."""
 

@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from wscenario.core.diagnostics import Diagnostic
-from wscenario.core.model import JSON, RAW_CLIENT_ONLY_STEPS
+from wscenario.core.model import (
+    ALL_CLIENT_EVENTS,
+    JSON,
+    RAW_CLIENT_ONLY_STEPS,
+    SERVER_EVENTS,
+    client_events,
+)
 from wscenario.core.schema_predicate import Predicate, compile_predicate
 from wscenario.core.source import Document, SourceMap
 from wscenario.core.templating import suggest
@@ -89,20 +96,36 @@ def validate_data(doc: Document) -> list[Diagnostic]:
     """Every way ``doc.data`` breaks the schema; an empty list when it is valid."""
     if scenario_predicate()(doc.data):
         return []
-    return diagnostics_for(schema_errors(doc.data), doc.source_map, unusable_steps(doc.data))
+    return diagnostics_for(schema_errors(doc.data), doc.source_map, unusable_names(doc.data))
 
 
-def unusable_steps(data: JSON) -> frozenset[str]:
-    """Steps the schema lets a client have that its profile cannot use: ohos has no raw ones.
+class Unusable(NamedTuple):
+    """Names the schema allows a client that its profile cannot use: hints leave them out
+    (the checks refuse them, each with its own reason)."""
 
-    The checks refuse them with their own reasons; hints for a step's keys leave them out.
-    """
-    if not isinstance(data, dict) or "server" in data:
-        return frozenset()
-    client = data.get("client")
-    if isinstance(client, dict) and client.get("profile") != "raw":
-        return frozenset(RAW_CLIENT_ONLY_STEPS)
-    return frozenset()
+    steps: frozenset[str] = frozenset()
+    events: frozenset[str] = frozenset()
+
+
+NOTHING_UNUSABLE = Unusable()
+
+
+def unusable_names(data: JSON) -> Unusable:
+    """The steps and events a scenario cannot use: a server has no client events, a client
+    no server events, nor the events of its profile's others (an ohos client has no pings,
+    pongs or frames, a raw one no ``dataEnd``...); an ohos client has no raw steps."""
+    if not isinstance(data, dict) or ("client" in data) == ("server" in data):
+        return NOTHING_UNUSABLE
+    if "server" in data:
+        return Unusable(events=_ALL_EVENTS - frozenset(SERVER_EVENTS))
+    client = data["client"]
+    if not isinstance(client, dict):
+        return NOTHING_UNUSABLE
+    steps = frozenset() if client.get("profile") == "raw" else frozenset(RAW_CLIENT_ONLY_STEPS)
+    return Unusable(steps, _ALL_EVENTS - frozenset(client_events(client)))
+
+
+_ALL_EVENTS = ALL_CLIENT_EVENTS | frozenset(SERVER_EVENTS)
 
 
 def schema_errors(data: JSON) -> list[ValidationError]:
@@ -130,13 +153,13 @@ def schema_errors(data: JSON) -> list[ValidationError]:
 def diagnostics_for(
     errors: Iterable[ValidationError],
     source_map: SourceMap,
-    unusable: Collection[str] = (),
+    unusable: Unusable = NOTHING_UNUSABLE,
 ) -> list[Diagnostic]:
     """Turn validation errors into diagnostics: ``best_match`` first, then by relevance.
 
     The result does not depend on the order the errors come in; duplicates (the same message
-    at the same place) are shown once. Hints for a step's keys leave out those in ``unusable``
-    (:func:`unusable_steps`).
+    at the same place) are shown once. Hints for a step's keys, and for the keys of what an
+    event matcher expects, leave out the names in ``unusable`` (:func:`unusable_names`).
     """
     ordered = sorted(errors, key=_stable_key)
     if not ordered:
@@ -183,6 +206,10 @@ def _schema(error: ValidationError) -> Mapping[str, Any]:
     return schema if isinstance(schema, Mapping) else {}
 
 
+_EVENT_MATCHER = re.compile(r"/(?:steps/\d+(?:/unordered/\d+)?/expect|ignore/\d+|rules/\d+/on)")
+"""Where an event matcher is: the keys there are the events it expects."""
+
+
 def _stable_key(error: ValidationError) -> tuple[str, str, str]:
     return (pointer_of(error.absolute_path), pointer_of(error.schema_path), error.message)
 
@@ -192,16 +219,17 @@ def _show(value: object) -> str:
 
 
 def _convert(
-    error: ValidationError, source_map: SourceMap, unusable: Collection[str]
+    error: ValidationError, source_map: SourceMap, unusable: Unusable
 ) -> Iterator[Diagnostic]:
     pointer = pointer_of(error.absolute_path)
     keyword = error.validator
     schema_path = list(error.schema_path)
     if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
         at_step = len(error.absolute_path) == 2 and error.absolute_path[0] == "steps"
-        yield _name_error(error, pointer, source_map, unusable if at_step else ())
+        yield _name_error(error, pointer, source_map, unusable.steps if at_step else ())
     elif keyword == "additionalProperties":
-        yield from _unknown_keys(error, pointer, source_map)
+        at_matcher = _EVENT_MATCHER.fullmatch(pointer) is not None
+        yield from _unknown_keys(error, pointer, source_map, unusable.events if at_matcher else ())
     elif keyword == "required":
         instance: Mapping[str, JSON] = _instance(error)
         for key in _rule(error):
@@ -243,9 +271,10 @@ def _name_error(
 
 
 def _unknown_keys(
-    error: ValidationError, pointer: str, source_map: SourceMap
+    error: ValidationError, pointer: str, source_map: SourceMap, unusable: Collection[str]
 ) -> Iterator[Diagnostic]:
     known = _schema(error).get("properties", {})
+    shown = [name for name in known if name not in unusable]
     for key in _instance(error):
         if key not in known:
             key_pointer = f"{pointer}{pointer_of([key])}"
@@ -253,7 +282,7 @@ def _unknown_keys(
                 source_map.key_position(key_pointer),
                 f"unknown key '{key}'",
                 key_pointer,
-                allowed_hint(key, known),
+                allowed_hint(key, shown),
             )
 
 
