@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wscenario.core.diff import escape_char, format_value, json_diff, safe_text
+from wscenario.core.diff import format_value, json_diff, safe_text
 from wscenario.core.model import JSON
+from wscenario.core.printable import escape_char
 
 UNSAFE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from wscenario.core.printable import printable
+
 Severity = Literal["error", "warning"]
 
 
@@ -31,9 +33,13 @@ class Diagnostic:
     severity: Severity = "error"
 
     def render(self) -> str:
-        """``file:line:col: error: /pointer: message`` plus an indented hint line."""
+        """``file:line:col: error: /pointer: message`` plus an indented hint line.
+
+        What came from the file (its name, keys, values) is shown with control characters
+        escaped, so a hostile file cannot act on the terminal.
+        """
         where = f"{self.pointer}: " if self.pointer else ""
-        text = f"{self.position}: {self.severity}: {where}{self.message}"
+        text = printable(f"{self.position}: {self.severity}: {where}{self.message}")
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {printable(self.hint)}"
         return text

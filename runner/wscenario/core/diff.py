@@ -10,39 +10,15 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import unicodedata
 
 from wscenario.core.model import JSON
+from wscenario.core.printable import printable
 
 ELLIPSIS = "…"
 DEFAULT_LIMIT = 200
-_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-"""Controls, invisible formatting (bidi overrides, zero-width), surrogates, private use,
-unassigned, and line or paragraph separators."""
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _BINARY_PREVIEW = 16
 """Bytes shown in hex for a binary value."""
-
-
-def escape_char(char: str) -> str:
-    """``char`` itself when it is safe to print, otherwise an escape (``\\x1b``, ``\\u202e``)."""
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    if unicodedata.category(char) not in _UNSAFE_CATEGORIES:
-        return char
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def _escape(text: str) -> str:
-    if text.isprintable():  # no control, format, separator or unassigned character in it
-        return text
-    return "".join(escape_char(char) for char in text)
 
 
 def safe_text(value: str | bytes, limit: int = DEFAULT_LIMIT) -> str:
@@ -58,8 +34,8 @@ def safe_text(value: str | bytes, limit: int = DEFAULT_LIMIT) -> str:
         text = value
         total = f"{len(value)} chars"
     if len(text) <= limit:
-        return _escape(text)
-    return f"{_escape(text[:limit])}{ELLIPSIS} ({total})"
+        return printable(text)
+    return f"{printable(text[:limit])}{ELLIPSIS} ({total})"
 
 
 def format_value(value: JSON | bytes, limit: int = DEFAULT_LIMIT) -> str:
