@@ -99,6 +99,32 @@ def test_echo_scenario_passes(
     assert "\x1b[" not in out, "no colour when stdout is not a terminal"
 
 
+EXTRA_STEPS = """\
+  - connect: {}
+  - expect: open
+  - send: hello
+  - send: extra
+  - expect: {message: hello}
+  - sleep: 300ms
+"""
+
+
+def test_strict_scenario_fails_on_a_message_no_step_took(
+    tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lenient = scenario(tmp_path, "lenient", EXTRA_STEPS)
+    assert main(["run", str(lenient), "--url", echo_url]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    path = scenario(tmp_path, "strict", EXTRA_STEPS, extra="strict: true\n")
+    code = main(["run", str(path), "--url", echo_url])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"FAIL strict: no event left over  {path}:5" in out
+    assert "1 event no step took: message 'extra'" in out
+    assert "received: message 'extra'" in out
+    assert f"FAILED strict: failed at {path}:5 (" in out
+
+
 def test_wrong_json_fails_with_a_diff(
     tmp_path: Path, echo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

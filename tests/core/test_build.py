@@ -257,3 +257,11 @@ def test_echo_is_a_payload_of_its_own(tmp_path: Path) -> None:
     assert isinstance(send, model.Send)
     assert send.payload == model.EchoPayload()
     assert send.fragments == 3
+
+
+@pytest.mark.parametrize(("value", "strict"), [("true", True), ("false", False), (None, False)])
+def test_strict_keeps_where_it_was_written(tmp_path: Path, value: str | None, strict: bool) -> None:
+    text = HEAD + (f"strict: {value}\n" if value else "") + "steps: []\n"
+    built = build_scenario(parse_yaml(text.encode(), "s.yaml"), base_dir=tmp_path)
+    where = model.SourceRef("/strict", Position("s.yaml", 3, 1))
+    assert built.strict == (where if strict else None)

@@ -495,3 +495,9 @@ def test_steps_are_reached_only_where_broken_steps_are_looked_for() -> None:
         assert set(branch["then"]) == {"properties"}
         assert set(branch["then"]["properties"]) == {"steps"}
         assert set(branch["then"]["properties"]["steps"]) == {"items"}
+
+
+def test_strict_is_a_boolean() -> None:
+    assert check(HEAD + "strict: true\nsteps: []\n") == []
+    found = rendered(HEAD + "strict: yes please\nsteps: []\n")
+    assert found == ["s.yaml:3:9: error: /strict: expected true or false, got a string"]

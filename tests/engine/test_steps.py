@@ -39,6 +39,7 @@ from wscenario.core.model import (
     Scenario,
     Send,
     Sleep,
+    SourceRef,
     Step,
     StopReading,
     TextMatcher,
@@ -464,8 +465,8 @@ def rule(line: int, on: str, *actions: Any, once: bool = False, **kw: Any) -> Ru
     )
 
 
-def server(*steps: Step, rules: tuple[Rule, ...]) -> Scenario:
-    return scenario(*steps, client=None, rules=rules)
+def server(*steps: Step, rules: tuple[Rule, ...], **fields: Any) -> Scenario:
+    return scenario(*steps, client=None, rules=rules, **fields)
 
 
 def receive(line: int, text: str) -> Expect:
@@ -733,3 +734,108 @@ async def test_streaming_runner_keeps_failures_and_the_latest_events_only() -> N
     assert summary.steps == (failed,)
     assert len(summary.events) == 100
     assert summary.events[-1].value == "m150"
+
+
+STRICT = SourceRef("/strict", Position(FILE, 2, 1))
+
+
+@pytest.mark.anyio
+async def test_strict_fails_on_an_event_no_step_took() -> None:
+    steps = (send(3, "hello"), expect_text(4, "hello"))
+    lenient = ScriptedDriver(on_send=lambda data: [*echo(data), *echo("extra")])
+    assert (await run(scenario(*steps), lenient))[0].passed
+    driver = ScriptedDriver(on_send=lambda data: [*echo(data), *echo("extra")])
+    result, seen = await run(scenario(*steps, strict=STRICT), driver)
+    assert not result.passed
+    assert result.steps_run == 2
+    assert result.failed_step is seen[-1]
+    assert (seen[-1].kind, seen[-1].label) == ("strict", "strict: no event left over")
+    assert (seen[-1].position, seen[-1].pointer) == (STRICT.position, "/strict")
+    assert seen[-1].failure is not None
+    assert seen[-1].failure.message == "1 event no step took: message 'extra'"
+    assert seen[-1].failure.expected == "no event left over"
+    assert seen[-1].failure.received == "message 'extra'"
+    assert [(e.value, e.disposition) for e in result.events] == [
+        ("hello", "step"),
+        ("extra", "unconsumed"),
+    ]
+
+
+class AnsweringClose(ScriptedDriver):
+    """The peer answers a ``close`` call at once: its ``close`` event is queued."""
+
+    async def close(
+        self, code: int | None, reason: str | None, *, no_payload: bool = False
+    ) -> CallError | None:
+        self.push("close", {"code": 1000, "reason": "CLOSE_NORMAL"})
+        return await super().close(code, reason, no_payload=no_payload)
+
+
+def message_then_noise(data: str | bytes) -> list[Event]:
+    """An echo followed by its ``dataEnd`` and a heartbeat."""
+    return [*echo(data), Event("dataEnd", None), Event("message", '{"type": "heartbeat"}')]
+
+
+@pytest.mark.anyio
+async def test_strict_leaves_out_ignored_events_data_ends_and_the_answer_to_its_close() -> None:
+    heartbeat = EventMatcher("message", JsonMatcher({"type": "heartbeat"}, mode="subset"))
+    steps = (send(3, "hello"), expect_text(4, "hello"), Close(**at(5)))
+    noisy = await run(scenario(*steps, strict=STRICT), AnsweringClose(message_then_noise))
+    assert noisy[0].steps[-1].failure is not None
+    assert noisy[0].steps[-1].failure.message == (
+        """1 event no step took: message '{"type": "heartbeat"}'"""
+    )
+    sc = scenario(*steps, strict=STRICT, ignore=(heartbeat,))
+    result, _ = await run(sc, AnsweringClose(message_then_noise))
+    assert result.passed, result.failed_step
+    assert [(e.name, e.disposition) for e in result.events] == [
+        ("message", "step"),
+        ("dataEnd", "unconsumed"),
+        ("message", "ignored"),
+        ("close", "unconsumed"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_strict_counts_a_close_the_script_did_not_ask_for() -> None:
+    driver = ScriptedDriver()
+    driver.push("close", {"code": 1001, "reason": "bye"})
+    failed = await run(scenario(strict=STRICT), driver)
+    assert failed[0].steps[0].failure is not None
+    assert failed[0].steps[0].failure.message == (
+        "1 event no step took: close {code: 1001, reason: 'bye'}"
+    )
+    dropped = ScriptedDriver()
+    dropped.push("close", {"code": 1006, "reason": ""})
+    assert (await run(server(Drop(**at(3)), rules=(), strict=STRICT), dropped))[0].passed
+
+
+@pytest.mark.anyio
+async def test_strict_on_a_server_counts_what_neither_steps_nor_rules_took() -> None:
+    driver = ScriptedDriver()
+    for text in ["connect", "ping", "a", "ping", "b", "c", "d"]:
+        driver.push("messageReceive", text)
+    sc = server(
+        receive(3, "connect"),
+        Sleep(duration=0.03, **at(4)),
+        rules=(rule(1, "^ping$", send(90, "pong")),),
+        strict=STRICT,
+    )
+    result, _ = await run(sc, driver)
+    assert driver.sent() == ["pong", "pong"]
+    failure = result.steps[-1].failure
+    assert failure is not None
+    assert failure.message == (
+        "4 events no step took: messageReceive 'a', messageReceive 'b', messageReceive 'c'"
+        " and 1 more"
+    )
+
+
+@pytest.mark.anyio
+async def test_strict_adds_nothing_to_a_failed_script() -> None:
+    driver = ScriptedDriver()
+    driver.push("message", "no")
+    driver.push("message", "extra")
+    result, seen = await run(scenario(expect_text(3, "yes"), strict=STRICT), driver)
+    assert [s.kind for s in seen] == ["expect"]
+    assert result.failed_step is seen[0]

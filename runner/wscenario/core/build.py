@@ -129,6 +129,7 @@ class _Builder:
             rules=tuple(
                 self.rule(rule, f"/rules/{i}") for i, rule in enumerate(data.get("rules", []))
             ),
+            strict=self.source("/strict") if data.get("strict", False) else None,
         )
 
     def limits(self, data: Mapping[str, Any]) -> model.Limits:
@@ -200,10 +201,11 @@ class _Builder:
             pointers["origins"] = _join(section, "origins")
         for name in handshake.get("require", {}).get("header", {}):
             pointers[f"header {name.lower()}"] = _join(section, "require", "header", name)
-        return {
-            key: model.SourceRef(pointer, self.source_map.key_position(pointer))
-            for key, pointer in pointers.items()
-        }
+        return {key: self.source(pointer) for key, pointer in pointers.items()}
+
+    def source(self, pointer: str) -> model.SourceRef:
+        """Where the key at ``pointer`` was written."""
+        return model.SourceRef(pointer, self.source_map.key_position(pointer))
 
     # -- steps -----------------------------------------------------------------------------
 

@@ -453,7 +453,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A whole validated scenario; exactly one of ``client`` and ``server`` is set."""
+    """A whole validated scenario; exactly one of ``client`` and ``server`` is set.
+
+    ``strict`` is where ``strict: true`` was written (``None``: not strict): the steps then
+    also fail when they end with an event left that no step or rule took.
+    """
 
     path: Path
     name: str
@@ -467,6 +471,7 @@ class Scenario:
     server: ServerSpec | None = None
     rules: tuple[Rule, ...] = ()
     description: str = ""
+    strict: SourceRef | None = None
 
     @property
     def side(self) -> Side:

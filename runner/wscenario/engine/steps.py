@@ -47,6 +47,7 @@ from wscenario.core.model import (
     Send,
     SendPayload,
     Sleep,
+    SourceRef,
     Step,
     StopReading,
     Unordered,
@@ -71,6 +72,12 @@ Clock = Callable[[], float]
 
 ENDING_EVENT = "close"
 """The event after which a connection carries nothing more."""
+
+TRAILING_EVENT = "dataEnd"
+"""The ohos event that ends the message before it: left over only with its message."""
+
+SHOWN_LEFTOVERS = 3
+"""Events a ``strict`` failure names in its message (it counts them all)."""
 
 RECENT_EVENTS = 100
 """Events a streaming runner keeps for its report (the latest ones)."""
@@ -141,16 +148,24 @@ class StepRunner:
         self._results: list[StepResult] = []
         self._steps_run = 0
         self._steps_done = 0  # of those run, the steps that ended (not cut short by a cancel)
+        self._hung_up = False  # a step or rule closed or dropped: the close event is its own
 
     # ------------------------------------------------------------------ public interface
 
     async def run_steps(self, steps: Sequence[Step] | None = None) -> SessionResult:
-        """Run ``steps`` (default: the scenario's) until the first failure."""
+        """Run ``steps`` (default: the scenario's) until the first failure.
+
+        A ``strict`` scenario whose steps all passed then fails on the events already received
+        that nothing took (a failed ``strict`` result at the key's line).
+        """
         script = self.scenario.steps if steps is None else tuple(steps)
         for index, step in enumerate(script):
             result = await self._run_step(index, step)
             if result.failure is not None:
                 break
+        else:
+            if self.scenario.strict is not None:
+                await self._check_leftovers(len(script), self.scenario.strict)
         return self.result(total_steps=len(script))
 
     async def run_step(self, step: Step) -> StepResult:
@@ -242,7 +257,7 @@ class StepRunner:
             await self.driver.ping(step.data)
         elif isinstance(step, Drop):
             await self.driver.drop(rst=step.mode == "rst")
-            self.ended = True
+            self.ended = self._hung_up = True
         elif isinstance(step, Frames):
             await self.driver.write_frames(step.frames)
         else:
@@ -260,7 +275,9 @@ class StepRunner:
     async def _call(self, step: Connect | Close) -> CallError | None:
         if isinstance(step, Close):
             reason = None if step.reason is None else self._render(step.reason)
-            return await self.driver.close(step.code, reason, no_payload=step.no_payload)
+            error = await self.driver.close(step.code, reason, no_payload=step.no_payload)
+            self._hung_up = self._hung_up or error is None
+            return error
         client = self.scenario.client
         url = step.url or (client.url if client else "")
         options = step.options or (client.options if client else ConnectOptions())
@@ -437,14 +454,21 @@ class StepRunner:
             event = await self.driver.next_event(within=remaining)
             if event is None:
                 return None
-            seen = _Seen(event)
-            self._seen.append(seen)
-            if event.name == ENDING_EVENT:
-                self.ended = True
-            if not (self.rules and await self._offer_to_rules(seen)):
+            seen = await self._arrived(event)
+            if seen is not None:
                 if keep:
                     self._pending.append(seen)
                 return seen
+
+    async def _arrived(self, event: Event) -> _Seen | None:
+        """Record an event from the driver; ``None`` if a rule took it."""
+        seen = _Seen(event)
+        self._seen.append(seen)
+        if event.name == ENDING_EVENT:
+            self.ended = True
+        if self.rules and await self._offer_to_rules(seen):
+            return None
+        return seen
 
     def _ignored(self, event: Event) -> bool:
         return any(
@@ -463,6 +487,53 @@ class StepRunner:
     def _consume(seen: _Seen, disposition: Disposition, by: str) -> None:
         seen.disposition = disposition
         seen.by = by
+
+    # ------------------------------------------------------------------ strict
+
+    async def _check_leftovers(self, index: int, strict: SourceRef) -> None:
+        """Report as failed the events already received that nothing took (``strict``)."""
+        begin = self.clock()
+        arrived = list(self._pending)
+        self._pending.clear()
+        while (event := await self.driver.next_event(within=0)) is not None:
+            seen = await self._arrived(event)
+            if seen is not None:
+                arrived.append(seen)
+        left = [seen.event for seen in arrived if self._left_over(seen)]
+        if not left:
+            return
+        count = f"{len(left)} event{'s' if len(left) != 1 else ''}"
+        named = ", ".join(event_label(event) for event in left[:SHOWN_LEFTOVERS])
+        more = f" and {len(left) - SHOWN_LEFTOVERS} more" if len(left) > SHOWN_LEFTOVERS else ""
+        failure = self._failure(
+            f"{count} no step took: {named}{more}",
+            expected="no event left over",
+            received=event_label(left[0]),
+        )
+        self._report(
+            StepResult(
+                index=index,
+                kind="strict",
+                what="strict: no event left over",
+                position=strict.position,
+                pointer=strict.pointer,
+                started=begin - self.started,
+                duration=self.clock() - begin,
+                failure=failure,
+            )
+        )
+
+    def _left_over(self, seen: _Seen) -> bool:
+        """Whether an event no step or rule took counts against ``strict``.
+
+        Ignored events do not, nor a ``dataEnd`` (its message does), nor the ``close`` that
+        answers the script's own ``close`` or ``drop``.
+        """
+        event = seen.event
+        if self._ignored(event):
+            self._consume(seen, "ignored", "")
+            return False
+        return event.name != TRAILING_EVENT and not (self._hung_up and event.name == ENDING_EVENT)
 
     # ------------------------------------------------------------------ rules
 

@@ -111,11 +111,11 @@ class SessionResult:
 
     @property
     def steps_run(self) -> int:
-        """How many of the script's steps ran (a rule's actions are not steps): ``ran``, or
-        counted from ``steps`` when it holds them all."""
+        """How many of the script's steps ran (a rule's actions and the ``strict`` check are
+        not steps): ``ran``, or counted from ``steps`` when it holds them all."""
         if self.ran is not None:
             return self.ran
-        return sum(1 for s in self.steps if s.kind != "rule")
+        return sum(1 for s in self.steps if s.kind not in ("rule", "strict"))
 
     @property
     def progress(self) -> str:
