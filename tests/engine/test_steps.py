@@ -800,14 +800,36 @@ async def test_strict_leaves_out_ignored_events_data_ends_and_the_answer_to_its_
 async def test_strict_counts_a_close_the_script_did_not_ask_for() -> None:
     driver = ScriptedDriver()
     driver.push("close", {"code": 1001, "reason": "bye"})
-    failed = await run(scenario(strict=STRICT), driver)
-    assert failed[0].steps[0].failure is not None
-    assert failed[0].steps[0].failure.message == (
+    failed = await run(scenario(Sleep(duration=0, **at(3)), strict=STRICT), driver)
+    assert failed[0].steps[-1].failure is not None
+    assert failed[0].steps[-1].failure.message == (
         "1 event no step took: close {code: 1001, reason: 'bye'}"
     )
     dropped = ScriptedDriver()
-    dropped.push("close", {"code": 1006, "reason": ""})
-    assert (await run(server(Drop(**at(3)), rules=(), strict=STRICT), dropped))[0].passed
+    after_drop = server(Drop(**at(3)), Sleep(duration=0.05, **at(4)), rules=(), strict=STRICT)
+    async with anyio.create_task_group() as group:
+        cut: dict[str, JSON] = {"code": 1006, "reason": ""}
+        group.start_soon(dropped.push_later, 0.01, "close", cut)
+        assert (await run(after_drop, dropped))[0].passed  # the drop's own close
+    first = ScriptedDriver()  # the peer closed first; the script's close came after it
+    first.push("close", {"code": 4000, "reason": ""})
+    closes = server(Sleep(duration=0.01, **at(3)), Close(**at(4)), rules=(), strict=STRICT)
+    result, _ = await run(closes, first)
+    assert result.steps[-1].failure is not None
+    assert result.steps[-1].failure.message == (
+        "1 event no step took: close {code: 4000, reason: ''}"
+    )
+
+
+@pytest.mark.anyio
+async def test_strict_leaves_a_server_of_rules_alone() -> None:
+    driver = ScriptedDriver()
+    driver.push("connect", {"path": "/"})  # no step takes it: rules go on serving
+    result, _ = await run(
+        server(rules=(rule(1, "^ping$", send(90, "pong")),), strict=STRICT), driver
+    )
+    assert result.passed
+    assert result.steps == ()
 
 
 @pytest.mark.anyio

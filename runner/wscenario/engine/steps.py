@@ -98,6 +98,7 @@ class _Seen:
     event: Event
     disposition: Disposition = "unconsumed"
     by: str = ""
+    after_hang_up: bool = False  # taken once this side had closed or dropped
 
 
 class StepRunner:
@@ -164,7 +165,7 @@ class StepRunner:
             if result.failure is not None:
                 break
         else:
-            if self.scenario.strict is not None:
+            if self.scenario.strict is not None and script:  # rules alone: nothing ends
                 await self._check_leftovers(len(script), self.scenario.strict)
         return self.result(total_steps=len(script))
 
@@ -252,10 +253,14 @@ class StepRunner:
         elif isinstance(step, Sleep):
             await self._sleep(step.duration)
         elif isinstance(step, Connect | Close):
+            if isinstance(step, Close) and trigger is None:
+                await self._before_hanging_up()
             self._check_call(step, await self._call(step))
         elif isinstance(step, Ping):
             await self.driver.ping(step.data)
         elif isinstance(step, Drop):
+            if trigger is None:
+                await self._before_hanging_up()
             await self.driver.drop(rst=step.mode == "rst")
             self.ended = self._hung_up = True
         elif isinstance(step, Frames):
@@ -462,7 +467,7 @@ class StepRunner:
 
     async def _arrived(self, event: Event) -> _Seen | None:
         """Record an event from the driver; ``None`` if a rule took it."""
-        seen = _Seen(event)
+        seen = _Seen(event, after_hang_up=self._hung_up)
         self._seen.append(seen)
         if event.name == ENDING_EVENT:
             self.ended = True
@@ -493,13 +498,9 @@ class StepRunner:
     async def _check_leftovers(self, index: int, strict: SourceRef) -> None:
         """Report as failed the events already received that nothing took (``strict``)."""
         begin = self.clock()
-        arrived = list(self._pending)
+        await self._take_arrived()
+        left = [seen.event for seen in self._pending if self._left_over(seen)]
         self._pending.clear()
-        while (event := await self.driver.next_event(within=0)) is not None:
-            seen = await self._arrived(event)
-            if seen is not None:
-                arrived.append(seen)
-        left = [seen.event for seen in arrived if self._left_over(seen)]
         if not left:
             return
         count = f"{len(left)} event{'s' if len(left) != 1 else ''}"
@@ -523,17 +524,31 @@ class StepRunner:
             )
         )
 
+    async def _before_hanging_up(self) -> None:
+        """Before a step closes or drops a ``strict`` connection, take what already arrived:
+        a ``close`` among it was the peer's own, not the answer to this side's."""
+        if self.scenario.strict is not None:
+            await self._take_arrived()
+
+    async def _take_arrived(self) -> None:
+        """Queue for the steps the events the driver already holds (rules see them first)."""
+        while (event := await self.driver.next_event(within=0)) is not None:
+            seen = await self._arrived(event)
+            if seen is not None:
+                self._pending.append(seen)
+
     def _left_over(self, seen: _Seen) -> bool:
         """Whether an event no step or rule took counts against ``strict``.
 
-        Ignored events do not, nor a ``dataEnd`` (its message does), nor the ``close`` that
-        answers the script's own ``close`` or ``drop``.
+        Ignored events do not, nor a ``dataEnd`` (its message does), nor a ``close`` that
+        arrived after the script's own ``close`` or ``drop`` (its answer).
         """
         event = seen.event
         if self._ignored(event):
             self._consume(seen, "ignored", "")
             return False
-        return event.name != TRAILING_EVENT and not (self._hung_up and event.name == ENDING_EVENT)
+        answer = seen.after_hang_up and event.name == ENDING_EVENT
+        return event.name != TRAILING_EVENT and not answer
 
     # ------------------------------------------------------------------ rules
 
