@@ -381,10 +381,13 @@ def test_secrets_in_a_replay_are_restored_and_missing_ones_collected() -> None:
 def test_secrets_in_a_conversion_become_env_templates() -> None:
     (step,) = StepMaker("client").steps(ev(0, "client", "text", data="<redacted:token:1f0c2a9b>"))
     assert step.data == {"send": {"text": "{{ env.WSCENARIO_SECRET_TOKEN }}"}}
-    mixed = ev(0, "client", "text", data="{{ x }} <redacted:token:1f0c2a9b>")
+    mixed = ev(0, "client", "text", data="{{ x }} <redacted:token:1f0c2a9b>{<redacted:a:0000000a>}")
     (step,) = StepMaker("client").steps(mixed)
-    assert step.data == {"send": {"text": "{{ text1 }}"}}
-    assert step.variables == {"text1": "{{ x }} {{ env.WSCENARIO_SECRET_TOKEN }}"}
+    sent = "{{ text1 }}{{ env.WSCENARIO_SECRET_TOKEN }}{{ text2 }}{{ env.WSCENARIO_SECRET_A }}}"
+    assert step.data == {"send": {"text": sent}}
+    assert step.variables == {"text1": "{{ x }} ", "text2": "{"}  # "{" and a template: "{{{"
+    env = {"WSCENARIO_SECRET_TOKEN": "s3cr3t", "WSCENARIO_SECRET_A": "b"}
+    assert render_text(sent, step.variables, env) == "{{ x }} s3cr3t{b}"
 
 
 def test_a_conversion_remarks_which_secret_variables_to_set_in_order() -> None:

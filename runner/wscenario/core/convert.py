@@ -538,17 +538,28 @@ class StepMaker:
         return restored
 
     def _verbatim(self, text: str) -> tuple[str, dict[str, str]]:
-        """Text as a step writes it: through a variable when it holds ``{{``."""
+        """Text as a step writes it: what holds ``{{`` through a variable, the secret
+        templates of a conversion kept in the step (a default would not read them)."""
         if "{{" not in text or (self.env is None and _only_secrets(text)):
             return text, {}
         if self._one_variable:
-            name = VARIABLE_PREFIX
-        else:
+            return f"{{{{ {VARIABLE_PREFIX} }}}}", {VARIABLE_PREFIX: text}
+        written: list[str] = []
+        variables: dict[str, str] = {}
+        pieces = _SECRET_TEMPLATE.split(text) if self.env is None else [text]
+        for index, piece in enumerate(pieces):  # secret templates at odd places
+            if index % 2 or ("{{" not in piece and not piece.endswith("{")):
+                written.append(piece)
+                continue
             self._variables += 1
             name = f"{VARIABLE_PREFIX}{self._variables}"
-            if env_key(text) is not None:  # such a default would read the environment
-                return f"{{{{ {name} }}}}}}}}", {name: text[:-2]}
-        return f"{{{{ {name} }}}}", {name: text}
+            if env_key(piece) is None:
+                written.append(f"{{{{ {name} }}}}")
+                variables[name] = piece
+            else:  # such a default would read the environment: its last }} stays outside
+                written.append(f"{{{{ {name} }}}}}}}}")
+                variables[name] = piece[:-2]
+        return "".join(written), variables
 
     def reuse_variable(self) -> None:
         """Use one variable for every verbatim text (a replay runs one step at a time)."""
@@ -626,10 +637,13 @@ def _expect_json(
     return MadeStep({"expect": body}, t, call=False, notes=notes, saved=tuple(saves))
 
 
+_SECRET_TEMPLATE = re.compile(r"(\{\{ env\.WSCENARIO_SECRET_[A-Z0-9_]+ \}\})")
+"""A secret template made from a placeholder (a group, so that ``split`` keeps it)."""
+
+
 def _only_secrets(text: str) -> bool:
     """Whether every ``{{`` in ``text`` opens a secret template made from a placeholder."""
-    rest = re.sub(r"\{\{ env\.WSCENARIO_SECRET_[A-Z0-9_]+ \}\}", "", text)
-    return "{{" not in rest
+    return "{{" not in _SECRET_TEMPLATE.sub("", text)
 
 
 def _flat(event: TranscriptEvent) -> dict[str, Any]:
