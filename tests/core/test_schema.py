@@ -396,6 +396,15 @@ def test_hints_for_what_a_matcher_expects_leave_out_the_events_a_scenario_cannot
     ]
 
 
+def test_a_bare_event_names_hint_leaves_out_the_events_a_scenario_cannot_see() -> None:
+    text = f"{HEAD}steps:\n  - expect: pnog\nignore: [pnog]\n"
+    allowed = "allowed: close, dataEnd, error, headerReceive, message, open"
+    assert sorted((d.pointer, d.hint) for d in check(text)) == [
+        ("/ignore/0", allowed),
+        ("/steps/0/expect", allowed),
+    ]
+
+
 def test_a_servers_rule_hint_leaves_out_client_events() -> None:
     text = "wscenario: 1\nserver: {}\nsteps: []\nrules:\n  - on: {mesageReceive: hi}\n"
     [found] = check(text)

@@ -210,6 +210,14 @@ _EVENT_MATCHER = re.compile(r"/(?:steps/\d+(?:/unordered/\d+)?/expect|ignore/\d+
 """Where an event matcher is: the keys there are the events it expects."""
 
 
+def _hidden_here(error: ValidationError, pointer: str, unusable: Unusable) -> frozenset[str]:
+    """The names a hint at ``pointer`` leaves out: a step's keys, or the events a matcher
+    (a bare event name, or the keys of its mapping) may name."""
+    if len(error.absolute_path) == 2 and error.absolute_path[0] == "steps":
+        return unusable.steps
+    return unusable.events if _EVENT_MATCHER.fullmatch(pointer) else frozenset()
+
+
 def _stable_key(error: ValidationError) -> tuple[str, str, str]:
     return (pointer_of(error.absolute_path), pointer_of(error.schema_path), error.message)
 
@@ -224,12 +232,11 @@ def _convert(
     pointer = pointer_of(error.absolute_path)
     keyword = error.validator
     schema_path = list(error.schema_path)
+    hidden = _hidden_here(error, pointer, unusable)
     if len(schema_path) >= 2 and schema_path[-2] == "propertyNames":
-        at_step = len(error.absolute_path) == 2 and error.absolute_path[0] == "steps"
-        yield _name_error(error, pointer, source_map, unusable.steps if at_step else ())
+        yield _name_error(error, pointer, source_map, hidden)
     elif keyword == "additionalProperties":
-        at_matcher = _EVENT_MATCHER.fullmatch(pointer) is not None
-        yield from _unknown_keys(error, pointer, source_map, unusable.events if at_matcher else ())
+        yield from _unknown_keys(error, pointer, source_map, hidden)
     elif keyword == "required":
         instance: Mapping[str, JSON] = _instance(error)
         for key in _rule(error):
@@ -242,7 +249,7 @@ def _convert(
         yield _type_error(error, pointer, source_map)
     elif keyword == "enum":
         shown = _show(_instance(error))
-        hint = allowed_hint(shown, _rule(error))
+        hint = allowed_hint(shown, [name for name in _rule(error) if name not in hidden])
         message = f"unexpected value {json.dumps(error.instance)}"
         yield Diagnostic(source_map.value_position(pointer), message, pointer, hint)
     elif keyword == "const":
