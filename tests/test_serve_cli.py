@@ -174,6 +174,20 @@ async def test_sigterm_closes_open_connections_with_1001(tmp_path: Path) -> None
     assert "Traceback" not in err
 
 
+async def test_a_connection_cut_by_the_stop_mid_script_is_interrupted(tmp_path: Path) -> None:
+    path = scenario(tmp_path, "echo.yaml", ECHO)
+    async with serving(path) as served:
+        async with client(served.url + "/echo") as ws:
+            await anyio.sleep(0.2)  # the script waits for 'hello', which never comes
+            served.process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        code, out, err = await finish(served)
+    assert code == 1, out + err  # it did not follow its script to the end
+    assert "INTERRUPTED echo #1" in out
+    assert "0 passed, 0 failed, 1 interrupted" in out
+
+
 async def test_ctrl_c_with_nothing_connected_prints_the_summary(tmp_path: Path) -> None:
     path = scenario(tmp_path, "echo.yaml", ECHO)
     async with serving(path) as served:

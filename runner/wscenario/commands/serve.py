@@ -437,6 +437,8 @@ class ServeState:
             finally:
                 summary = runner.result(total_steps=len(scenario.steps))
                 result = ScenarioResult(name, str(scenario.path), "server", summary)
+                if self.stop.is_set() and not summary.passed and summary.error is None:
+                    result = result.stopped()  # cut short by the server's stop
                 self.finished(number, scenario.name, result)
 
         return session
