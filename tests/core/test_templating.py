@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from wscenario.core.model import JSON
 from wscenario.core.templating import (
     TemplateError,
-    collect_names,
     render_text,
     render_value,
     suggest,
@@ -66,15 +65,6 @@ def test_bad_syntax_is_reported_without_a_name(text: str, message: str) -> None:
     assert str(caught.value).startswith(message)
     assert caught.value.message == str(caught.value)
     assert caught.value.name is None
-
-
-def test_collect_names_walks_values_but_not_keys() -> None:
-    value: JSON = {
-        "{{ key }}": "{{ a }}",
-        "list": [1, None, "x {{ b }}", {"deep": "{{ a }}{{ env.C }}"}],
-    }
-    assert collect_names(value) == ("a", "b", "env.C")
-    assert collect_names(42) == ()
 
 
 @pytest.mark.parametrize(

@@ -50,10 +50,10 @@ import yaml
 
 from wscenario.core import model
 from wscenario.core.diagnostics import Position
-from wscenario.core.matchers import PointerError, resolve_pointer
+from wscenario.core.matchers import PointerError, escape_token, resolve_pointer
 from wscenario.core.model import JSON, Side
 from wscenario.core.redaction import PLACEHOLDER, restore, secret_order, secret_variable
-from wscenario.core.templating import env_key
+from wscenario.core.templating import env_key, map_strings
 from wscenario.core.transcript import End, Header, TranscriptEvent
 
 MIN_SLEEP = 0.05
@@ -222,7 +222,7 @@ def _leaves(value: JSON, pointer: str = "") -> Iterator[tuple[str, JSON]]:
     """Every value inside ``value`` that is neither an object nor an array, with its pointer."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _leaves(item, f"{pointer}/{_escape(key)}")
+            yield from _leaves(item, f"{pointer}/{escape_token(key)}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _leaves(item, f"{pointer}/{index}")
@@ -232,10 +232,6 @@ def _leaves(value: JSON, pointer: str = "") -> Iterator[tuple[str, JSON]]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def wildcarded(value: JSON, found: Iterable[tuple[str, Kind]]) -> JSON:
@@ -602,11 +598,7 @@ class StepMaker:
 
     def _echoed_json(self, value: JSON) -> JSON:
         """``value`` with the saved values in its strings (not keys) sent as variables."""
-        if isinstance(value, dict):
-            return {key: self._echoed_json(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self._echoed_json(item) for item in value]
-        return self._echoed(value) if isinstance(value, str) else value
+        return map_strings(value, self._echoed)
 
     def _echoed(self, text: str) -> str:
         """``text`` with each saved value in it written ``{{ name }}`` (templates kept)."""

@@ -82,14 +82,6 @@ def template_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for is_name, name in _parse(text) if is_name))
 
 
-def collect_names(value: JSON) -> tuple[str, ...]:
-    """The names used by every string inside a JSON value (values only, never keys)."""
-    names: dict[str, None] = {}
-    for _, text in strings_in(value):
-        names.update(dict.fromkeys(template_names(text)))
-    return tuple(names)
-
-
 def strings_in(value: JSON, path: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
     """Every string inside a JSON value (values only, never keys), in order, with its path."""
     if isinstance(value, str):
@@ -161,7 +153,7 @@ def render_value(value: JSON, variables: Mapping[str, JSON], env: Mapping[str, s
             return _lookup(segments[0][1], variables, env)
         return render_text(text, variables, env)
 
-    return _map_strings(value, render)
+    return map_strings(value, render)
 
 
 def written_names(text: str) -> tuple[str, ...]:
@@ -192,17 +184,17 @@ def render_env(value: JSON, env: Mapping[str, str]) -> JSON:
         key = env_key(text)
         return text if key is None else env_value(key, env)
 
-    return _map_strings(value, fill)
+    return map_strings(value, fill)
 
 
-def _map_strings(value: JSON, change: Callable[[str], JSON]) -> JSON:
+def map_strings(value: JSON, change: Callable[[str], JSON]) -> JSON:
     """``value`` with each string inside it (values only, never keys) ``change``d."""
     if isinstance(value, str):
         return change(value)
     if isinstance(value, list):
-        return [_map_strings(item, change) for item in value]
+        return [map_strings(item, change) for item in value]
     if isinstance(value, dict):
-        return {key: _map_strings(item, change) for key, item in value.items()}
+        return {key: map_strings(item, change) for key, item in value.items()}
     return value
 
 
