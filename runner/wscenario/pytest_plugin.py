@@ -262,11 +262,11 @@ def load_scenario_file(
         given = {
             name: value for name, value in config.stash[_vars].items() if name in scenario.vars
         }
-        runs = scenario.side == side  # the defaults of one that is not run need no environment
-        if given or (runs and scenario.vars):
+        if scenario.vars:  # again, with the values given and the defaults' environment
             overrides = {**given, **(own or {})}
-            env = os.environ if runs else None
-            scenario = load_scenario(path, overrides=overrides, limits=limits, env=env)
+            scenario = load_scenario(
+                path, overrides=overrides, limits=limits, env=os.environ, side=side
+            )
     except ScenarioLoadError as exc:
         raise NotLoaded("\n".join(d.render() for d in exc.diagnostics)) from None
     except UsageError as exc:

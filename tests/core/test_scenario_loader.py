@@ -211,6 +211,13 @@ def test_an_unset_environment_variable_is_an_error_where_a_default_reads_it(
     assert "invalid hex" in built.message, "build errors come along"
 
 
+def test_a_scenario_of_the_other_side_reads_no_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + ENV_VARS + "steps: []\n")
+    assert load_scenario(path, env={}, side="server").vars["who"] == "{{ env.WHO }}"
+    with pytest.raises(ScenarioLoadError):
+        load_scenario(path, env={}, side="client")
+
+
 def test_validating_needs_no_environment(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + ENV_VARS + "steps: []\n")
     diagnostics, scenario = inspect_scenario(path)

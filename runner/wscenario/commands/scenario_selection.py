@@ -74,9 +74,9 @@ def select_scenarios(
         explicit = path.is_file()
         for file in [path] if explicit else find_scenario_files([path]):
             try:
-                scenario = load_scenario(file, overrides=overrides, limits=limits)
-                if scenario.side == side and scenario.vars:  # only what runs reads env
-                    scenario = load_scenario(file, overrides=overrides, limits=limits, env=env)
+                scenario = load_scenario(
+                    file, overrides=overrides, limits=limits, env=env, side=side
+                )
             except ScenarioLoadError as exc:
                 problems.extend(exc.diagnostics)
                 continue

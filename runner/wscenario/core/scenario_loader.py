@@ -22,7 +22,7 @@ from pathlib import Path
 from wscenario.core.build import BuildError, build_scenario
 from wscenario.core.checks import UNCHECKED_STEP, check_data
 from wscenario.core.diagnostics import Diagnostic
-from wscenario.core.model import JSON, Scenario
+from wscenario.core.model import JSON, Scenario, Side
 from wscenario.core.schema import pointer_of, validate_data
 from wscenario.core.source import Document, SourceError, load_yaml_file
 from wscenario.core.templating import (
@@ -44,12 +44,14 @@ def load_scenario(
     overrides: Mapping[str, str] | None = None,
     limits: Mapping[str, int | float] | None = None,
     env: Mapping[str, str] | None = None,
+    side: Side | None = None,
 ) -> Scenario:
     """The scenario in ``path``, with ``--var`` ``overrides`` applied to its ``vars`` and
     ``--limit`` values (``Limits`` field names) in place of its own ``limits:``.
 
     Given an ``env``, the defaults not overridden that are exactly ``{{ env.NAME }}`` are
-    filled in from it (``--var`` values are taken as written).
+    filled in from it (``--var`` values are taken as written), when the scenario plays
+    ``side`` (any side by default): one of the other side is not run, and reads nothing.
 
     Raises:
         ScenarioLoadError: the file is not a valid scenario (every error is in it), or a
@@ -57,7 +59,7 @@ def load_scenario(
         UsageError: an override names a variable the scenario does not declare, or gives
             a value of the wrong type.
     """
-    diagnostics, scenario = _inspect(path, overrides or {}, limits, env)
+    diagnostics, scenario = _inspect(path, overrides or {}, limits, env, side)
     if scenario is None:
         raise ScenarioLoadError([d for d in diagnostics if d.severity == "error"])
     return scenario
@@ -91,6 +93,7 @@ def _inspect(
     overrides: Mapping[str, str],
     limits: Mapping[str, int | float] | None = None,
     env: Mapping[str, str] | None = None,
+    side: Side | None = None,
 ) -> tuple[list[Diagnostic], Scenario | None]:
     try:
         doc = load_yaml_file(path)
@@ -105,7 +108,8 @@ def _inspect(
     diagnostics = check_data(doc, base_dir=path.parent)
     if any(d.severity == "error" for d in diagnostics):
         return diagnostics, None
-    variables, unread = _variables(doc, overrides, env)
+    plays = side is None or (isinstance(doc.data, dict) and side in doc.data)
+    variables, unread = _variables(doc, overrides, env if plays else None)
     diagnostics += unread
     try:
         scenario = build_scenario(doc, base_dir=path.parent, variables=variables, limits=limits)
@@ -175,12 +179,12 @@ def _typed(name: str, text: str, default: JSON) -> JSON:
 
 def _variables(
     doc: Document, overrides: Mapping[str, str], env: Mapping[str, str] | None
-) -> tuple[dict[str, JSON] | None, list[Diagnostic]]:
-    """The variables to build with (``None``: the defaults as written) and, given an ``env``,
-    the errors of reading it into the defaults."""
-    if env is None:
-        return (_apply_overrides(doc, overrides) if overrides else None), []
+) -> tuple[dict[str, JSON], list[Diagnostic]]:
+    """The variables to build with and, given an ``env``, the errors of reading it into the
+    defaults."""
     variables = _apply_overrides(doc, overrides)
+    if env is None:
+        return variables, []
     return variables, _read_environment(doc, variables, overrides, env)
 
 
