@@ -188,6 +188,33 @@ async def test_a_connection_cut_by_the_stop_mid_script_is_interrupted(tmp_path: 
     assert "0 passed, 0 failed, 1 interrupted" in out
 
 
+FAILING_RULE = """\
+wscenario: 1
+name: rf
+server: {path: /rf}
+steps:
+  - expect: connect
+rules:
+  - on: {messageReceive: {json: {}, match: subset}, save: {x: /missing}}
+    send: "got {{ x }}"
+"""
+
+
+async def test_a_connection_that_failed_before_the_stop_stays_failed(tmp_path: Path) -> None:
+    path = scenario(tmp_path, "rf.yaml", FAILING_RULE)
+    async with serving(path) as served:
+        async with client(served.url + "/rf") as ws:
+            await ws.send('{"a": 1}')  # the rule's save fails; the connection stays open
+            await anyio.sleep(0.2)
+            served.process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        code, out, err = await finish(served)
+    assert code == 1, out + err
+    assert "0 passed, 1 failed in" in out
+    assert "INTERRUPTED" not in out
+
+
 async def test_ctrl_c_with_nothing_connected_prints_the_summary(tmp_path: Path) -> None:
     path = scenario(tmp_path, "echo.yaml", ECHO)
     async with serving(path) as served:

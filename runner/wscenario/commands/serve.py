@@ -414,7 +414,11 @@ class ServeState:
             path = driver.connect_value()["path"]  # without the query, which may hold tokens
             self.print(number, [f"{name} connected to {path}"])
 
+            failed_first = False  # a step or rule failed before any stop was asked for
+
             def on_step(step: StepResult) -> None:
+                nonlocal failed_first
+                failed_first = failed_first or (step.failure is not None and not self.stop.is_set())
                 self.print(number, render_step(step, self.style))
 
             variables: dict[str, JSON] = dict(scenario.vars)
@@ -437,7 +441,8 @@ class ServeState:
             finally:
                 summary = runner.result(total_steps=len(scenario.steps))
                 result = ScenarioResult(name, str(scenario.path), "server", summary)
-                if self.stop.is_set() and not summary.passed and summary.error is None:
+                cut = self.stop.is_set() and summary.error is None and not failed_first
+                if cut and not summary.passed:
                     result = result.stopped()  # cut short by the server's stop
                 self.finished(number, scenario.name, result)
 
