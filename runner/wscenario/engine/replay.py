@@ -55,7 +55,7 @@ from wscenario.engine.server_driver import ServerDriver
 from wscenario.engine.steps import StepCallback, StepRunner
 from wscenario.engine.transcript_io import open_transcript
 from wscenario.errors import ScenarioLoadError, WScenarioError
-from wscenario.report.results import ScenarioResult, SessionResult, StepResult
+from wscenario.report.results import ScenarioResult, StepResult
 
 MAX_LINE = DEFAULT_MAX_LINE_LENGTH
 """The longest transcript line read (bytes); a longer one is an error, not a memory spike."""
@@ -219,16 +219,7 @@ class Player:
 
     def result(self, name: str) -> ScenarioResult:
         """The outcome: failed steps, the latest events, and how many steps ran."""
-        summary = self.runner.result()
-        session = SessionResult(
-            steps=summary.steps,
-            events=summary.events,
-            variables={},
-            duration=summary.duration,
-            total_steps=summary.steps_run,
-            error=summary.error,
-            ran=summary.steps_run,
-        )
+        session = replace(self.runner.result(), variables={})  # its total: the steps begun
         return ScenarioResult(name, str(self.path), self.side, session)
 
 

@@ -94,7 +94,6 @@ def render_end(result: ScenarioResult, style: Style) -> list[str]:
     session = result.session
     took = format_duration(session.duration)
     name = clip_name(result.name)
-    ran = session.steps_run
     if result.outcome == "error":
         word = style.paint("ERROR", _YELLOW)
         return [f"{word} {name}: could not run: {safe_line(str(session.error))} ({took})"]
@@ -105,10 +104,10 @@ def render_end(result: ScenarioResult, style: Style) -> list[str]:
         return [f"{style.paint('PASSED', _GREEN)} {name} ({took})"]
     failed = session.failed_step
     if failed is None:
-        detail = f"{ran} of {session.total_steps} steps ran"
+        detail = session.progress
     else:
         detail = f"failed at {failed.position.path}:{failed.position.line}"
-        not_run = session.total_steps - ran
+        not_run = session.total_steps - session.steps_run
         if not_run > 0:
             detail += f", {not_run} step{'s' if not_run != 1 else ''} not run"
     return [f"{style.paint('FAILED', _RED)} {name}: {detail} ({took})"]
