@@ -98,7 +98,7 @@ class _Seen:
     event: Event
     disposition: Disposition = "unconsumed"
     by: str = ""
-    after_hang_up: bool = False  # taken once this side had closed or dropped
+    after_hang_up: bool = False  # a close taken once this side had closed or dropped
 
 
 class StepRunner:
@@ -459,20 +459,19 @@ class StepRunner:
             event = await self.driver.next_event(within=remaining)
             if event is None:
                 return None
-            seen = await self._arrived(event)
-            if seen is not None:
+            seen = self._record(event)
+            if not (self.rules and await self._offer_to_rules(seen)):
                 if keep:
                     self._pending.append(seen)
                 return seen
 
-    async def _arrived(self, event: Event) -> _Seen | None:
-        """Record an event from the driver; ``None`` if a rule took it."""
-        seen = _Seen(event, after_hang_up=self._hung_up)
+    def _record(self, event: Event) -> _Seen:
+        """Keep an event from the driver for the report (and note the connection's end)."""
+        seen = _Seen(event)
         self._seen.append(seen)
         if event.name == ENDING_EVENT:
             self.ended = True
-        if self.rules and await self._offer_to_rules(seen):
-            return None
+            seen.after_hang_up = self._hung_up
         return seen
 
     def _ignored(self, event: Event) -> bool:
@@ -533,8 +532,8 @@ class StepRunner:
     async def _take_arrived(self) -> None:
         """Queue for the steps the events the driver already holds (rules see them first)."""
         while (event := await self.driver.next_event(within=0)) is not None:
-            seen = await self._arrived(event)
-            if seen is not None:
+            seen = self._record(event)
+            if not (self.rules and await self._offer_to_rules(seen)):
                 self._pending.append(seen)
 
     def _left_over(self, seen: _Seen) -> bool:
