@@ -480,7 +480,7 @@ class WebSocketConnection:
         pieces = split_payload(encoded, max(1, parts))
         while self._fragmenting is not None:
             await self._fragmenting.wait()
-        self._fragmenting = done = anyio.Event()
+        self._fragmenting = anyio.Event()
         try:
             for index, piece in enumerate(pieces):
                 if index and delay > 0:
@@ -490,8 +490,7 @@ class WebSocketConnection:
                 if ping_between and index == 0 and not final:
                     await self._write(encode_frame(0x9, b"", masked=self.client))
         finally:
-            self._fragmenting = None
-            done.set()
+            self._end_fragmenting()
 
     async def send_frame(self, data: str | bytes, *, first: bool, final: bool) -> None:
         """Write one frame of a message as it came from elsewhere (a proxy passing it on).
