@@ -490,6 +490,23 @@ def test_a_file_the_fixture_cannot_serve_fails_the_test_at_the_call(
     assert "During handling" not in result.stdout.str()
 
 
+def test_a_var_json_cannot_hold_fails_the_test_naming_it(pytester: pytest.Pytester) -> None:
+    served(
+        pytester,
+        """
+        def test_greeting(wscenario_server):
+            wscenario_server("ws/greeter.server.yaml", vars={"greeting": {1, 2}})
+            raise AssertionError("not reached")
+        """,
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*wscenario_server(vars=...): greeting={1, 2} is not a JSON value*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_an_async_test_talks_to_the_fixtures_server_while_it_waits(
     pytester: pytest.Pytester,
 ) -> None:

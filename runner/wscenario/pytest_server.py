@@ -246,11 +246,15 @@ def _start(
 
 
 def _as_var_values(given: Mapping[str, JSON]) -> dict[str, str]:
-    """Variable values as ``--var`` text: strings as given, other values as JSON."""
-    return {
-        name: value if isinstance(value, str) else json.dumps(value)
-        for name, value in given.items()
-    }
+    """Variable values as ``--var`` text: strings as given, other values as JSON; a value
+    JSON cannot hold fails the test, naming it."""
+    values: dict[str, str] = {}
+    for name, value in given.items():
+        try:
+            values[name] = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            fail(f"wscenario_server(vars=...): {name}={value!r} is not a JSON value ({exc})")
+    return values
 
 
 def fail(message: str) -> NoReturn:
