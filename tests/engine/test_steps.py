@@ -822,6 +822,14 @@ async def test_strict_counts_a_close_the_script_did_not_ask_for() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_sleep_of_no_time_still_writes_what_is_held_back() -> None:
+    driver = ScriptedDriver()
+    result, _ = await run(scenario(Sleep(duration=0, **at(1))), driver)
+    assert result.passed
+    assert driver.calls == [("flush", None)]
+
+
+@pytest.mark.anyio
 async def test_strict_leaves_a_server_of_rules_alone() -> None:
     driver = ScriptedDriver()
     driver.push("connect", {"path": "/"})  # no step takes it: rules go on serving

@@ -424,11 +424,10 @@ class StepRunner:
 
     async def _wait_until(self, deadline: float) -> None:
         """Let the time left until ``deadline`` pass: a step's wait lasts as long as written,
-        also when the driver has nothing more to say before it."""
-        remaining = deadline - self.clock()
-        if remaining > 0:
-            await self.driver.flush()
-            await anyio.sleep(remaining)
+        also when the driver has nothing more to say before it. What is held back goes out
+        first, even with no time left (``sleep: 0`` flushes and lets other tasks run)."""
+        await self.driver.flush()
+        await anyio.sleep(max(deadline - self.clock(), 0.0))
 
     def _save(self, save: Mapping[str, str], event: Event, captures: Mapping[str, JSON]) -> None:
         self.variables.update(captures)
