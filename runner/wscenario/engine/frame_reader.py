@@ -47,8 +47,8 @@ class FrameInParts:
         self.failed = False
         self._head = head
         self._key = key
-        self._taken = 0
-        self._parts: list[bytes] = []  # a binary payload so far, unmasked
+        self._length = length
+        self._parts: list[bytes | bytearray] = []  # a binary payload so far, unmasked
         self._text: list[str] = []  # a text payload so far, decoded as it came
         self._decoder = codecs.getincrementaldecoder("utf-8")() if text else None
         self._bad = b""  # the bytes a text payload failed at: those held back, and the part
@@ -58,28 +58,28 @@ class FrameInParts:
         rest = b""
         if len(data) > self.missing:
             data, rest = data[: self.missing], data[self.missing :]
+        phase = (self._length - self.missing) % 4  # where the key stands at this part
         self.missing -= len(data)
-        if self._key:
-            phase = self._taken % 4
-            data = bytes(mask_payload(data, self._key[phase:] + self._key[:phase]))
-        self._taken += len(data)
+        part: bytes | bytearray = data
+        if self._key:  # unmasked without a second copy: decoder and join take a bytearray
+            part = mask_payload(data, self._key[phase:] + self._key[:phase])
         decoder = self._decoder
         if decoder is None:
-            self._parts.append(data)
+            self._parts.append(part)
             return rest
         held = decoder.getstate()[0]  # the start of a character the last part cut in two
         try:
-            self._text.append(decoder.decode(data, final=self.missing == 0))
+            self._text.append(decoder.decode(part, final=self.missing == 0))
         except UnicodeDecodeError:
             self.failed = True
-            self._bad = held + data
+            self._bad = held + part
         return rest
 
     def payload(self) -> str | bytes:
         """The whole payload: ``str`` for a text frame, ``bytes`` for a binary one."""
         if self._decoder is not None:
             return "".join(self._text)
-        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        return bytes(self._parts[0]) if len(self._parts) == 1 else b"".join(self._parts)
 
     def received(self) -> bytes:
         """The frame's bytes so far, exactly as they came (masked again, if they were)."""
