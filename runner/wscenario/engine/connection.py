@@ -617,13 +617,9 @@ class WebSocketConnection:
         tcp = self._tcp
         if (
             tcp is None
-            or self._writes
-            or self._outbox
+            or self._busy_writing()
             or self.batching
             or self._deflate is not None
-            or self._fragmenting is not None
-            or self._lost is not None
-            or self._transport_closed
             or self._close_sent
         ):
             return False
@@ -632,6 +628,13 @@ class WebSocketConnection:
             return False
         self._observe_sent([frame])
         return True
+
+    def _busy_writing(self) -> bool:
+        """A write would have to wait: one is under way or held back, or the connection is
+        lost or closed."""
+        return (
+            self.writing or bool(self._outbox) or self._lost is not None or self._transport_closed
+        )
 
     def ready_to_write(self, size: int) -> bool:
         """Whether a write of ``size`` bytes now would be taken at once, without waiting.
@@ -644,11 +647,7 @@ class WebSocketConnection:
         """
         if (
             size > QUICK_WRITE
-            or self._outbox
-            or self._writes
-            or self._fragmenting is not None
-            or self._lost is not None
-            or self._transport_closed
+            or self._busy_writing()
             or (self._tcp is not None and self._tcp.unsent)
         ):
             return False
