@@ -58,7 +58,6 @@ from wscenario.engine import websocket
 from wscenario.engine.clock import loop_clock
 from wscenario.engine.errors import TRANSPORT_ERRORS, ConnectionClosed, HandshakeError
 from wscenario.engine.event_queue import HandOff
-from wscenario.engine.tcp_stream import YIELD_EVERY
 
 __all__ = ["ListenerArgumentError", "OhosError", "Pending", "WebSocket", "create_websocket"]
 
@@ -188,8 +187,6 @@ class WebSocket:
         """What is still to be written, with the generation it is for."""
         self._writing = False
         """A task is writing queued actions (the writer task, or a caller of send_and_write)."""
-        self._quick_writes = 0
-        """Messages written without waiting since the caller last passed through the loop."""
         self._writer_wake: anyio.Event | None = None
         """Set to wake the writer task while it waits for actions."""
         self._connections: dict[int, websocket.WebSocketConnection] = {}
@@ -418,8 +415,9 @@ class WebSocket:
         Only messages, each on a connection that can write it without waiting (``send_now``,
         else ``ready_to_write``: no write under way, the socket has room), so the caller does
         not wait on a peer that does not read. Whatever is left is the writer task's. Every
-        ``YIELD_EVERY`` messages written without waiting, the caller passes through the event
-        loop all the same, so a script that only sends lets the other tasks run.
+        ``YIELD_EVERY`` messages the stream declines to write without waiting, and the write
+        that ``send`` then does passes through the event loop, so a script that only sends
+        lets the other tasks run.
         """
         if self._writing:
             self._wake_writer()
@@ -433,7 +431,6 @@ class WebSocket:
                     break
                 if connection.send_now(action):
                     self._actions.popleft()
-                    self._quick_writes += 1
                     continue
                 if not connection.ready_to_write(_most_bytes(action.data)):
                     break
@@ -443,9 +440,6 @@ class WebSocket:
         finally:
             self._writing = False
             self._wake_writer()
-        if self._quick_writes >= YIELD_EVERY:
-            self._quick_writes = 0
-            await anyio.lowlevel.checkpoint()
 
     async def _perform(self, action: OhosAction, generation: int) -> None:
         """Do one queued action for the connection of ``generation`` (if it is still there)."""

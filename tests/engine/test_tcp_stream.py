@@ -240,6 +240,21 @@ async def test_sends_the_kernel_takes_at_once_still_let_other_tasks_run() -> Non
         assert await read_exactly(peer, YIELD_EVERY) == b"m" * YIELD_EVERY
 
 
+async def test_send_nowait_declines_the_quick_write_that_owes_the_loop_a_pass() -> None:
+    async with pair(adopt_accepted=True) as (stream, peer):
+        async with loop_turns() as turns:
+            before = turns()
+            written = 0
+            while stream.send_nowait(b"m"):
+                written += 1
+            assert written == YIELD_EVERY - 1  # the next one is send's, and it yields
+            assert turns() == before
+            await stream.send(b"m")
+            assert turns() > before
+        assert stream.send_nowait(b"m")  # counted afresh after the pass
+        assert await read_exactly(peer, YIELD_EVERY + 1) == b"m" * (YIELD_EVERY + 1)
+
+
 async def test_send_eof_and_socket_attributes() -> None:
     async with pair() as (stream, peer):
         assert stream.extra(SocketAttribute.remote_address) == peer.extra(
